@@ -1,0 +1,111 @@
+"""Typed schemas for the config groups users edit most.
+
+Each YAML file in `conf/data`, `conf/input`, `conf/split` and `conf/sampler` extends one
+of these schemas, so a misspelt key or a wrong type is an error naming the key instead
+of a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+@dataclass
+class DataConfig:
+    name: str = MISSING
+    root: str = MISSING
+    on_error: str = "raise"  # raise | skip (skipped subjects are logged with their reason)
+    age_groups: str = "decade"  # decade | tertile
+
+
+@dataclass
+class GeometryConfig:
+    matrix: int = 80
+    pixel_mm: float = 1.8
+    n_slices: int = 9
+    slice_mm: float = 10.0
+    n_frames: int = 20
+
+
+@dataclass
+class CompositionConfig:
+    p_female: float = 0.5
+    age_weights: dict[str, float] = field(default_factory=lambda: {"40s": 0.08, "50s": 0.22, "60s": 0.38, "70s": 0.32})
+    bmi_mean: float = 27.0
+    bmi_sd: float = 4.5
+    hf_base_prevalence: float = 0.35
+    hf_odds_ratio: dict[str, dict[str, float]] = field(default_factory=dict)
+    hf_severity: float = 1.0
+
+
+@dataclass
+class PhantomDataConfig(DataConfig):
+    name: str = "phantom"
+    n_subjects: int = 400
+    seed: int = 0
+    workers: int = 2
+    geometry: GeometryConfig = field(default_factory=GeometryConfig)
+    composition: CompositionConfig = field(default_factory=CompositionConfig)
+
+
+@dataclass
+class ColumnsConfig:
+    """Metadata column names; null means: recognise our name or the UK Biobank field id."""
+
+    subject_id: Optional[str] = None
+    sex: Optional[str] = None
+    age: Optional[str] = None
+    birth_year: Optional[str] = None
+    visit_date: Optional[str] = None
+    bmi: Optional[str] = None
+    diagnosis: Optional[str] = None
+    ed_frame: Optional[str] = None
+    es_frame: Optional[str] = None
+
+
+@dataclass
+class UKBBDataConfig(DataConfig):
+    name: str = "ukbb"
+    metadata: str = MISSING
+    columns: ColumnsConfig = field(default_factory=ColumnsConfig)
+
+
+@dataclass
+class InputConfig:
+    name: str = MISSING  # cine | volume | slice | frame | edes
+    view: str = "sa"  # sa | la_4ch (cine and frame)
+    size: int = 64  # output height and width, pixels
+    crop_mm: float = 140.0  # square field of view around the heart, before resizing
+    time_step: int = 2  # cine: keep every n-th frame
+    frames: Optional[int] = None  # cine: resample to this many frames (needed when cine lengths differ)
+    depth: int = 8  # volume: slices after resampling base to apex
+    slice_index: Optional[int] = None  # slice/frame/edes/cine: null = mid-ventricular slice
+    frame: str = "es"  # frame view: ed | es | <index>
+    workers: int = 2  # processes that build the cache
+
+
+@dataclass
+class SplitConfig:
+    test_size: float = 0.25
+    val_size: float = 0.1
+    n_splits: Optional[int] = None  # k-fold: the test set is fold `fold` of n_splits
+    prevalence: dict[str, Optional[float]] = field(default_factory=lambda: {"train": None, "val": None, "test": None})
+
+
+@dataclass
+class SamplerConfig:
+    name: str = MISSING  # random | label_balanced | group_balanced
+    attributes: list[str] = field(default_factory=list)
+
+
+def register_configs() -> None:
+    store = ConfigStore.instance()
+    store.store(group="data", name="phantom_schema", node=PhantomDataConfig)
+    store.store(group="data", name="ukbb_schema", node=UKBBDataConfig)
+    store.store(group="input", name="input_schema", node=InputConfig)
+    store.store(group="split", name="split_schema", node=SplitConfig)
+    store.store(group="sampler", name="sampler_schema", node=SamplerConfig)

@@ -1,0 +1,110 @@
+"""Writes a phantom cohort in the UK Biobank layout, once per configuration.
+
+The cohort folder is named by a hash of everything that shapes its content, so a config
+maps to exactly one folder: generated on first use, reused afterwards. It is built in a
+temporary sibling folder and renamed into place, so an interrupted run never leaves a
+half-written cohort behind, and concurrent jobs of a sweep cannot corrupt each other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import uuid
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+
+from fairaug.data.phantom.physiology import Composition, sample_subjects
+from fairaug.data.phantom.render import Geometry, SubjectRenderer
+
+log = logging.getLogger(__name__)
+
+GENERATOR_VERSION = 1  # bump when the rendered content changes
+METADATA_COLUMNS = ["subject_id", "sex", "age", "bmi", "diagnosis", "ed_frame", "es_frame"]
+
+
+def phantom_spec(cfg) -> dict:
+    """The content-defining part of a `data=phantom` config, as plain data."""
+    return {
+        "version": GENERATOR_VERSION,
+        "seed": int(cfg.seed),
+        "geometry": {k: cfg.geometry[k] for k in ("matrix", "pixel_mm", "n_slices", "slice_mm", "n_frames")},
+        "composition": {
+            "n_subjects": int(cfg.n_subjects),
+            "p_female": float(cfg.composition.p_female),
+            "age_weights": dict(cfg.composition.age_weights),
+            "bmi_mean": float(cfg.composition.bmi_mean),
+            "bmi_sd": float(cfg.composition.bmi_sd),
+            "hf_base_prevalence": float(cfg.composition.hf_base_prevalence),
+            "hf_odds_ratio": {k: dict(v) for k, v in cfg.composition.hf_odds_ratio.items()},
+            "hf_severity": float(cfg.composition.hf_severity),
+        },
+    }
+
+
+def spec_hash(spec: dict) -> str:
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _affine(pixel_mm: float, slice_mm: float) -> np.ndarray:
+    return np.diag([pixel_mm, pixel_mm, slice_mm, 1.0])
+
+
+def _write_subject(job: tuple[dict, dict, int, str]) -> None:
+    subject, geometry, seed, folder = job
+    geo = Geometry(**geometry)
+    renderer = SubjectRenderer(subject, geo, seed)
+    cine, seg_ed, seg_es = renderer.short_axis()
+    long_axis = renderer.long_axis_4ch()
+    out = Path(folder) / subject["subject_id"]
+    out.mkdir(parents=True)
+    affine = _affine(geo.pixel_mm, geo.slice_mm)
+    frame_s = 1.0 / geo.n_frames  # one heartbeat per second
+    for name, array in (("sa", cine), ("la_4ch", long_axis), ("seg_sa_ED", seg_ed), ("seg_sa_ES", seg_es)):
+        image = nib.Nifti1Image(array, affine)
+        image.header.set_xyzt_units("mm", "sec")
+        if array.ndim == 4:
+            image.header.set_zooms((geo.pixel_mm, geo.pixel_mm, geo.slice_mm, frame_s))
+        nib.save(image, out / f"{name}.nii.gz")
+
+
+def generate(spec: dict, root: Path, workers: int) -> Path:
+    """Build the cohort described by `spec` under `root` unless it exists; return its folder."""
+    target = Path(root) / f"phantom-{spec_hash(spec)}"
+    if (target / "metadata.csv").exists():
+        return target
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(root) / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+    comp = Composition(**spec["composition"])
+    geometry = spec["geometry"]
+    cohort = sample_subjects(comp, geometry["n_frames"], spec["seed"])
+    log.info("Generating phantom cohort of %d subjects into %s", len(cohort), target)
+    seeds = np.random.SeedSequence(spec["seed"]).spawn(len(cohort))
+    jobs = [(row, geometry, int(s.generate_state(1)[0]), str(staging))
+            for row, s in zip(cohort.to_dict("records"), seeds)]
+    try:
+        staging.mkdir()
+        if workers > 1:
+            with ProcessPoolExecutor(workers) as pool:
+                list(pool.map(_write_subject, jobs, chunksize=8))
+        else:
+            for job in jobs:
+                _write_subject(job)
+        cohort[METADATA_COLUMNS].to_csv(staging / "metadata.csv", index=False)
+        cohort.drop(columns=["age_group", "bmi_group"]).to_csv(staging / "physiology.csv", index=False)
+        (staging / "spec.json").write_text(json.dumps(spec, indent=2, sort_keys=True))
+        try:
+            os.rename(staging, target)
+        except OSError:  # another job of the sweep finished the same cohort first
+            if not (target / "metadata.csv").exists():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
