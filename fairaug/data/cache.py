@@ -1,0 +1,149 @@
+"""Preprocessed views on disk, memory-mapped, so that epochs never decode NIfTI.
+
+A cache folder is keyed by the view config and by the identity of every input file
+(path, size, modification time), so a changed file or setting builds a new cache and an
+unchanged one is reused by every run and every job of a sweep. Subjects are processed
+one at a time and appended to a flat float16 file: preparing a cohort never holds it in
+memory. The folder appears under its final name only once complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import uuid
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from omegaconf import OmegaConf
+
+from fairaug.data.cohort import Problems, settle_problems
+from fairaug.data.views import ViewBuilder
+from fairaug.errors import DataError
+
+log = logging.getLogger(__name__)
+
+CACHE_VERSION = 1
+IMAGE_DTYPE = np.float16
+SUBJECT_FILES = ("sa.nii.gz", "seg_sa_ED.nii.gz", "seg_sa_ES.nii.gz", "la_4ch.nii.gz")
+
+
+@dataclass
+class ViewCache:
+    folder: Path
+    index: pd.DataFrame  # subject_id -> row
+    shape: tuple[int, ...]
+    skipped: Problems
+
+    @property
+    def has_masks(self) -> bool:
+        return (self.folder / "masks.bin").exists()
+
+    def images(self) -> np.memmap:
+        return np.memmap(self.folder / "images.bin", dtype=IMAGE_DTYPE, mode="r", shape=(len(self.index), *self.shape))
+
+    def masks(self) -> np.memmap:
+        return np.memmap(self.folder / "masks.bin", dtype=np.uint8, mode="r", shape=(len(self.index), *self.shape))
+
+    def rows(self, subject_ids) -> np.ndarray:
+        lookup = dict(zip(self.index.subject_id, self.index.row))
+        return np.array([lookup[s] for s in subject_ids], dtype=np.int64)
+
+    @classmethod
+    def open(cls, folder: Path) -> "ViewCache":
+        meta = json.loads((folder / "meta.json").read_text())
+        index = pd.read_csv(folder / "index.csv", dtype={"subject_id": str})
+        return cls(folder, index, tuple(meta["shape"]), [tuple(p) for p in meta["skipped"]])
+
+
+def _file_identity(subject_dir: str) -> list:
+    identity = []
+    for name in SUBJECT_FILES:
+        path = Path(subject_dir) / name
+        if path.exists():
+            stat = path.stat()
+            identity.append([name, stat.st_size, stat.st_mtime_ns])
+    return identity
+
+
+def cache_key(cohort: pd.DataFrame, input_cfg) -> str:
+    view = OmegaConf.to_container(input_cfg, resolve=True)
+    view.pop("workers", None)
+    subjects = [[r.subject_id, str(Path(r.subject_dir).resolve()), str(r.ed_frame), str(r.es_frame),
+                 _file_identity(r.subject_dir)] for r in cohort.itertuples()]
+    blob = json.dumps({"version": CACHE_VERSION, "view": view, "subjects": subjects}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _build_one(job):
+    builder, row = job
+    try:
+        image, masks = builder(row)
+        return row.subject_id, image, masks, None
+    except DataError as error:
+        return row.subject_id, None, None, str(error)
+
+
+def _write(cohort: pd.DataFrame, builder: ViewBuilder, staging: Path, workers: int) -> ViewCache:
+    jobs = [(builder, row) for _, row in cohort.iterrows()]
+    index, skipped, shape = [], [], None
+    pool = ProcessPoolExecutor(workers) if workers > 1 and len(jobs) > 1 else None
+    results = pool.map(_build_one, jobs, chunksize=4) if pool else map(_build_one, jobs)
+    try:
+        with open(staging / "images.bin", "wb") as images, open(staging / "masks.bin", "wb") as masks:
+            for subject, image, mask, error in results:
+                if error is None and shape is None:
+                    shape = image.shape
+                if error is None and image.shape != shape:
+                    error = (f"subject {subject}: view shape {image.shape} differs from {shape} "
+                             "(cine lengths differ? set input.frames to resample every cine to one length)")
+                if error is not None:
+                    skipped.append((subject, error.removeprefix(f"subject {subject}: ")))
+                    continue
+                images.write(image.astype(IMAGE_DTYPE).tobytes())
+                if mask is not None:
+                    masks.write(mask.tobytes())
+                index.append((subject, len(index)))
+    finally:
+        if pool:
+            pool.shutdown(cancel_futures=True)
+    if not builder.has_masks:
+        (staging / "masks.bin").unlink()
+    return ViewCache(staging, pd.DataFrame(index, columns=["subject_id", "row"]), shape or (), skipped)
+
+
+def build_view_cache(cohort: pd.DataFrame, input_cfg, cache_dir: Path, on_error: str) -> ViewCache:
+    """Open the cache for this cohort and view, building it first if needed."""
+    builder = ViewBuilder(input_cfg)
+    folder = Path(cache_dir) / f"{input_cfg.name}-{cache_key(cohort, input_cfg)}"
+    if not (folder / "meta.json").exists():
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        staging = folder.parent / f".{folder.name}.tmp-{uuid.uuid4().hex[:8]}"
+        staging.mkdir()
+        try:
+            log.info("Preparing the %s view of %d subjects into %s", input_cfg.name, len(cohort), folder)
+            built = _write(cohort, builder, staging, int(input_cfg.workers))
+            if on_error == "raise":
+                settle_problems(built.skipped, on_error, f"preparing the {input_cfg.name} view")
+            if built.index.empty:
+                settle_problems(built.skipped, "raise", f"preparing the {input_cfg.name} view")
+            built.index.to_csv(staging / "index.csv", index=False)
+            meta = {"shape": list(built.shape), "view": OmegaConf.to_container(input_cfg, resolve=True),
+                    "skipped": built.skipped, "dtype": np.dtype(IMAGE_DTYPE).name}
+            (staging / "meta.json").write_text(json.dumps(meta, indent=2))
+            try:
+                os.rename(staging, folder)
+            except OSError:
+                if not (folder / "meta.json").exists():
+                    raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    cache = ViewCache.open(folder)
+    settle_problems(cache.skipped, on_error, f"preparing the {input_cfg.name} view")
+    return cache

@@ -1,0 +1,86 @@
+"""The LightningDataModule: cohort -> split -> cached view -> loaders."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from fairaug.data.cache import ViewCache, build_view_cache
+from fairaug.data.samplers import build_sampler
+from fairaug.data.sources import load_cohort
+from fairaug.data.splits import SPLITS, make_split
+
+log = logging.getLogger(__name__)
+
+
+class CachedViewDataset(Dataset):
+    """Items of one split, read from the memory-mapped view cache."""
+
+    def __init__(self, cache: ViewCache, table: pd.DataFrame):
+        self.cache = cache
+        self.table = table.reset_index(drop=True)
+        self.rows = cache.rows(self.table.subject_id)
+        self.labels = self.table.label.to_numpy(dtype=np.float32)
+        self._images = None  # opened lazily, once per worker process
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def __getitem__(self, i: int) -> dict:
+        if self._images is None:
+            self._images = self.cache.images()
+        image = torch.from_numpy(self._images[self.rows[i]].astype(np.float32))
+        return {"image": image, "label": torch.tensor(self.labels[i]), "index": i}
+
+
+class CohortDataModule(L.LightningDataModule):
+    def __init__(self, cfg):
+        super().__init__()
+        self.cfg = cfg
+        self.cohort: pd.DataFrame | None = None
+        self.split: pd.DataFrame | None = None
+        self.cache: ViewCache | None = None
+        self.datasets: dict[str, CachedViewDataset] = {}
+
+    def prepare(self) -> None:
+        """Load the cohort, split it and build (or reuse) the view cache. Idempotent."""
+        if self.datasets:
+            return
+        cfg = self.cfg
+        cohort, _ = load_cohort(cfg.data)
+        self.cache = build_view_cache(cohort, cfg.input, Path(cfg.paths.cache_dir) / "views", cfg.data.on_error)
+        self.cohort = cohort[cohort.subject_id.isin(set(self.cache.index.subject_id))].reset_index(drop=True)
+        self.split = make_split(self.cohort, cfg.split, int(cfg.seed), int(cfg.fold))
+        for name in SPLITS:
+            ids = self.split.subject_id[self.split.split == name]
+            table = self.cohort[self.cohort.subject_id.isin(set(ids))]
+            self.datasets[name] = CachedViewDataset(self.cache, table)
+        log.info("Split sizes: %s", {k: len(v) for k, v in self.datasets.items()})
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self.cache.shape
+
+    def setup(self, stage: str | None = None) -> None:
+        self.prepare()
+
+    def _loader(self, name: str, **kwargs) -> DataLoader:
+        loader = self.cfg.loader
+        return DataLoader(self.datasets[name], batch_size=int(loader.batch_size), num_workers=int(loader.num_workers),
+                          persistent_workers=int(loader.num_workers) > 0, **kwargs)
+
+    def train_dataloader(self) -> DataLoader:
+        sampler = build_sampler(self.cfg.sampler, self.datasets["train"].table, int(self.cfg.seed))
+        return self._loader("train", sampler=sampler, drop_last=len(self.datasets["train"]) > int(self.cfg.loader.batch_size))
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")

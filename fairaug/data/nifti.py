@@ -1,0 +1,33 @@
+"""NIfTI reading that names the subject and file when something is wrong."""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from fairaug.errors import DataError
+
+READ_ERRORS = (OSError, EOFError, ValueError, zlib.error, nib.filebasedimages.ImageFileError)
+
+
+def load(path: Path, subject: str, ndim: int, needed_by: str = "") -> tuple[np.ndarray, tuple[float, ...]]:
+    """The array with `ndim` axes (trailing singleton axes dropped or added) and voxel sizes."""
+    if not path.is_file():
+        reason = f" ({needed_by} needs it)" if needed_by else ""
+        raise DataError(f"subject {subject}: {path.name} not found in {path.parent}{reason}")
+    try:
+        image = nib.load(path)
+        array = np.asanyarray(image.dataobj)
+        zooms = tuple(float(z) for z in image.header.get_zooms())
+    except READ_ERRORS as error:
+        raise DataError(f"subject {subject}: cannot read {path} ({type(error).__name__}: {error})") from error
+    while array.ndim > ndim and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim == ndim - 1:
+        array = array[..., None] if ndim == 3 else array[:, :, None, :]
+    if array.ndim != ndim:
+        raise DataError(f"subject {subject}: {path.name} has shape {array.shape}, expected {ndim} axes")
+    return array, zooms

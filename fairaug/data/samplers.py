@@ -1,0 +1,34 @@
+"""Training samplers: plain shuffling, or weights that balance labels or subgroups."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import RandomSampler, Sampler, WeightedRandomSampler
+
+from fairaug.data.cohort import ATTRIBUTES
+from fairaug.errors import ConfigError
+
+SAMPLERS = ("random", "label_balanced", "group_balanced")
+
+
+def group_weights(table: pd.DataFrame, attributes) -> np.ndarray:
+    """1 / size of each sample's (label x attributes) group: every group is drawn equally often."""
+    unknown = [a for a in attributes if a not in ATTRIBUTES]
+    if unknown:
+        raise ConfigError(f"sampler.attributes has unknown attribute(s) {unknown}; known: {ATTRIBUTES}")
+    keys = ["label", *attributes]
+    sizes = table.groupby(keys, observed=True)["label"].transform("size")
+    return (1.0 / sizes.to_numpy(dtype=float))
+
+
+def build_sampler(cfg, train: pd.DataFrame, seed: int) -> Sampler:
+    if cfg.name not in SAMPLERS:
+        raise ConfigError(f"unknown sampler '{cfg.name}'; known: {list(SAMPLERS)}")
+    generator = torch.Generator().manual_seed(seed)
+    if cfg.name == "random":
+        return RandomSampler(range(len(train)), generator=generator)
+    attributes = list(cfg.attributes) if cfg.name == "group_balanced" else []
+    weights = torch.as_tensor(group_weights(train, attributes), dtype=torch.double)
+    return WeightedRandomSampler(weights, num_samples=len(train), replacement=True, generator=generator)

@@ -1,0 +1,92 @@
+"""Train/val/test splits, stratified by label, seeded, optionally k-fold."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedKFold, train_test_split
+
+from fairaug.errors import ConfigError, DataError
+
+SPLITS = ("train", "val", "test")
+
+
+def _stratified(ids: pd.Series, labels: pd.Series, size: float, seed: int, what: str):
+    if not 0.0 < size < 1.0:
+        raise ConfigError(f"split.{what} must be between 0 and 1, got {size}")
+    try:
+        return train_test_split(ids, test_size=size, stratify=labels, random_state=seed)
+    except ValueError as error:
+        raise DataError(f"cannot split {len(ids)} subjects for split.{what}={size}: {error}") from error
+
+
+def _with_prevalence(part: pd.DataFrame, prevalence: float | None, seed: int, name: str) -> pd.DataFrame:
+    """Subsample the majority class so the split's heart-failure fraction is `prevalence`."""
+    if prevalence is None:
+        return part
+    if not 0.0 < prevalence < 1.0:
+        raise ConfigError(f"split.prevalence.{name} must be between 0 and 1, got {prevalence}")
+    positives, negatives = part[part.label == 1], part[part.label == 0]
+    keep_neg = int(round(len(positives) * (1 - prevalence) / prevalence))
+    keep_pos = int(round(len(negatives) * prevalence / (1 - prevalence)))
+    if keep_neg <= len(negatives):
+        negatives = negatives.sample(keep_neg, random_state=seed)
+    else:
+        positives = positives.sample(min(keep_pos, len(positives)), random_state=seed)
+    return pd.concat([positives, negatives]).sort_index()
+
+
+def make_split(cohort: pd.DataFrame, cfg, seed: int, fold: int) -> pd.DataFrame:
+    """A (subject_id, split) table; each subject in exactly one split."""
+    ids, labels = cohort.subject_id, cohort.label
+    if cfg.n_splits:
+        if not 0 <= fold < cfg.n_splits:
+            raise ConfigError(f"fold={fold} is outside split.n_splits={cfg.n_splits}")
+        folds = StratifiedKFold(n_splits=cfg.n_splits, shuffle=True, random_state=seed)
+        try:
+            rest, test = list(folds.split(ids, labels))[fold]
+        except ValueError as error:
+            raise DataError(f"cannot make {cfg.n_splits} stratified folds of {len(ids)} subjects: {error}") from error
+        rest_ids, test_ids = ids.iloc[rest], ids.iloc[test]
+    else:
+        if fold != 0:
+            raise ConfigError(f"fold={fold} needs split.n_splits (k-fold); it is null")
+        rest_ids, test_ids = _stratified(ids, labels, cfg.test_size, seed, "test_size")
+    rest_labels = labels[ids.isin(rest_ids)]
+    val_fraction = cfg.val_size / (1.0 - (cfg.test_size if not cfg.n_splits else 1.0 / cfg.n_splits))
+    train_ids, val_ids = _stratified(rest_ids, rest_labels, min(val_fraction, 0.9), seed, "val_size")
+    split = pd.Series("train", index=cohort.index)
+    split[ids.isin(val_ids)] = "val"
+    split[ids.isin(test_ids)] = "test"
+    parts = []
+    for name in SPLITS:
+        part = cohort[split == name]
+        parts.append(_with_prevalence(part, cfg.prevalence.get(name), seed, name).assign(split=name))
+    table = pd.concat(parts)[["subject_id", "split"]].reset_index(drop=True)
+    for name in SPLITS:
+        members = table[table.split == name]
+        if members.empty or cohort.set_index("subject_id").loc[members.subject_id].label.nunique() < 2:
+            raise DataError(f"the {name} split has no subjects of one class; use a larger cohort or other sizes")
+    return table
+
+
+def split_hash(split: pd.DataFrame) -> str:
+    ids = {name: sorted(split.subject_id[split.split == name]) for name in SPLITS}
+    return hashlib.sha256(json.dumps(ids).encode()).hexdigest()[:16]
+
+
+def save_split(split: pd.DataFrame, cohort: pd.DataFrame, folder: Path) -> str:
+    """Write split.csv and split.json (hash, sizes and prevalence per split)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    labelled = split.merge(cohort[["subject_id", "label"]], on="subject_id")
+    labelled.to_csv(folder / "split.csv", index=False)
+    digest = split_hash(split)
+    summary = {"hash": digest, "splits": {
+        name: {"n": int((labelled.split == name).sum()),
+               "prevalence": float(labelled.label[labelled.split == name].mean())} for name in SPLITS}}
+    (folder / "split.json").write_text(json.dumps(summary, indent=2))
+    return digest

@@ -1,0 +1,201 @@
+"""Input views: what a model sees of one subject.
+
+| view   | tensor        | content                                                      |
+|--------|---------------|--------------------------------------------------------------|
+| cine   | (1, T, H, W)  | mid-ventricular short-axis slice over the cycle (or 4-chamber) |
+| volume | (1, D, H, W)  | short-axis stack at ED, `depth` slices base to apex           |
+| slice  | (1, H, W)     | one short-axis slice at ED                                    |
+| frame  | (1, H, W)     | one time frame (ed, es or an index), short axis or 4-chamber  |
+| edes   | (3, H, W)     | ED, ES, ED of one short-axis slice; masks stacked the same way |
+
+Every view is cropped to a square `crop_mm` field of view centred on the heart (the
+centroid of the ED mask; the image centre for the 4-chamber view, which has no mask),
+resized to `size` x `size`, and scaled to [0, 1] between the 1st and 99th intensity
+percentile of the crop. Arrays are (Y, X) so that they display like the scanner image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from fairaug.data import nifti
+from fairaug.errors import ConfigError, DataError
+
+VIEWS = ("cine", "volume", "slice", "frame", "edes")
+LONG_AXIS_VIEWS = ("cine", "frame")
+
+
+@dataclass
+class ShortAxis:
+    """A subject's short-axis cine with its ED/ES masks and frames."""
+
+    subject: str
+    cine: np.ndarray  # (X, Y, Z, T)
+    spacing: tuple[float, float]
+    seg_ed: np.ndarray  # (X, Y, Z)
+    ed: int
+    es: int
+    folder: Path
+
+    def seg_es(self) -> np.ndarray:
+        seg, _ = nifti.load(self.folder / "seg_sa_ES.nii.gz", self.subject, 3, "the ES mask")
+        _check_same_shape(self.subject, "seg_sa_ES.nii.gz", seg.shape, self.cine.shape[:3])
+        return seg
+
+    def centre(self) -> tuple[float, float]:
+        heart = np.argwhere(self.seg_ed > 0)
+        if len(heart) == 0:
+            raise DataError(f"subject {self.subject}: seg_sa_ED.nii.gz is empty, no heart to centre on")
+        return float(heart[:, 0].mean()), float(heart[:, 1].mean())
+
+    def mid_slice(self) -> int:
+        ventricle = np.flatnonzero(np.isin(self.seg_ed, (1, 2)).any(axis=(0, 1)))
+        return int(ventricle[len(ventricle) // 2]) if len(ventricle) else self.cine.shape[2] // 2
+
+
+def _check_same_shape(subject: str, name: str, shape, expected) -> None:
+    if tuple(shape) != tuple(expected):
+        raise DataError(f"subject {subject}: {name} has shape {tuple(shape)} but sa.nii.gz has "
+                        f"{tuple(expected)} (image/mask mismatch)")
+
+
+def _frame_index(value, n_frames: int, subject: str, what: str) -> int:
+    index = int(value)
+    if not 0 <= index < n_frames:
+        raise DataError(f"subject {subject}: {what} {index} is outside the cine's {n_frames} frames")
+    return index
+
+
+def estimate_es(cine: np.ndarray, seg_ed: np.ndarray) -> int:
+    """ES as the frame where the ED blood pool region is darkest (the cavity is smallest)."""
+    pool = seg_ed == 1
+    if not pool.any():
+        return int(cine.shape[3] * 0.35)
+    return int(np.argmin(cine[pool].mean(axis=0)))
+
+
+def load_short_axis(row: pd.Series) -> ShortAxis:
+    folder = Path(row.subject_dir)
+    cine, zooms = nifti.load(folder / "sa.nii.gz", row.subject_id, 4)
+    seg_ed, _ = nifti.load(folder / "seg_sa_ED.nii.gz", row.subject_id, 3, "cropping around the heart")
+    _check_same_shape(row.subject_id, "seg_sa_ED.nii.gz", seg_ed.shape, cine.shape[:3])
+    n_frames = cine.shape[3]
+    ed = 0 if pd.isna(row.ed_frame) else _frame_index(row.ed_frame, n_frames, row.subject_id, "ed_frame")
+    es = (estimate_es(cine, seg_ed) if pd.isna(row.es_frame)
+          else _frame_index(row.es_frame, n_frames, row.subject_id, "es_frame"))
+    return ShortAxis(row.subject_id, cine, (zooms[0], zooms[1]), seg_ed, ed, es, folder)
+
+
+def crop_resize(planes: np.ndarray, centre, spacing, crop_mm: float, size: int, mask: bool = False) -> np.ndarray:
+    """Square crop of (..., X, Y) planes around `centre` (voxels), zero-padded, resized to
+    (..., size, size) and transposed to (Y, X)."""
+    lead = planes.shape[:-2]
+    flat = planes.reshape(-1, *planes.shape[-2:])
+    half = [max(1, int(round(crop_mm / (2.0 * s)))) for s in spacing]
+    start = [int(round(c)) - h for c, h in zip(centre, half)]
+    out = np.zeros((flat.shape[0], 2 * half[0], 2 * half[1]), dtype=np.float32)
+    src = [slice(max(0, st), min(n, st + 2 * h)) for st, h, n in zip(start, half, flat.shape[1:])]
+    dst = [slice(s.start - st, s.stop - st) for s, st in zip(src, start)]
+    out[:, dst[0], dst[1]] = flat[:, src[0], src[1]]
+    tensor = torch.from_numpy(out.transpose(0, 2, 1).copy())[:, None]
+    if mask:
+        resized = F.interpolate(tensor, size=(size, size), mode="nearest-exact")
+    else:
+        resized = F.interpolate(tensor, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return resized[:, 0].numpy().reshape(*lead, size, size)
+
+
+def normalise(image: np.ndarray) -> np.ndarray:
+    low, high = np.percentile(image, [1.0, 99.0])
+    return np.clip((image - low) / max(high - low, 1e-6), 0.0, 1.0).astype(np.float32)
+
+
+class ViewBuilder:
+    """Turns a cohort row into the view's image (and masks, for `edes`)."""
+
+    def __init__(self, cfg):
+        if cfg.name not in VIEWS:
+            raise ConfigError(f"unknown input '{cfg.name}'; known: {list(VIEWS)}")
+        if cfg.view not in ("sa", "la_4ch"):
+            raise ConfigError(f"input.view must be 'sa' or 'la_4ch', got '{cfg.view}'")
+        if cfg.view == "la_4ch" and cfg.name not in LONG_AXIS_VIEWS:
+            raise ConfigError(f"input.view=la_4ch works with input={'/'.join(LONG_AXIS_VIEWS)}, not {cfg.name}")
+        if cfg.name == "frame" and cfg.frame not in ("ed", "es") and not str(cfg.frame).isdigit():
+            raise ConfigError(f"input.frame must be ed, es or a frame index, got '{cfg.frame}'")
+        if cfg.time_step < 1 or cfg.size < 8 or cfg.crop_mm <= 0:
+            raise ConfigError("input.time_step must be >= 1, input.size >= 8 and input.crop_mm > 0")
+        self.cfg = cfg
+        self.has_masks = cfg.name == "edes"
+
+    def __call__(self, row: pd.Series) -> tuple[np.ndarray, np.ndarray | None]:
+        cfg = self.cfg
+        if cfg.view == "la_4ch":
+            return self._long_axis(row), None
+        sa = load_short_axis(row)
+        centre = sa.centre()
+        z = self._slice(sa)
+
+        def crop(planes, mask=False):
+            return crop_resize(planes, centre, sa.spacing, cfg.crop_mm, cfg.size, mask)
+
+        if cfg.name == "cine":
+            frames = self._frames(sa.cine.shape[3], sa.ed)
+            return normalise(crop(np.moveaxis(sa.cine[:, :, z, frames], -1, 0)))[None], None
+        if cfg.name == "volume":
+            stack = crop(np.moveaxis(sa.cine[:, :, :, sa.ed], -1, 0))
+            volume = F.interpolate(torch.from_numpy(stack)[None, None], size=(cfg.depth, cfg.size, cfg.size),
+                                   mode="trilinear", align_corners=False)[0]
+            return normalise(volume.numpy()), None
+        if cfg.name == "slice":
+            return normalise(crop(sa.cine[:, :, z, sa.ed]))[None], None
+        if cfg.name == "frame":
+            t = self._named_frame(sa.cine.shape[3], sa.ed, sa.es, sa.subject)
+            return normalise(crop(sa.cine[:, :, z, t]))[None], None
+        seg_es = sa.seg_es()
+        image = normalise(crop(np.stack([sa.cine[:, :, z, sa.ed], sa.cine[:, :, z, sa.es], sa.cine[:, :, z, sa.ed]])))
+        masks = crop(np.stack([sa.seg_ed[:, :, z], seg_es[:, :, z], sa.seg_ed[:, :, z]]).astype(np.float32), mask=True)
+        return image, masks.astype(np.uint8)
+
+    def _slice(self, sa: ShortAxis) -> int:
+        if self.cfg.slice_index is None:
+            return sa.mid_slice()
+        if not 0 <= self.cfg.slice_index < sa.cine.shape[2]:
+            raise DataError(f"subject {sa.subject}: input.slice_index {self.cfg.slice_index} is outside "
+                            f"its {sa.cine.shape[2]} slices")
+        return self.cfg.slice_index
+
+    def _frames(self, n_frames: int, ed: int) -> np.ndarray:
+        """Cine frames starting at ED: every `time_step`-th, or `frames` evenly spaced."""
+        if self.cfg.frames:
+            steps = np.linspace(0, n_frames, self.cfg.frames, endpoint=False).astype(int)
+        else:
+            steps = np.arange(0, n_frames, self.cfg.time_step)
+        return (ed + steps) % n_frames
+
+    def _named_frame(self, n_frames: int, ed: int, es: int, subject: str) -> int:
+        named = {"ed": ed, "es": es}
+        frame = str(self.cfg.frame)
+        return named[frame] if frame in named else _frame_index(frame, n_frames, subject, "input.frame")
+
+    def _long_axis(self, row: pd.Series) -> np.ndarray:
+        cfg = self.cfg
+        cine, zooms = nifti.load(Path(row.subject_dir) / "la_4ch.nii.gz", row.subject_id, 4, "input.view=la_4ch")
+        planes = np.moveaxis(cine[:, :, 0, :], -1, 0)
+        centre = ((cine.shape[0] - 1) / 2.0, (cine.shape[1] - 1) / 2.0)
+        ed = 0 if pd.isna(row.ed_frame) else _frame_index(row.ed_frame, cine.shape[3], row.subject_id, "ed_frame")
+        if cfg.name == "cine":
+            frames = self._frames(cine.shape[3], ed)
+        else:
+            if cfg.frame == "es" and pd.isna(row.es_frame):
+                raise DataError(f"subject {row.subject_id}: input.frame=es on the 4-chamber view needs es_frame "
+                                "in the metadata")
+            es = -1 if pd.isna(row.es_frame) else int(row.es_frame)
+            frames = [self._named_frame(cine.shape[3], ed, es, row.subject_id)]
+        image = normalise(crop_resize(planes[frames], centre, zooms[:2], cfg.crop_mm, cfg.size))
+        return image[None] if cfg.name == "cine" else image

@@ -1,0 +1,29 @@
+"""Writes that never leave a half-written file: write beside the target, then rename."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+
+
+def _replace(path: Path, write) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        write(staging)
+        os.replace(staging, path)
+    finally:
+        staging.unlink(missing_ok=True)
+    return path
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> Path:
+    return _replace(path, lambda p: frame.to_csv(p, index=False))
+
+
+def write_json(data: dict, path: Path) -> Path:
+    return _replace(path, lambda p: p.write_text(json.dumps(data, indent=2, sort_keys=True)))

@@ -1,0 +1,58 @@
+"""LightningModule for heart-failure classification from any view."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from torch import nn
+
+from fairaug.models.metrics import classification_metrics
+
+
+class HeartFailureClassifier(L.LightningModule):
+    """One logit per subject, BCE loss; metrics per stage; test outputs kept for predictions.csv."""
+
+    def __init__(self, net: nn.Module, lr: float, weight_decay: float, pos_weight: float = 1.0):
+        super().__init__()
+        self.save_hyperparameters(ignore=["net"])
+        self.net = net
+        self.loss = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight))
+        self.metrics = nn.ModuleDict({f"{stage}_metrics": classification_metrics().clone(prefix=f"{stage}/")
+                                      for stage in ("train", "val", "test")})
+        self.test_outputs: dict[str, torch.Tensor] = {}
+        self._test_batches: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def _step(self, batch: dict, stage: str) -> torch.Tensor:
+        logits = self(batch["image"])
+        loss = self.loss(logits, batch["label"])
+        probs = torch.sigmoid(logits.detach())
+        metrics = self.metrics[f"{stage}_metrics"]
+        metrics.update(probs, batch["label"].long())
+        on_step = stage == "train"
+        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=len(logits))
+        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage == "val")
+        if stage == "test":
+            self._test_batches.append((batch["index"].cpu(), probs.float().cpu()))
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch, "val")
+
+    def on_test_epoch_start(self) -> None:
+        self._test_batches = []
+
+    def test_step(self, batch, batch_idx):
+        self._step(batch, "test")
+
+    def on_test_epoch_end(self) -> None:
+        index, probs = (torch.cat(parts) for parts in zip(*self._test_batches))
+        self.test_outputs = {"index": index, "prob": probs}
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)

@@ -1,0 +1,78 @@
+"""task=classify: train on the training split, keep the best validation checkpoint, test it.
+
+Writes into the run directory: predictions.csv (one row per test subject with its
+attributes), metrics.json, split.csv/split.json, config.yaml (resolved), skipped.csv
+when subjects were left out, checkpoints/best.ckpt and the logger's files.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import lightning as L
+import pandas as pd
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import OmegaConf
+
+from fairaug.data.datamodule import CohortDataModule
+from fairaug.data.splits import save_split
+from fairaug.io import write_csv, write_json
+from fairaug.loggers import build_logger
+from fairaug.models.classifier import HeartFailureClassifier
+from fairaug.models.zoo import build_model
+
+log = logging.getLogger(__name__)
+
+PREDICTION_COLUMNS = ["subject_id", "label", "prob", "pred", "sex", "age", "bmi", "age_group", "bmi_group", "origin"]
+MONITOR = "val/balanced_accuracy"
+
+
+def trainer_arguments(cfg) -> dict:
+    """The trainer group as lightning.Trainer keyword arguments (nulls mean Lightning's default)."""
+    return {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items() if v is not None}
+
+
+def predictions_table(module: HeartFailureClassifier, test: pd.DataFrame) -> pd.DataFrame:
+    outputs = module.test_outputs
+    rows = test.iloc[outputs["index"].numpy()].reset_index(drop=True)
+    rows["prob"] = outputs["prob"].numpy().round(6)
+    rows["pred"] = (rows["prob"] >= 0.5).astype(int)
+    return rows[PREDICTION_COLUMNS].sort_values("subject_id").reset_index(drop=True)
+
+
+def run(cfg) -> dict:
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
+
+    data = CohortDataModule(cfg)
+    data.prepare()
+    split_id = save_split(data.split, data.cohort, output_dir)
+    if data.cache.skipped:
+        write_csv(pd.DataFrame(data.cache.skipped, columns=["subject_id", "reason"]), output_dir / "skipped.csv")
+
+    module = HeartFailureClassifier(build_model(cfg.model, data.input_shape), float(cfg.model.lr),
+                                    float(cfg.model.weight_decay))
+    checkpoint = ModelCheckpoint(dirpath=output_dir / "checkpoints", filename="best", monitor=MONITOR, mode="max")
+    trainer = L.Trainer(**trainer_arguments(cfg), logger=build_logger(cfg.logger, output_dir),
+                        callbacks=[checkpoint], default_root_dir=str(output_dir))
+    trainer.fit(module, datamodule=data)
+    best = checkpoint.best_model_path or None
+    if best is None:
+        log.warning("No checkpoint was saved (no validation ran); testing the final weights")
+    trainer.test(module, datamodule=data, ckpt_path=best, weights_only=True)
+
+    test_table = data.datasets["test"].table
+    predictions = predictions_table(module, test_table)
+    metrics = {name.removeprefix("test/"): float(value) for name, value in trainer.callback_metrics.items()
+               if name.startswith("test/")}
+    metrics.update({"n_test": len(predictions), "split_hash": split_id, "best_checkpoint": best,
+                    "best_val_balanced_accuracy": float(checkpoint.best_model_score)
+                    if checkpoint.best_model_score is not None else None})
+    write_csv(predictions, output_dir / "predictions.csv")
+    write_json(metrics, output_dir / "metrics.json")
+    log.info("Test metrics: %s", {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)})
+    log.info("Run directory: %s", output_dir)
+    return metrics
