@@ -39,7 +39,7 @@ class CompositionConfig:
     bmi_sd: float = 4.5
     hf_base_prevalence: float = 0.35
     hf_odds_ratio: dict[str, dict[str, float]] = field(default_factory=dict)
-    hf_severity: float = 1.0
+    hf_severity: float = 0.6
 
 
 @dataclass

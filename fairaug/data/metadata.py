@@ -103,7 +103,7 @@ def read_metadata(path: Path, columns) -> tuple[pd.DataFrame, list[tuple[str, st
     problems = []
     for i, row in table.iterrows():
         reasons = []
-        if row.sex is None:
+        if pd.isna(row.sex):
             reasons.append(f"unknown sex {sex_raw.iloc[i]!r} (expected 0/1, female/male)")
         if row.label is None or pd.isna(row.label):
             reasons.append(f"unknown diagnosis {diagnosis_raw.iloc[i]!r} (expected 0/1, healthy/heart failure)")

@@ -115,14 +115,13 @@ class SubjectRenderer:
         depth = 5.0 + g.slice_mm * np.arange(g.n_slices)
         taper = np.sqrt(np.clip(1.0 - (depth / (0.85 * length_ed)) ** 2, 0.0, None))
         base = np.max(epicardium_ed)
-        scale = 1.0
-        for _ in range(4):
+        target = self.s["rvedv_ml"] * 1e3 / (g.pixel_mm**2 * g.slice_mm)  # voxels
+        low, high = 0.5, 4.0
+        for _ in range(14):  # bisection: the crescent grows steeply once it clears the septum
+            scale = 0.5 * (low + high)
             a, b = 1.05 * base * taper * scale, 1.35 * base * taper * scale
-            measured = sum(self._rv_cavity(a[z], b[z], epicardium_ed[z], 0).sum() for z in range(g.n_slices))
-            measured *= g.pixel_mm**2 * g.slice_mm
-            if measured <= 0:
-                break
-            scale *= np.sqrt(self.s["rvedv_ml"] * 1e3 / measured)
+            voxels = sum(self._rv_cavity(a[z], b[z], epicardium_ed[z], 0).sum() for z in range(g.n_slices))
+            low, high = (scale, high) if voxels < target else (low, scale)
         return 1.05 * base * taper * scale, 1.35 * base * taper * scale
 
     def _rv_cavity(self, a, b, epicardium, shift):

@@ -1,0 +1,71 @@
+"""Tiny cohorts and composed configs shared by the tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from fairaug.config import register_configs
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "sunnybrook"
+
+# A phantom small enough to generate in seconds, balanced so every split holds both classes.
+TINY_PHANTOM = [
+    "data.n_subjects=40",
+    "data.workers=1",
+    "data.geometry.matrix=48",
+    "data.geometry.pixel_mm=3.0",
+    "data.geometry.n_slices=5",
+    "data.geometry.slice_mm=16.0",
+    "data.geometry.n_frames=8",
+    "data.composition.hf_base_prevalence=0.5",
+    "data.composition.hf_odds_ratio={}",
+]
+TINY_RUN = [
+    "input.size=24",
+    "input.workers=1",
+    "trainer.max_epochs=1",
+    "trainer.enable_progress_bar=false",
+    "loader.batch_size=8",
+]
+
+register_configs()
+
+
+def compose_config(overrides: list[str]):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name="config", overrides=overrides)
+
+
+@pytest.fixture(scope="session")
+def fairaug_home(tmp_path_factory) -> Path:
+    """One home (cache of phantom cohorts and views) shared by the whole session."""
+    return tmp_path_factory.mktemp("fairaug_home")
+
+
+@pytest.fixture
+def make_cfg(fairaug_home, tmp_path):
+    """Compose the real config on the tiny phantom, writing into this test's tmp_path."""
+
+    def make(*overrides: str):
+        phantom = [] if any(o.startswith("data=") for o in overrides) else TINY_PHANTOM
+        cfg = compose_config([*phantom, *TINY_RUN, f"paths.home={fairaug_home}", f"paths.output_dir={tmp_path / 'run'}",
+                              *overrides])
+        OmegaConf.set_struct(cfg, True)
+        return cfg
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny_cohort(fairaug_home):
+    """The tiny phantom's cohort table (generated once per session)."""
+    from fairaug.data.sources import load_cohort
+
+    cfg = compose_config([*TINY_PHANTOM, f"paths.home={fairaug_home}", "paths.output_dir=unused"])
+    table, _ = load_cohort(cfg.data)
+    return table
