@@ -11,7 +11,6 @@ from omegaconf import OmegaConf
 from fairaug.config import register_configs
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "sunnybrook"
 
 # A phantom small enough to generate in seconds, balanced so every split holds both classes.
 TINY_PHANTOM = [

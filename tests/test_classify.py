@@ -1,0 +1,70 @@
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hydra.errors import ConfigCompositionException
+
+from fairaug.tasks import classify, montage
+from fairaug.tasks.classify import PREDICTION_COLUMNS
+
+VIEWS = [("cine", "small_cnn"), ("volume", "small_cnn"), ("slice", "small_cnn"), ("frame", "small_cnn"),
+         ("edes", "small_cnn"), ("edes", "resnet18")]
+
+
+@pytest.mark.parametrize("view,model", VIEWS)
+def test_classify_end_to_end(make_cfg, view, model):
+    cfg = make_cfg(f"input={view}", f"model={model}")
+    metrics = classify.run(cfg)
+    out = Path(cfg.paths.output_dir)
+    predictions = pd.read_csv(out / "predictions.csv")
+    assert list(predictions.columns) == PREDICTION_COLUMNS
+    split = pd.read_csv(out / "split.csv")
+    assert set(predictions.subject_id) == set(split.subject_id[split.split == "test"])
+    assert predictions.prob.between(0, 1).all() and set(predictions.pred) <= {0, 1}
+    saved = json.loads((out / "metrics.json").read_text())
+    for key in ("balanced_accuracy", "auroc", "accuracy", "f1", "precision", "recall", "specificity"):
+        assert 0.0 <= saved[key] <= 1.0
+    assert saved == pytest.approx(metrics)
+    assert (out / "checkpoints" / "best.ckpt").exists() and (out / "config.yaml").exists()
+    assert (out / "logs" / "metrics.csv").exists()
+
+
+def test_same_config_same_numbers(make_cfg, tmp_path):
+    first = classify.run(make_cfg("input=slice", f"paths.output_dir={tmp_path / 'a'}"))
+    second = classify.run(make_cfg("input=slice", f"paths.output_dir={tmp_path / 'b'}"))
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "a" / "predictions.csv"),
+                                  pd.read_csv(tmp_path / "b" / "predictions.csv"))
+    assert first["balanced_accuracy"] == second["balanced_accuracy"]
+
+
+def test_la_4ch_cine(make_cfg):
+    metrics = classify.run(make_cfg("input=cine", "input.view=la_4ch", "trainer.max_epochs=1"))
+    assert metrics["n_test"] > 0
+
+
+def test_metrics_match_a_direct_computation(make_cfg):
+    from sklearn.metrics import balanced_accuracy_score, roc_auc_score
+
+    cfg = make_cfg("input=edes", "trainer.max_epochs=2")
+    metrics = classify.run(cfg)
+    predictions = pd.read_csv(Path(cfg.paths.output_dir) / "predictions.csv")
+    assert metrics["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(predictions.label, predictions.pred), abs=1e-6)
+    assert metrics["auroc"] == pytest.approx(roc_auc_score(predictions.label, predictions.prob), abs=1e-4)
+
+
+@pytest.mark.parametrize("override,message", [
+    ("input=cin", "input"),
+    ("data.n_subject=10", "n_subject"),
+    ("trainer.max_epoch=1", "max_epoch"),
+    ("sampler.attributes=3", "attributes"),
+])
+def test_bad_overrides_name_the_key(make_cfg, override, message):
+    with pytest.raises(ConfigCompositionException, match=message):
+        make_cfg(override)
+
+
+def test_montage(make_cfg):
+    cfg = make_cfg("task=montage", "task.per_group=2", "task.group_by=[sex]")
+    result = montage.run(cfg)
+    assert result["groups"] == 4 and Path(result["montage"]).stat().st_size > 10_000

@@ -1,0 +1,53 @@
+import pytest
+import torch
+from omegaconf import OmegaConf
+from torchvision import models as tv
+
+from fairaug.errors import ConfigError
+from fairaug.models.zoo import build_model
+
+
+def model_cfg(name, **changes):
+    return OmegaConf.create({"name": name, "weights": None, "dropout": 0.0, "width": 8, **changes})
+
+
+@pytest.mark.parametrize("name,shape", [
+    ("small_cnn", (3, 32, 32)), ("small_cnn", (1, 4, 32, 32)), ("resnet18", (3, 32, 32)),
+    ("resnet18", (1, 32, 32)), ("densenet121", (1, 32, 32)), ("r3d_18", (1, 4, 32, 32)),
+    ("r2plus1d_18", (1, 4, 32, 32)), ("mc3_18", (1, 4, 32, 32)), ("swin3d_t", (1, 4, 32, 32)),
+])
+def test_models_give_one_logit_per_subject(name, shape):
+    torch.manual_seed(0)
+    net = build_model(model_cfg(name), shape).eval()
+    with torch.no_grad():
+        out = net(torch.rand(2, *shape))
+    assert out.shape == (2,) and torch.isfinite(out).all()
+
+
+def test_dimension_mismatch_is_explained():
+    with pytest.raises(ConfigError, match="resnet18 takes 2D views"):
+        build_model(model_cfg("resnet18"), (1, 4, 32, 32))
+    with pytest.raises(ConfigError, match="r3d_18 takes 3D views"):
+        build_model(model_cfg("r3d_18"), (3, 32, 32))
+    with pytest.raises(ConfigError, match="unknown model 'resnet19'"):
+        build_model(model_cfg("resnet19"), (3, 32, 32))
+
+
+def test_weights_from_a_local_file(tmp_path):
+    torch.manual_seed(1)
+    source = tv.resnet18(weights=None)
+    path = tmp_path / "resnet18.pth"
+    torch.save(source.state_dict(), path)
+    net = build_model(model_cfg("resnet18", weights=str(path)), (3, 32, 32))
+    torch.testing.assert_close(net.net.conv1.weight, source.conv1.weight)
+    torch.save({"something": torch.zeros(1)}, tmp_path / "other.pth")
+    with pytest.raises(ConfigError, match="does not fit resnet18"):
+        build_model(model_cfg("resnet18", weights=str(tmp_path / "other.pth")), (3, 32, 32))
+
+
+def test_missing_pretrained_weights_say_where_to_put_them(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    with pytest.raises(ConfigError, match=r"resnet18-f37072fd.pth .* in .*checkpoints"):
+        build_model(model_cfg("resnet18", weights="imagenet"), (3, 32, 32))
+    with pytest.raises(ConfigError, match="not found"):
+        build_model(model_cfg("resnet18", weights=str(tmp_path / "nope.pth")), (3, 32, 32))

@@ -1,0 +1,45 @@
+import numpy as np
+import pandas as pd
+import pytest
+from omegaconf import OmegaConf
+
+from fairaug.data.samplers import build_sampler, group_weights
+from fairaug.errors import ConfigError
+
+
+@pytest.fixture
+def train():
+    # 60 healthy males, 20 healthy females, 15 HF males, 5 HF females
+    rows = [(0, "male")] * 60 + [(0, "female")] * 20 + [(1, "male")] * 15 + [(1, "female")] * 5
+    frame = pd.DataFrame(rows, columns=["label", "sex"])
+    frame["age_group"] = "60s"
+    frame["bmi_group"] = np.where(np.arange(100) % 2, "normal", "obese")
+    return frame
+
+
+def test_group_weights_are_inverse_group_sizes(train):
+    weights = group_weights(train, ["sex"])
+    assert weights[0] == pytest.approx(1 / 60) and weights[99] == pytest.approx(1 / 5)
+    assert group_weights(train, [])[0] == pytest.approx(1 / 80)
+
+
+def test_group_balanced_sampler_draws_groups_equally(train):
+    sampler = build_sampler(OmegaConf.create({"name": "group_balanced", "attributes": ["sex"]}), train, seed=0)
+    draws = np.array([i for _ in range(40) for i in sampler])  # 40 epochs
+    shares = train.iloc[draws].groupby(["label", "sex"]).size() / len(draws)
+    assert np.allclose(shares, 0.25, atol=0.03)
+
+
+def test_label_balanced_and_random(train):
+    sampler = build_sampler(OmegaConf.create({"name": "label_balanced", "attributes": []}), train, seed=0)
+    draws = [i for _ in range(40) for i in sampler]
+    assert train.label.iloc[draws].mean() == pytest.approx(0.5, abs=0.03)
+    cfg = OmegaConf.create({"name": "random", "attributes": []})
+    assert sorted(build_sampler(cfg, train, seed=0)) == list(range(100))
+
+
+def test_sampler_is_seeded_and_rejects_unknown_attributes(train):
+    cfg = OmegaConf.create({"name": "group_balanced", "attributes": ["sex", "bmi_group"]})
+    assert list(build_sampler(cfg, train, 3)) == list(build_sampler(cfg, train, 3))
+    with pytest.raises(ConfigError, match="ethnicity"):
+        group_weights(train, ["ethnicity"])

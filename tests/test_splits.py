@@ -1,0 +1,61 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from omegaconf import OmegaConf
+
+from fairaug.config import SplitConfig
+from fairaug.data.splits import make_split, save_split
+from fairaug.errors import ConfigError
+
+
+@pytest.fixture
+def cohort():
+    rng = np.random.default_rng(0)
+    return pd.DataFrame({"subject_id": [f"S{i:03d}" for i in range(300)], "label": (rng.uniform(size=300) < 0.3).astype(int)})
+
+
+def split_cfg(**changes):
+    return OmegaConf.structured(SplitConfig(**changes))
+
+
+def test_disjoint_complete_and_stratified(cohort):
+    split = make_split(cohort, split_cfg(), seed=0, fold=0)
+    assert split.subject_id.is_unique and set(split.subject_id) == set(cohort.subject_id)
+    sizes = split.split.value_counts()
+    assert sizes["test"] == 75 and sizes["val"] == 30
+    labels = split.merge(cohort).groupby("split").label.mean()
+    assert (labels - cohort.label.mean()).abs().max() < 0.03
+
+
+def test_seed_decides_the_split(cohort):
+    a, b = make_split(cohort, split_cfg(), 0, 0), make_split(cohort, split_cfg(), 0, 0)
+    pd.testing.assert_frame_equal(a, b)
+    assert not make_split(cohort, split_cfg(), 1, 0).equals(a)
+
+
+def test_k_fold_test_sets_partition_the_cohort(cohort):
+    tests = [set(make_split(cohort, split_cfg(n_splits=5), 0, fold).query("split == 'test'").subject_id)
+             for fold in range(5)]
+    assert sum(len(t) for t in tests) == 300 and len(set.union(*tests)) == 300
+    with pytest.raises(ConfigError, match="fold=5"):
+        make_split(cohort, split_cfg(n_splits=5), 0, 5)
+    with pytest.raises(ConfigError, match="split.n_splits"):
+        make_split(cohort, split_cfg(), 0, 2)
+
+
+def test_prevalence_per_split(cohort):
+    cfg = split_cfg(prevalence={"train": None, "val": None, "test": 0.5})
+    split = make_split(cohort, cfg, 0, 0).merge(cohort)
+    assert split[split.split == "test"].label.mean() == pytest.approx(0.5, abs=0.02)
+    assert split.subject_id.is_unique
+
+
+def test_saved_ids_and_hash(cohort, tmp_path):
+    split = make_split(cohort, split_cfg(), 0, 0)
+    digest = save_split(split, cohort, tmp_path)
+    summary = json.loads((tmp_path / "split.json").read_text())
+    assert summary["hash"] == digest and summary["splits"]["test"]["n"] == 75
+    assert pd.read_csv(tmp_path / "split.csv").shape == (300, 3)
+    assert save_split(make_split(cohort, split_cfg(), 1, 0), cohort, tmp_path) != digest

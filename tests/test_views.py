@@ -1,0 +1,133 @@
+import gzip
+import shutil
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+
+from fairaug.data.cache import build_view_cache
+from fairaug.data.views import ViewBuilder, load_short_axis
+from fairaug.errors import ConfigError, DataError
+
+SHAPES = {  # tiny phantom: 8 frames, time_step 2 -> 4; depth 8; size 24
+    ("cine", "sa"): (1, 4, 24, 24),
+    ("cine", "la_4ch"): (1, 4, 24, 24),
+    ("volume", "sa"): (1, 8, 24, 24),
+    ("slice", "sa"): (1, 24, 24),
+    ("frame", "sa"): (1, 24, 24),
+    ("frame", "la_4ch"): (1, 24, 24),
+    ("edes", "sa"): (3, 24, 24),
+}
+
+
+@pytest.mark.parametrize("name,view", list(SHAPES))
+def test_view_shapes_and_range(make_cfg, tiny_cohort, name, view):
+    cfg = make_cfg(f"input={name}", f"input.view={view}")
+    image, masks = ViewBuilder(cfg.input)(tiny_cohort.iloc[0])
+    assert image.shape == SHAPES[(name, view)] and image.dtype == np.float32
+    assert image.min() >= 0.0 and image.max() <= 1.0 and image.std() > 0.05
+    assert (masks is not None) == (name == "edes")
+    if masks is not None:
+        assert masks.shape == image.shape and set(np.unique(masks)) <= {0, 1, 2, 3}
+
+
+def test_cine_frames_and_resampling(make_cfg, tiny_cohort):
+    cfg = make_cfg("input=cine", "input.frames=6")
+    image, _ = ViewBuilder(cfg.input)(tiny_cohort.iloc[0])
+    assert image.shape == (1, 6, 24, 24)
+    cfg = make_cfg("input=cine", "input.time_step=1")
+    assert ViewBuilder(cfg.input)(tiny_cohort.iloc[0])[0].shape == (1, 8, 24, 24)
+
+
+def test_crop_is_centred_on_the_heart(make_cfg, tiny_cohort):
+    cfg = make_cfg("input=edes", "input.crop_mm=100")
+    _, masks = ViewBuilder(cfg.input)(tiny_cohort.iloc[1])
+    ys, xs = np.nonzero(masks[0])
+    assert abs(ys.mean() - 11.5) < 3 and abs(xs.mean() - 11.5) < 3
+
+
+def test_edes_stacks_ed_es_ed(make_cfg, tiny_cohort):
+    cfg = make_cfg("input=edes")
+    image, masks = ViewBuilder(cfg.input)(tiny_cohort.iloc[2])
+    assert np.array_equal(image[0], image[2]) and not np.array_equal(image[0], image[1])
+    assert (masks[1] == 1).sum() < (masks[0] == 1).sum()  # the cavity is smaller at ES
+
+
+def test_unknown_view_and_incompatible_view(make_cfg):
+    cfg = make_cfg("input=slice", "input.view=la_4ch")
+    with pytest.raises(ConfigError, match="la_4ch"):
+        ViewBuilder(cfg.input)
+    cfg = make_cfg("input=frame", "input.frame=middle")
+    with pytest.raises(ConfigError, match="input.frame"):
+        ViewBuilder(cfg.input)
+
+
+@pytest.fixture
+def broken_cohort(tiny_cohort, tmp_path):
+    """Copies of five subjects, four of them broken in a different way each."""
+    rows = tiny_cohort.head(5).copy()
+    folders = []
+    for folder in rows.subject_dir:
+        target = tmp_path / Path(folder).name
+        shutil.copytree(folder, target)
+        folders.append(str(target))
+    rows["subject_dir"] = folders
+    ids = list(rows.subject_id)
+    Path(folders[1], "sa.nii.gz").write_bytes(gzip.compress(b"not a nifti"))  # corrupt
+    Path(folders[2], "seg_sa_ED.nii.gz").unlink()  # missing mask
+    seg = nib.load(Path(folders[3], "seg_sa_ED.nii.gz"))
+    nib.save(nib.Nifti1Image(np.asanyarray(seg.dataobj)[:-2], seg.affine), Path(folders[3], "seg_sa_ED.nii.gz"))
+    Path(folders[4], "la_4ch.nii.gz").unlink()
+    return rows.reset_index(drop=True), ids
+
+
+def test_bad_files_name_subject_and_file(make_cfg, broken_cohort):
+    rows, ids = broken_cohort
+    build = ViewBuilder(make_cfg("input=slice").input)
+    with pytest.raises(DataError, match=f"subject {ids[1]}: cannot read .*sa.nii.gz"):
+        build(rows.iloc[1])
+    with pytest.raises(DataError, match=f"subject {ids[2]}: seg_sa_ED.nii.gz not found"):
+        build(rows.iloc[2])
+    with pytest.raises(DataError, match=f"subject {ids[3]}: seg_sa_ED.nii.gz has shape .*image/mask mismatch"):
+        build(rows.iloc[3])
+    with pytest.raises(DataError, match=f"subject {ids[4]}: la_4ch.nii.gz not found .*input.view=la_4ch"):
+        ViewBuilder(make_cfg("input=cine", "input.view=la_4ch").input)(rows.iloc[4])
+
+
+def test_cache_raises_or_skips_bad_subjects(make_cfg, broken_cohort, tmp_path):
+    rows, ids = broken_cohort
+    cfg = make_cfg("input=slice")
+    with pytest.raises(DataError, match=f"3 subject\\(s\\) unusable(.|\\n)*{ids[1]}"):
+        build_view_cache(rows, cfg.input, tmp_path / "views", "raise")
+    assert not list((tmp_path / "views").iterdir())  # nothing half-written
+    cache = build_view_cache(rows, cfg.input, tmp_path / "views", "skip")
+    assert list(cache.index.subject_id) == [ids[0], ids[4]]
+    assert [s for s, _ in cache.skipped] == ids[1:4]
+    with pytest.raises(DataError, match=ids[1]):  # a skip-built cache does not satisfy on_error=raise
+        build_view_cache(rows, cfg.input, tmp_path / "views", "raise")
+
+
+def test_cache_matches_builder_and_is_reused(make_cfg, tiny_cohort, tmp_path):
+    rows = tiny_cohort.head(6)
+    cfg = make_cfg("input=edes")
+    cache = build_view_cache(rows, cfg.input, tmp_path, "raise")
+    images, masks = cache.images(), cache.masks()
+    assert images.shape == (6, 3, 24, 24) and isinstance(images, np.memmap)
+    direct, direct_masks = ViewBuilder(cfg.input)(rows.iloc[4])
+    row = cache.rows([rows.subject_id.iloc[4]])[0]
+    np.testing.assert_allclose(images[row], direct, atol=1e-3)
+    np.testing.assert_array_equal(masks[row], direct_masks)
+    stamp = (cache.folder / "images.bin").stat().st_mtime_ns
+    again = build_view_cache(rows, cfg.input, tmp_path, "raise")
+    assert again.folder == cache.folder and (again.folder / "images.bin").stat().st_mtime_ns == stamp
+    other = build_view_cache(rows, make_cfg("input=edes", "input.size=16").input, tmp_path, "raise")
+    assert other.folder != cache.folder and other.shape == (3, 16, 16)
+
+
+def test_missing_es_frame_is_estimated_from_the_images(tiny_cohort):
+    row = tiny_cohort.iloc[0].copy()
+    truth = int(row.es_frame)
+    row["es_frame"] = pd.NA
+    assert abs(load_short_axis(row).es - truth) <= 1
