@@ -68,3 +68,8 @@ def test_montage(make_cfg):
     cfg = make_cfg("task=montage", "task.per_group=2", "task.group_by=[sex]")
     result = montage.run(cfg)
     assert result["groups"] == 4 and Path(result["montage"]).stat().st_size > 10_000
+
+
+def test_experiment_preset_composes(make_cfg):
+    cfg = make_cfg("experiment=real_only")
+    assert (cfg.input.name, cfg.model.name, cfg.sampler.name) == ("edes", "resnet18", "group_balanced")

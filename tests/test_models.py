@@ -51,3 +51,18 @@ def test_missing_pretrained_weights_say_where_to_put_them(tmp_path, monkeypatch)
         build_model(model_cfg("resnet18", weights="imagenet"), (3, 32, 32))
     with pytest.raises(ConfigError, match="not found"):
         build_model(model_cfg("resnet18", weights=str(tmp_path / "nope.pth")), (3, 32, 32))
+
+
+def test_data_wait_monitor_measures_the_share_spent_fetching_batches():
+    import time
+
+    from fairaug.models.callbacks import DataWaitMonitor
+
+    monitor = DataWaitMonitor()
+    monitor.on_train_epoch_start(None, None)
+    for _ in range(3):
+        time.sleep(0.03)  # fetching
+        monitor.on_train_batch_start(None, None, None, 0)
+        time.sleep(0.01)  # computing
+        monitor.on_train_batch_end(None, None, None, None, 0)
+    assert 0.6 < monitor.fraction < 0.9

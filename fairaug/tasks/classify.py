@@ -19,6 +19,7 @@ from fairaug.data.datamodule import CohortDataModule
 from fairaug.data.splits import save_split
 from fairaug.io import write_csv, write_json
 from fairaug.loggers import build_logger
+from fairaug.models.callbacks import DataWaitMonitor
 from fairaug.models.classifier import HeartFailureClassifier
 from fairaug.models.zoo import build_model
 
@@ -56,8 +57,9 @@ def run(cfg) -> dict:
     module = HeartFailureClassifier(build_model(cfg.model, data.input_shape), float(cfg.model.lr),
                                     float(cfg.model.weight_decay))
     checkpoint = ModelCheckpoint(dirpath=output_dir / "checkpoints", filename="best", monitor=MONITOR, mode="max")
+    data_wait = DataWaitMonitor()
     trainer = L.Trainer(**trainer_arguments(cfg), logger=build_logger(cfg.logger, output_dir),
-                        callbacks=[checkpoint], default_root_dir=str(output_dir))
+                        callbacks=[checkpoint, data_wait], default_root_dir=str(output_dir))
     trainer.fit(module, datamodule=data)
     best = checkpoint.best_model_path or None
     if best is None:
@@ -69,6 +71,7 @@ def run(cfg) -> dict:
     metrics = {name.removeprefix("test/"): float(value) for name, value in trainer.callback_metrics.items()
                if name.startswith("test/")}
     metrics.update({"n_test": len(predictions), "split_hash": split_id, "best_checkpoint": best,
+                    "train_data_wait_fraction": data_wait.fraction,
                     "best_val_balanced_accuracy": float(checkpoint.best_model_score)
                     if checkpoint.best_model_score is not None else None})
     write_csv(predictions, output_dir / "predictions.csv")
