@@ -15,7 +15,8 @@ def default_composition(n: int, **changes) -> Composition:
     defaults = CompositionConfig()
     values = dict(n_subjects=n, p_female=defaults.p_female, age_weights=defaults.age_weights,
                   bmi_mean=defaults.bmi_mean, bmi_sd=defaults.bmi_sd, hf_base_prevalence=0.35,
-                  hf_odds_ratio={"sex": {"female": 0.35}, "bmi_group": {"underweight": 0.5, "normal": 0.4, "obese": 1.8},
+                  hf_odds_ratio={"sex": {"female": 0.35},
+                                 "bmi_group": {"underweight": 0.5, "normal": 0.4, "obese": 1.8},
                                  "age_group": {"40s": 0.25, "50s": 0.5, "70s": 1.5, "80s": 1.5}},
                   hf_severity=1.0)
     values.update(changes)

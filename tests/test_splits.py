@@ -13,7 +13,8 @@ from fairaug.errors import ConfigError
 @pytest.fixture
 def cohort():
     rng = np.random.default_rng(0)
-    return pd.DataFrame({"subject_id": [f"S{i:03d}" for i in range(300)], "label": (rng.uniform(size=300) < 0.3).astype(int)})
+    labels = (rng.uniform(size=300) < 0.3).astype(int)
+    return pd.DataFrame({"subject_id": [f"S{i:03d}" for i in range(300)], "label": labels})
 
 
 def split_cfg(**changes):

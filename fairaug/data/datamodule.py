@@ -77,7 +77,9 @@ class CohortDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         sampler = build_sampler(self.cfg.sampler, self.datasets["train"].table, int(self.cfg.seed))
-        return self._loader("train", sampler=sampler, drop_last=len(self.datasets["train"]) > int(self.cfg.loader.batch_size))
+        # A last batch of one sample would break batch norm.
+        drop_last = len(self.datasets["train"]) > int(self.cfg.loader.batch_size)
+        return self._loader("train", sampler=sampler, drop_last=drop_last)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val")

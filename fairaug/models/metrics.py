@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import torch
 from torchmetrics import MetricCollection
-from torchmetrics.classification import (BinaryAccuracy, BinaryAUROC, BinaryF1Score, BinaryPrecision,
-                                         BinaryRecall, BinarySpecificity, BinaryStatScores)
+from torchmetrics.classification import (
+    BinaryAccuracy,
+    BinaryAUROC,
+    BinaryF1Score,
+    BinaryPrecision,
+    BinaryRecall,
+    BinarySpecificity,
+    BinaryStatScores,
+)
 
 
 class BinaryBalancedAccuracy(BinaryStatScores):

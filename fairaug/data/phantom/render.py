@@ -232,16 +232,20 @@ class SubjectRenderer:
         cx, cy = self.centre
         valve = cy + 25.0
         image = np.empty((g.matrix, g.matrix, 1, g.n_frames), np.float32)
+        lv_x = cx + 0.6 * radius[0]
+        rv_x = lv_x - 2.0 * radius[0] - 6.0
+        above = valve - y
+
+        def ventricle(centre_x, a, b, margin):
+            """Half-ellipse above the valve plane (margin > 0 lets the wall close below it)."""
+            return np.where(above > -margin, _ellipse_distance(x, y, centre_x, valve, a, b, 0.0), OUTSIDE)
+
         for t in range(g.n_frames):
             stretch = 1.0 - self.curve[t]
-            lv_x = cx + 0.6 * radius[0]
-            rv_x = lv_x - 2.0 * radius[0] - 6.0
-            above = valve - y
-            lv = np.where(above > 0, _ellipse_distance(x, y, lv_x, valve, radius[t], length[t], 0.0), OUTSIDE)
-            lv_wall = np.where(above > -2.0, _ellipse_distance(x, y, lv_x, valve, radius[t] + wall, length[t] + wall, 0.0), OUTSIDE)
             rv_len, rv_rad = 0.8 * length[t], 0.85 * radius[t]
-            rv = np.where(above > 0, _ellipse_distance(x, y, rv_x, valve, rv_rad, rv_len, 0.0), OUTSIDE)
-            rv_wall = np.where(above > -2.0, _ellipse_distance(x, y, rv_x, valve, rv_rad + 3.0, rv_len + 3.0, 0.0), OUTSIDE)
+            lv = ventricle(lv_x, radius[t], length[t], 0.0)
+            lv_wall = ventricle(lv_x, radius[t] + wall, length[t] + wall, 2.0)
+            rv, rv_wall = ventricle(rv_x, rv_rad, rv_len, 0.0), ventricle(rv_x, rv_rad + 3.0, rv_len + 3.0, 2.0)
             atrium = 17.0 * (1.0 + 0.2 * stretch)
             la = _ellipse_distance(x, y, lv_x, valve + atrium + 3.0, atrium, atrium * 1.1, 0.0)
             ra = _ellipse_distance(x, y, rv_x, valve + atrium + 3.0, atrium * 0.9, atrium, 0.0)
