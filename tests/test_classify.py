@@ -74,3 +74,10 @@ def test_montage(make_cfg):
 def test_experiment_preset_composes(make_cfg):
     cfg = make_cfg("experiment=real_only")
     assert (cfg.input.name, cfg.model.name, cfg.sampler.name) == ("edes", "resnet18", "group_balanced")
+
+
+def test_loader_worker_processes_give_the_same_predictions(make_cfg, tmp_path):
+    classify.run(make_cfg("input=edes", f"paths.output_dir={tmp_path / 'main'}"))
+    classify.run(make_cfg("input=edes", "loader.num_workers=2", f"paths.output_dir={tmp_path / 'workers'}"))
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "main" / "predictions.csv"),
+                                  pd.read_csv(tmp_path / "workers" / "predictions.csv"))
