@@ -27,3 +27,7 @@ def write_csv(frame: pd.DataFrame, path: Path) -> Path:
 
 def write_json(data: dict, path: Path) -> Path:
     return _replace(path, lambda p: p.write_text(json.dumps(data, indent=2, sort_keys=True)))
+
+
+def write_text(text: str, path: Path) -> Path:
+    return _replace(path, lambda p: p.write_text(text))

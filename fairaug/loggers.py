@@ -1,15 +1,87 @@
-"""Experiment loggers selected by the `logger` config group."""
+"""Experiment loggers (`logger=csv | tensorboard | wandb`) and what every run logs to them.
+
+Every logger gets the resolved config as hyperparameters, the training curves, and at the
+end the fairness report: per-group metrics and criteria as scalars, and for TensorBoard and
+W&B the report's plots (W&B also the per-group table). Jobs of one sweep share a W&B group
+(the sweep folder). Subject ids never reach W&B unless `logger.log_subject_ids=true`.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from lightning.pytorch.loggers import CSVLogger, Logger
+import numpy as np
+import pandas as pd
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
+from omegaconf import OmegaConf
 
 from fairaug.errors import ConfigError
+
+LOGGERS = ("csv", "tensorboard", "wandb")
+
+
+def _sweep_group() -> str | None:
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        sweep = Path(HydraConfig.get().sweep.dir)
+        return f"{sweep.parent.name}/{sweep.name}"
+    return None
 
 
 def build_logger(cfg, output_dir: Path) -> Logger:
     if cfg.name == "csv":
         return CSVLogger(save_dir=str(output_dir), name="logs", version="")
-    raise ConfigError(f"unknown logger '{cfg.name}'; known: ['csv']")
+    if cfg.name == "tensorboard":
+        return TensorBoardLogger(save_dir=str(output_dir), name="tensorboard", version="", default_hp_metric=False)
+    if cfg.name == "wandb":
+        return WandbLogger(project=cfg.project, entity=cfg.entity, group=cfg.group or _sweep_group(),
+                           name=output_dir.name if not _sweep_group() else f"job-{output_dir.name}",
+                           save_dir=str(output_dir), mode=cfg.mode, job_type="classify")
+    raise ConfigError(f"unknown logger '{cfg.name}'; known: {list(LOGGERS)}")
+
+
+def log_config(logger: Logger, cfg) -> None:
+    logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+
+
+def fairness_scalars(report) -> dict[str, float]:
+    """Defined per-group metrics and criteria as flat `fairness/...` scalars."""
+    scalars = {}
+    for row in report.by_group.itertuples():
+        for metric in ("balanced_accuracy", "tpr", "fpr", "selection_rate"):
+            value = getattr(row, metric)
+            if not np.isnan(value):
+                scalars[f"fairness/{row.attribute}={row.group}/{metric}"] = float(value)
+    for attribute, summary in report.attributes.items():
+        for name, value in summary.items():
+            if isinstance(value, float):
+                scalars[f"fairness/{attribute}/{name}"] = value
+    return scalars
+
+
+def log_fairness(logger: Logger, cfg, report, plots: list[Path], predictions: pd.DataFrame) -> None:
+    logger.log_metrics(fairness_scalars(report))
+    if isinstance(logger, TensorBoardLogger):
+        import matplotlib.image
+
+        for path in plots:
+            logger.experiment.add_image(f"fairness/{path.stem}", matplotlib.image.imread(path)[..., :3],
+                                        dataformats="HWC")
+    if isinstance(logger, WandbLogger):
+        import wandb
+
+        logger.experiment.log({"fairness/by_group": wandb.Table(dataframe=report.by_group),
+                               **{f"fairness/{p.stem}": wandb.Image(str(p)) for p in plots}})
+        if cfg.log_predictions:
+            shared = predictions if cfg.log_subject_ids else predictions.drop(columns=["subject_id"])
+            logger.experiment.log({"predictions": wandb.Table(dataframe=shared)})
+    logger.save()
+
+
+def finish(logger: Logger) -> None:
+    """End the W&B run so that the next job of a sweep in this process starts its own."""
+    if isinstance(logger, WandbLogger):
+        import wandb
+
+        wandb.finish()

@@ -30,6 +30,7 @@ TINY_RUN = [
     "trainer.max_epochs=1",
     "trainer.enable_progress_bar=false",
     "loader.batch_size=8",
+    "fairness.n_boot=20",
 ]
 
 register_configs()

@@ -17,8 +17,9 @@ from omegaconf import OmegaConf
 
 from fairaug.data.datamodule import CohortDataModule
 from fairaug.data.splits import save_split
+from fairaug.fairness.report import evaluate, write_report
 from fairaug.io import write_csv, write_json
-from fairaug.loggers import build_logger
+from fairaug.loggers import build_logger, finish, log_config, log_fairness
 from fairaug.models.callbacks import DataWaitMonitor
 from fairaug.models.classifier import HeartFailureClassifier
 from fairaug.models.zoo import build_model
@@ -56,18 +57,26 @@ def run(cfg) -> dict:
 
     module = HeartFailureClassifier(build_model(cfg.model, data.input_shape), float(cfg.model.lr),
                                     float(cfg.model.weight_decay))
+    logger = build_logger(cfg.logger, output_dir)
+    try:
+        return _train_and_test(cfg, data, module, logger, output_dir, split_id)
+    finally:
+        finish(logger)
+
+
+def _train_and_test(cfg, data, module, logger, output_dir: Path, split_id: str) -> dict:
+    log_config(logger, cfg)
     checkpoint = ModelCheckpoint(dirpath=output_dir / "checkpoints", filename="best", monitor=MONITOR, mode="max")
     data_wait = DataWaitMonitor()
-    trainer = L.Trainer(**trainer_arguments(cfg), logger=build_logger(cfg.logger, output_dir),
-                        callbacks=[checkpoint, data_wait], default_root_dir=str(output_dir))
+    trainer = L.Trainer(**trainer_arguments(cfg), logger=logger, callbacks=[checkpoint, data_wait],
+                        default_root_dir=str(output_dir))
     trainer.fit(module, datamodule=data)
     best = checkpoint.best_model_path or None
     if best is None:
         log.warning("No checkpoint was saved (no validation ran); testing the final weights")
     trainer.test(module, datamodule=data, ckpt_path=best, weights_only=True)
 
-    test_table = data.datasets["test"].table
-    predictions = predictions_table(module, test_table)
+    predictions = predictions_table(module, data.datasets["test"].table)
     metrics = {name.removeprefix("test/"): float(value) for name, value in trainer.callback_metrics.items()
                if name.startswith("test/")}
     metrics.update({"n_test": len(predictions), "split_hash": split_id, "best_checkpoint": best,
@@ -75,7 +84,13 @@ def run(cfg) -> dict:
                     "best_val_balanced_accuracy": float(checkpoint.best_model_score)
                     if checkpoint.best_model_score is not None else None})
     write_csv(predictions, output_dir / "predictions.csv")
+    report = evaluate(predictions, cfg.fairness, int(cfg.seed))
+    plots = write_report(report, output_dir, title=f"Fairness report: {output_dir}")
+    log_fairness(logger, cfg.logger, report, plots, predictions)
     write_json(metrics, output_dir / "metrics.json")
     log.info("Test metrics: %s", {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)})
+    for attribute, summary in report.attributes.items():
+        log.info("%s: worst group %s, balanced accuracy gap %s", attribute, summary["worst_group"],
+                 None if summary["balanced_accuracy_gap"] is None else round(summary["balanced_accuracy_gap"], 3))
     log.info("Run directory: %s", output_dir)
     return metrics

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from fairaug.tasks import classify, montage
+from fairaug.tasks import classify, evaluate, montage
 
-TASKS = {"classify": classify.run, "montage": montage.run}
+TASKS = {"classify": classify.run, "evaluate": evaluate.run, "montage": montage.run}

@@ -1,0 +1,98 @@
+"""Arms side by side: per subgroup, mean ± std per sweep, paired differences and tests.
+
+Runs are paired across arms by (seed, fold): the same split, the same initialisation seed,
+only the arm differs. The test is the Wilcoxon signed-rank test over the paired differences
+(two-sided), as in the paper's comparison of augmented against real-only training.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.stats import wilcoxon
+
+from fairaug.errors import ConfigError
+from fairaug.fairness.markdown import markdown_table
+from fairaug.fairness.plots import plot_arms
+from fairaug.fairness.sweep import GROUP_KEY, find_jobs, job_row
+from fairaug.io import write_csv, write_text
+
+
+def _runs(sweep_dir: Path, metric: str) -> pd.DataFrame:
+    """Per completed job: its (seed, fold) key and `metric` overall and per subgroup."""
+    rows = pd.DataFrame([job_row(j) for j in find_jobs(sweep_dir) if j.status == "completed"])
+    if rows.empty:
+        raise ConfigError(f"{sweep_dir} has no completed job to compare")
+    values = {"overall": rows[metric]}
+    for column in rows.columns:
+        match = GROUP_KEY.match(column)
+        if match and match["metric"] == metric:
+            values[f"{match['attribute']}={match['group']}"] = rows[column]
+    table = pd.DataFrame(values)
+    table.index = pd.MultiIndex.from_arrays([rows.seed.fillna(-1).astype(int), rows.fold.fillna(-1).astype(int)],
+                                            names=["seed", "fold"])
+    if table.index.duplicated().any():
+        raise ConfigError(f"{sweep_dir} has several runs with the same (seed, fold): they cannot be paired")
+    return table
+
+
+def _paired_test(differences: pd.Series) -> tuple[float, str]:
+    differences = differences.dropna()
+    if len(differences) < 2:
+        return float("nan"), "fewer than 2 paired runs"
+    if np.allclose(differences, 0):
+        return 1.0, "identical in every pair"
+    return float(wilcoxon(differences).pvalue), ""
+
+
+def compare(sweep_dirs: list[str], names: list[str] | None, output_dir: Path, metric: str) -> pd.DataFrame:
+    if len(sweep_dirs) < 2:
+        raise ConfigError("compare needs two or more sweep directories: compare=[<sweep A>,<sweep B>]")
+    names = list(names) if names else [Path(d).name for d in sweep_dirs]
+    if len(names) != len(sweep_dirs) or len(set(names)) != len(names):
+        raise ConfigError(f"compare_names must give one distinct name per sweep, got {names}")
+    arms = {name: _runs(Path(d), metric) for name, d in zip(names, sweep_dirs)}
+    baseline_name, baseline = names[0], arms[names[0]]
+    rows = []
+    for label in dict.fromkeys(label for table in arms.values() for label in table.columns):
+        for name, table in arms.items():
+            values = table[label] if label in table else pd.Series(dtype=float)
+            row = {"label": label, "arm": name, "mean": values.mean(), "std": values.std(ddof=1),
+                   "runs": int(values.notna().sum())}
+            if name != baseline_name and label in baseline:
+                pairs = pd.concat([values, baseline[label]], axis=1, join="inner").dropna()
+                differences = pairs.iloc[:, 0] - pairs.iloc[:, 1]
+                p_value, note = _paired_test(differences)
+                row.update({"difference_to_first": differences.mean() if len(differences) else np.nan,
+                            "pairs": len(differences), "p_value": p_value, "note": note})
+            rows.append(row)
+    table = pd.DataFrame(rows, columns=["label", "arm", "mean", "std", "runs", "difference_to_first", "pairs",
+                                        "p_value", "note"])
+    output_dir = Path(output_dir)
+    write_csv(table, output_dir / "comparison.csv")
+    write_text(comparison_markdown(table, names, metric, sweep_dirs), output_dir / "comparison.md")
+    plot_arms(table, metric, output_dir)
+    return table
+
+
+def _cell(value, digits=3) -> str:
+    return "–" if pd.isna(value) else f"{value:.{digits}f}"
+
+
+def comparison_markdown(table: pd.DataFrame, names: list[str], metric: str, sweep_dirs) -> str:
+    header = ["subgroup"] + [f"{n}" for n in names] + [f"{n} − {names[0]} (p)" for n in names[1:]]
+    rows = []
+    for label in dict.fromkeys(table.label):
+        part = table[table.label == label].set_index("arm")
+        cells = [f"{_cell(part.loc[n, 'mean'])} ± {_cell(part.loc[n, 'std'])} (n={part.loc[n, 'runs']})"
+                 for n in names]
+        cells += [f"{_cell(part.loc[n, 'difference_to_first'], 3)} (p={_cell(part.loc[n, 'p_value'], 3)})"
+                  for n in names[1:]]
+        rows.append([label, *cells])
+    lines = [f"# {metric.replace('_', ' ')} by arm", "",
+             "Mean ± std over runs; difference = mean of paired differences over matching (seed, fold); "
+             "p = two-sided Wilcoxon signed-rank test.", ""]
+    lines += [f"- `{n}`: {d}" for n, d in zip(names, sweep_dirs)] + [""]
+    return "\n".join(lines + markdown_table(header, rows)) + "\n"

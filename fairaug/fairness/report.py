@@ -1,0 +1,175 @@
+"""Fairness report of one set of predictions: per group, per attribute, with intervals.
+
+Built on fairlearn's MetricFrame (per group, `difference()`, `ratio()`, bootstrap intervals
+with `n_boot`), with metrics that are NaN where undefined. Fairness criteria follow
+fairlearn's definitions: demographic parity compares selection rates, equal opportunity
+true-positive rates, equalized odds the worse of the TPR and FPR gaps (difference) or
+ratios; each between the groups where the metric exists.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from fairlearn.metrics import MetricFrame
+
+from fairaug.data.groups import BMI_GROUPS
+from fairaug.errors import ConfigError, DataError
+from fairaug.fairness.markdown import markdown_table
+from fairaug.fairness.metrics import GROUP_METRICS, undefined_reason
+from fairaug.io import write_csv, write_json, write_text
+
+BY_GROUP_COLUMNS = ["attribute", "group", *GROUP_METRICS, "balanced_accuracy_ci_low", "balanced_accuracy_ci_high",
+                    "undefined"]
+KNOWN_GROUPS = {"sex": ["female", "male"], "bmi_group": list(BMI_GROUPS)}
+INTERVAL_METRICS = ("balanced_accuracy", "selection_rate", "tpr")
+REQUIRED_COLUMNS = ("label", "pred")
+
+
+@dataclass
+class FairnessReport:
+    overall: dict
+    by_group: pd.DataFrame
+    attributes: dict
+    settings: dict = field(default_factory=dict)
+
+
+def attribute_columns(predictions: pd.DataFrame, cfg) -> dict[str, pd.Series]:
+    """Sensitive feature per reported attribute, intersections joined as 'female×obese'."""
+    columns = {}
+    for attribute in cfg.attributes:
+        if attribute not in predictions:
+            raise DataError(f"predictions have no '{attribute}' column (fairness.attributes)")
+        columns[attribute] = predictions[attribute].astype(str)
+    for combo in cfg.intersections:
+        missing = [a for a in combo if a not in predictions]
+        if len(combo) < 2 or missing:
+            raise ConfigError(f"fairness.intersections entry {list(combo)} needs two or more known columns")
+        columns["×".join(combo)] = predictions[list(combo)].astype(str).agg("×".join, axis=1)
+    return columns
+
+
+def _defined(pick, *values) -> float:
+    values = [v for v in values if not np.isnan(v)]
+    return pick(values) if values else float("nan")
+
+
+def _criteria(frame: MetricFrame) -> dict:
+    difference, ratio = frame.difference(), frame.ratio()
+    # Equalized odds needs both rates across at least two groups; otherwise it is undefined.
+    odds_defined = frame.by_group[["tpr", "fpr"]].notna().sum().min() >= 2
+    return {
+        "demographic_parity_difference": difference["selection_rate"],
+        "demographic_parity_ratio": ratio["selection_rate"],
+        "equal_opportunity_difference": difference["tpr"],
+        "equal_opportunity_ratio": ratio["tpr"],
+        "equalized_odds_difference": _defined(max, difference["tpr"], difference["fpr"]) if odds_defined
+        else float("nan"),
+        "equalized_odds_ratio": _defined(min, ratio["tpr"], ratio["fpr"]) if odds_defined else float("nan"),
+    }
+
+
+def _clean(value):
+    if isinstance(value, (float, np.floating)) and not np.isfinite(value):
+        return None
+    return float(value) if isinstance(value, (np.floating, np.integer)) else value
+
+
+def evaluate(predictions: pd.DataFrame, cfg, seed: int = 0) -> FairnessReport:
+    """Per-group metrics and fairness criteria for every attribute in `cfg` (the fairness group)."""
+    missing = [c for c in REQUIRED_COLUMNS if c not in predictions]
+    if missing:
+        raise DataError(f"predictions lack column(s) {missing}")
+    if predictions.empty:
+        raise DataError("predictions are empty: nothing to evaluate")
+    y_true, y_pred = predictions["label"].to_numpy(int), predictions["pred"].to_numpy(int)
+    quantiles = [(1 - cfg.ci) / 2, 1 - (1 - cfg.ci) / 2]
+    n_boot = int(cfg.n_boot) or None
+    rows, attributes = [], {}
+    overall = {name: _clean(metric(y_true, y_pred)) for name, metric in GROUP_METRICS.items()}
+    for attribute, feature in attribute_columns(predictions, cfg).items():
+        frame = MetricFrame(metrics=GROUP_METRICS, y_true=y_true, y_pred=y_pred, sensitive_features=feature)
+        if n_boot:  # bootstrap only the metrics that get intervals: resampling is the slow part
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # NaN groups inside bootstrap samples
+                boot = MetricFrame(metrics={k: GROUP_METRICS[k] for k in INTERVAL_METRICS}, y_true=y_true,
+                                   y_pred=y_pred, sensitive_features=feature, n_boot=n_boot,
+                                   ci_quantiles=quantiles, random_state=seed)
+        by_group = frame.by_group
+        groups = list(dict.fromkeys([*KNOWN_GROUPS.get(attribute, []), *sorted(by_group.index)]))
+        by_group = by_group.reindex(groups)
+        by_group["count"] = by_group["count"].fillna(0)
+        by_group["positives"] = by_group["positives"].fillna(0)
+        if n_boot:
+            low, high = (ci["balanced_accuracy"].reindex(groups) for ci in boot.by_group_ci)
+        else:
+            low = high = pd.Series(np.nan, index=groups)
+        for group in groups:
+            metrics = by_group.loc[group]
+            rows.append({"attribute": attribute, "group": group, **metrics.to_dict(),
+                         "balanced_accuracy_ci_low": low[group], "balanced_accuracy_ci_high": high[group],
+                         "undefined": undefined_reason(int(metrics["count"]), int(metrics["positives"]))})
+        accuracy = by_group["balanced_accuracy"].dropna()
+        summary = {name: _clean(value) for name, value in _criteria(frame).items()}
+        summary.update({
+            "worst_group": accuracy.idxmin() if len(accuracy) else None,
+            "worst_balanced_accuracy": _clean(accuracy.min()) if len(accuracy) else None,
+            "best_group": accuracy.idxmax() if len(accuracy) else None,
+            "balanced_accuracy_gap": _clean(accuracy.max() - accuracy.min()) if len(accuracy) > 1 else None,
+            "undefined_groups": {g: undefined_reason(int(by_group.loc[g, "count"]), int(by_group.loc[g, "positives"]))
+                                 for g in groups if np.isnan(by_group.loc[g, "balanced_accuracy"])},
+        })
+        if n_boot:
+            low_diff, high_diff = boot.difference_ci()
+            summary["balanced_accuracy_gap_ci"] = [_clean(low_diff["balanced_accuracy"]),
+                                                   _clean(high_diff["balanced_accuracy"])]
+            summary["demographic_parity_difference_ci"] = [_clean(low_diff["selection_rate"]),
+                                                           _clean(high_diff["selection_rate"])]
+            summary["equal_opportunity_difference_ci"] = [_clean(low_diff["tpr"]), _clean(high_diff["tpr"])]
+        attributes[attribute] = summary
+    by_group = pd.DataFrame(rows, columns=BY_GROUP_COLUMNS)
+    settings = {"n_boot": int(cfg.n_boot), "ci": float(cfg.ci), "n": len(predictions)}
+    return FairnessReport(overall, by_group, attributes, settings)
+
+
+def _format(value, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "–"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def report_markdown(report: FairnessReport, title: str) -> str:
+    lines = [f"# {title}", "", f"{report.settings['n']} subjects; intervals: {report.settings['ci']:.0%} bootstrap "
+             f"({report.settings['n_boot']} resamples).", "", "## Overall", ""]
+    lines += markdown_table(["metric", "value"], [[k, _format(v)] for k, v in report.overall.items()])
+    for attribute, summary in report.attributes.items():
+        table = report.by_group[report.by_group.attribute == attribute]
+        lines += ["", f"## {attribute}", ""]
+        rows = [[r.group, f"{_format(r.balanced_accuracy)} [{_format(r.balanced_accuracy_ci_low)}, "
+                 f"{_format(r.balanced_accuracy_ci_high)}]", _format(r.tpr), _format(r.fpr),
+                 _format(r.selection_rate), f"{int(r.count)}", f"{int(r.positives)}", r.undefined]
+                for r in table.itertuples()]
+        lines += markdown_table(["group", "balanced accuracy [CI]", "TPR", "FPR", "selection rate", "n",
+                                 "heart failure", "undefined"], rows)
+        lines += [""] + markdown_table(["criterion", "value"], [[k, _format(summary[k])] for k in (
+            "balanced_accuracy_gap", "worst_group", "demographic_parity_difference", "demographic_parity_ratio",
+            "equal_opportunity_difference", "equal_opportunity_ratio", "equalized_odds_difference",
+            "equalized_odds_ratio")])
+    return "\n".join(lines) + "\n"
+
+
+def write_report(report: FairnessReport, output_dir: Path, title: str = "Fairness report") -> list[Path]:
+    """by_group.csv, fairness.json, report.md and one plot per attribute; returns the plots."""
+    from fairaug.fairness.plots import plot_balanced_accuracy
+
+    output_dir = Path(output_dir)
+    write_csv(report.by_group, output_dir / "by_group.csv")
+    write_json({"overall": report.overall, "attributes": report.attributes, "settings": report.settings},
+               output_dir / "fairness.json")
+    write_text(report_markdown(report, title), output_dir / "report.md")
+    return [plot_balanced_accuracy(report.by_group[report.by_group.attribute == attribute], attribute, output_dir)
+            for attribute in report.attributes]

@@ -1,0 +1,206 @@
+"""Sweep summaries: every job of a Hydra multirun as mean ± std, plus pooled predictions.
+
+Hydra skips its end-of-multirun callback when any job raised, so the summary is rebuilt
+at the end of every job instead (`SweepSummaryCallback.on_job_end`): whatever happens to
+later jobs, the sweep folder holds the summary of all jobs so far, failed ones listed with
+their error. `python -m fairaug task=evaluate sweep_dir=<dir>` rebuilds it at any time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import yaml
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import OmegaConf
+
+from fairaug.errors import DataError
+from fairaug.fairness.markdown import markdown_table
+from fairaug.fairness.report import evaluate, write_report
+from fairaug.io import write_csv, write_json, write_text
+
+log = logging.getLogger(__name__)
+
+STATUS_FILE = "job_status.json"
+OVERALL_METRICS = ("balanced_accuracy", "auroc", "accuracy", "f1", "precision", "recall", "specificity")
+GROUP_COLUMNS = ("balanced_accuracy", "tpr", "fpr", "selection_rate", "count", "positives")
+CRITERIA = ("balanced_accuracy_gap", "demographic_parity_difference", "demographic_parity_ratio",
+            "equal_opportunity_difference", "equal_opportunity_ratio", "equalized_odds_difference",
+            "equalized_odds_ratio")
+
+
+@dataclass
+class Job:
+    name: str
+    folder: Path
+    status: str  # completed | failed | incomplete
+    overrides: list[str]
+    seed: int | None
+    fold: int | None
+    error: str = ""
+
+
+def _job_order(path: Path):
+    return (0, int(path.name)) if path.name.isdigit() else (1, path.name)
+
+
+def find_jobs(sweep_dir: Path) -> list[Job]:
+    sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir():
+        raise DataError(f"sweep directory not found: {sweep_dir}")
+    jobs = []
+    for folder in sorted((p for p in sweep_dir.iterdir() if (p / ".hydra").is_dir()), key=_job_order):
+        overrides = yaml.safe_load((folder / ".hydra" / "overrides.yaml").read_text()) or []
+        config = yaml.safe_load((folder / ".hydra" / "config.yaml").read_text()) or {}
+        status_file = folder / STATUS_FILE
+        status = json.loads(status_file.read_text()) if status_file.exists() else {}
+        if (folder / "metrics.json").exists() and status.get("status", "completed") == "completed":
+            state = "completed"
+        else:
+            state = "failed" if status.get("status") == "failed" else "incomplete"
+        jobs.append(Job(folder.name, folder, state, overrides, config.get("seed"), config.get("fold"),
+                        status.get("error", "")))
+    if not jobs:
+        raise DataError(f"{sweep_dir} holds no Hydra job folders (sub-folders with .hydra/)")
+    return jobs
+
+
+def job_row(job: Job) -> dict:
+    """One row of summary.csv: the job, its overrides and every metric it measured."""
+    row = {"job": job.name, "status": job.status, "overrides": " ".join(job.overrides), "seed": job.seed,
+           "fold": job.fold}
+    if job.status != "completed":
+        return row
+    metrics = json.loads((job.folder / "metrics.json").read_text())
+    row.update({name: metrics.get(name) for name in OVERALL_METRICS})
+    by_group = job.folder / "by_group.csv"
+    if by_group.exists():
+        for r in pd.read_csv(by_group, keep_default_na=False, na_values=[""]).itertuples():
+            for column in GROUP_COLUMNS:
+                row[f"{column}[{r.attribute}={r.group}]"] = getattr(r, column)
+    fairness = job.folder / "fairness.json"
+    if fairness.exists():
+        for attribute, summary in json.loads(fairness.read_text())["attributes"].items():
+            for criterion in CRITERIA:
+                row[f"{criterion}[{attribute}]"] = summary.get(criterion)
+    return row
+
+
+def _mean_std(values: pd.Series) -> dict:
+    values = pd.to_numeric(values, errors="coerce").dropna()
+    return {"mean": float(values.mean()) if len(values) else None,
+            "std": float(values.std(ddof=1)) if len(values) > 1 else None, "n": int(len(values))}
+
+
+def _fmt(stats: dict) -> str:
+    if stats["mean"] is None:
+        return "–"
+    return f"{stats['mean']:.3f} ± {stats['std']:.3f}" if stats["std"] is not None else f"{stats['mean']:.3f}"
+
+
+GROUP_KEY = re.compile(r"^(?P<metric>\w+)\[(?P<attribute>[^=\]]+)=(?P<group>[^\]]*)\]$")
+CRITERION_KEY = re.compile(r"^(?P<metric>\w+)\[(?P<attribute>[^=\]]+)\]$")
+
+
+def pooled_predictions(jobs: list[Job]) -> pd.DataFrame:
+    frames = [pd.read_csv(j.folder / "predictions.csv").assign(job=j.name)
+              for j in jobs if j.status == "completed" and (j.folder / "predictions.csv").exists()]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def summarise(sweep_dir: Path, fairness_cfg) -> dict:
+    """Write summary.csv, summary.json, summary.md and pooled/ into the sweep folder."""
+    sweep_dir = Path(sweep_dir)
+    jobs = find_jobs(sweep_dir)
+    table = pd.DataFrame([job_row(j) for j in jobs])
+    completed = table[table.status == "completed"]
+    metrics = {m: _mean_std(completed[m]) for m in OVERALL_METRICS if m in completed}
+    by_group, criteria = [], {}
+    for column in table.columns:
+        if match := GROUP_KEY.match(column):
+            by_group.append({**match.groupdict(), **_mean_std(completed[column])})
+        elif match := CRITERION_KEY.match(column):
+            criteria.setdefault(match["attribute"], {})[match["metric"]] = _mean_std(completed[column])
+    summary = {
+        "sweep_dir": str(sweep_dir), "jobs": len(jobs), "completed": int(len(completed)),
+        "failed": [{"job": j.name, "overrides": " ".join(j.overrides), "error": j.error}
+                   for j in jobs if j.status == "failed"],
+        "incomplete": [j.name for j in jobs if j.status == "incomplete"],
+        "metrics": metrics, "by_group": by_group, "fairness": criteria,
+    }
+    pooled = pooled_predictions(jobs)
+    if not pooled.empty:
+        pooled_cfg = OmegaConf.merge(fairness_cfg, {"n_boot": 0})  # runs are not independent samples
+        report = evaluate(pooled, pooled_cfg)
+        write_report(report, sweep_dir / "pooled", title=f"Pooled predictions of {len(completed)} runs")
+        summary["pooled"] = {"n": len(pooled), "overall": report.overall, "attributes": report.attributes}
+    write_csv(table, sweep_dir / "summary.csv")
+    write_json(summary, sweep_dir / "summary.json")
+    write_text(summary_markdown(summary), sweep_dir / "summary.md")
+    return summary
+
+
+def summary_markdown(summary: dict) -> str:
+    lines = [f"# Sweep summary: {summary['completed']} of {summary['jobs']} jobs completed", "",
+             f"`{summary['sweep_dir']}`; mean ± std over the completed runs.", ""]
+    if summary["failed"]:
+        lines += ["## Failed jobs", ""]
+        lines += markdown_table(["job", "overrides", "error"],
+                                [[f["job"], f["overrides"], f["error"].splitlines()[-1] if f["error"] else ""]
+                                 for f in summary["failed"]])
+        lines.append("")
+    lines += ["## Overall", ""]
+    lines += markdown_table(["metric", "mean ± std", "runs"],
+                            [[m, _fmt(s), s["n"]] for m, s in summary["metrics"].items()])
+    groups = pd.DataFrame(summary["by_group"])
+    for attribute in dict.fromkeys(groups.attribute) if not groups.empty else []:
+        part = groups[groups.attribute == attribute]
+        lines += ["", f"## {attribute}", ""]
+        rows = []
+        for group in dict.fromkeys(part.group):
+            cells = {r.metric: {"mean": r.mean, "std": r.std, "n": r.n}
+                     for r in part[part.group == group].itertuples()}
+            rows.append([group, _fmt(cells["balanced_accuracy"]), cells["balanced_accuracy"]["n"],
+                         _fmt(cells["tpr"]), _fmt(cells["fpr"]), _fmt(cells["count"]), _fmt(cells["positives"])])
+        lines += markdown_table(["group", "balanced accuracy", "runs defined", "TPR", "FPR", "n", "heart failure"],
+                                rows)
+        criteria = summary["fairness"].get(attribute, {})
+        if criteria:
+            lines += [""] + markdown_table(["criterion", "mean ± std"], [[c, _fmt(s)] for c, s in criteria.items()])
+    if "pooled" in summary:
+        pooled = summary["pooled"]
+        lines += ["", f"## Pooled predictions ({pooled['n']} test predictions of all runs)", ""]
+        lines += markdown_table(["attribute", "worst group", "balanced accuracy gap", "equalized odds difference"],
+                                [[a, s["worst_group"], _fmt({"mean": s["balanced_accuracy_gap"], "std": None}),
+                                  _fmt({"mean": s["equalized_odds_difference"], "std": None})]
+                                 for a, s in pooled["attributes"].items()])
+        lines += ["", "Per-group tables of the pooled predictions: `pooled/report.md`."]
+    return "\n".join(lines) + "\n"
+
+
+class SweepSummaryCallback(Callback):
+    """Records each job's outcome and refreshes the sweep summary after every job."""
+
+    def on_job_end(self, config, job_return, **kwargs) -> None:
+        if HydraConfig.get().mode != RunMode.MULTIRUN:
+            return
+        folder = Path(HydraConfig.get().runtime.output_dir)
+        status = {"status": "completed" if job_return.status.name == "COMPLETED" else "failed"}
+        if status["status"] == "failed":
+            try:
+                job_return.return_value  # re-raises the job's exception
+            except BaseException as error:  # noqa: BLE001 - recorded, not handled
+                status["error"] = "".join(traceback.format_exception(error))
+        write_json(status, folder / STATUS_FILE)
+        try:
+            summarise(Path(HydraConfig.get().sweep.dir), config.fairness)
+        except Exception:  # the summary must never take a job down with it
+            log.exception("Could not refresh the sweep summary")
