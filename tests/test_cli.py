@@ -1,5 +1,6 @@
 """The real entry point in a subprocess (slow tier): single runs, sweeps, bad overrides."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -30,14 +31,35 @@ def test_single_run_writes_only_into_its_run_directory(tmp_path, fairaug_home):
     assert not list(workdir.iterdir())  # nothing in the current directory
 
 
-def test_multirun_over_seeds(tmp_path, fairaug_home):
+def test_multirun_over_seeds_builds_the_summary(tmp_path, fairaug_home):
     result = fairaug("-m", "task=classify", "input=slice", "seed=0,1", *TINY_PHANTOM, *TINY_RUN,
                      f"paths.home={fairaug_home}", f"paths.runs_dir={tmp_path / 'runs'}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     (sweep,) = (tmp_path / "runs" / "classify-multirun").iterdir()
     splits = [pd.read_csv(sweep / job / "split.csv") for job in ("0", "1")]
     assert not splits[0].equals(splits[1])  # the seed drives the split
-    assert all((sweep / job / "predictions.csv").exists() for job in ("0", "1"))
+    summary = json.loads((sweep / "summary.json").read_text())
+    assert (summary["jobs"], summary["completed"], summary["failed"]) == (2, 2, [])
+    runs = pd.read_csv(sweep / "summary.csv")
+    accuracies = [json.loads((sweep / job / "metrics.json").read_text())["balanced_accuracy"] for job in ("0", "1")]
+    assert summary["metrics"]["balanced_accuracy"]["mean"] == pytest.approx(sum(accuracies) / 2)
+    assert [[o for o in row.split() if o.startswith("seed=")] for row in runs.overrides] == [["seed=0"], ["seed=1"]]
+    assert (sweep / "summary.md").exists() and (sweep / "pooled" / "report.md").exists()
+
+
+def test_failed_job_does_not_lose_the_summary(tmp_path, fairaug_home):
+    """resnet18 cannot take the 3D cine view: job 1 fails, jobs 0 and 2 are summarised."""
+    result = fairaug("-m", "task=classify", "input=cine", "model=small_cnn,resnet18,small_cnn", "seed=0",
+                     *TINY_PHANTOM, *TINY_RUN, f"paths.home={fairaug_home}", f"paths.runs_dir={tmp_path / 'runs'}",
+                     cwd=tmp_path)
+    assert result.returncode != 0  # Hydra reports the failure
+    (sweep,) = (tmp_path / "runs" / "classify-multirun").iterdir()
+    summary = json.loads((sweep / "summary.json").read_text())
+    assert summary["completed"] == 2 and [f["job"] for f in summary["failed"]] == ["1"]
+    assert "resnet18 takes 2D views" in summary["failed"][0]["error"]
+    rebuilt = fairaug("task=evaluate", f"sweep_dir={sweep}", f"paths.runs_dir={tmp_path / 'runs'}", cwd=tmp_path)
+    assert rebuilt.returncode == 0, rebuilt.stderr[-3000:]
+    assert json.loads((sweep / "summary.json").read_text())["completed"] == 2
 
 
 def test_unknown_override_fails_naming_the_key(tmp_path):

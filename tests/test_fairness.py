@@ -1,0 +1,110 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from fairlearn.metrics import (demographic_parity_difference, demographic_parity_ratio, equal_opportunity_difference,
+                               equal_opportunity_ratio, equalized_odds_difference, equalized_odds_ratio)
+from omegaconf import OmegaConf
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, recall_score
+
+from fairaug.fairness.report import BY_GROUP_COLUMNS, evaluate, write_report
+
+
+def fairness_cfg(**changes):
+    return OmegaConf.create({"attributes": ["sex", "age_group", "bmi_group"], "intersections": [], "n_boot": 50,
+                             "ci": 0.95, **changes})
+
+
+@pytest.fixture
+def predictions():
+    rng = np.random.default_rng(0)
+    n = 400
+    table = pd.DataFrame({"subject_id": [f"S{i}" for i in range(n)], "label": rng.integers(0, 2, n),
+                          "sex": rng.choice(["female", "male"], n), "age_group": rng.choice(["50s", "60s", "70s"], n),
+                          "bmi_group": rng.choice(["normal", "overweight", "obese"], n)})
+    noise = np.where(table.sex == "female", 0.35, 0.15)  # a biased classifier
+    table["pred"] = np.where(rng.uniform(size=n) < noise, 1 - table.label, table.label)
+    table["prob"] = table.pred * 0.8 + 0.1
+    return table
+
+
+def test_per_group_numbers_match_scikit_learn(predictions):
+    report = evaluate(predictions, fairness_cfg())
+    for row in report.by_group.itertuples():
+        part = predictions[predictions[row.attribute] == row.group]
+        if part.empty:
+            continue
+        assert row.balanced_accuracy == pytest.approx(balanced_accuracy_score(part.label, part.pred))
+        assert row.accuracy == pytest.approx(accuracy_score(part.label, part.pred))
+        assert row.f1 == pytest.approx(f1_score(part.label, part.pred))
+        assert row.tpr == pytest.approx(recall_score(part.label, part.pred))
+        assert row.fpr == pytest.approx(1 - recall_score(part.label, part.pred, pos_label=0))
+        assert row.fnr == pytest.approx(1 - row.tpr)
+        assert row.selection_rate == pytest.approx(part.pred.mean())
+        assert (row.count, row.positives) == (len(part), part.label.sum())
+        assert row.balanced_accuracy_ci_low <= row.balanced_accuracy <= row.balanced_accuracy_ci_high
+    assert report.overall["balanced_accuracy"] == pytest.approx(
+        balanced_accuracy_score(predictions.label, predictions.pred))
+
+
+def test_criteria_match_fairlearn(predictions):
+    report = evaluate(predictions, fairness_cfg(n_boot=0))
+    for attribute in ("sex", "age_group", "bmi_group"):
+        kwargs = {"sensitive_features": predictions[attribute]}
+        y, p = predictions.label, predictions.pred
+        summary = report.attributes[attribute]
+        assert summary["demographic_parity_difference"] == pytest.approx(demographic_parity_difference(y, p, **kwargs))
+        assert summary["demographic_parity_ratio"] == pytest.approx(demographic_parity_ratio(y, p, **kwargs))
+        assert summary["equalized_odds_difference"] == pytest.approx(equalized_odds_difference(y, p, **kwargs))
+        assert summary["equalized_odds_ratio"] == pytest.approx(equalized_odds_ratio(y, p, **kwargs))
+        assert summary["equal_opportunity_difference"] == pytest.approx(equal_opportunity_difference(y, p, **kwargs))
+        assert summary["equal_opportunity_ratio"] == pytest.approx(equal_opportunity_ratio(y, p, **kwargs))
+    sex = report.attributes["sex"]
+    assert sex["worst_group"] == "female" and sex["best_group"] == "male"
+    by_sex = report.by_group.set_index(["attribute", "group"]).loc["sex", "balanced_accuracy"]
+    assert sex["balanced_accuracy_gap"] == pytest.approx(by_sex["male"] - by_sex["female"])
+
+
+def test_undefined_groups_are_reported_with_the_reason(predictions):
+    normal = predictions.bmi_group == "normal"
+    predictions.loc[normal & (predictions.age_group == "70s"), "age_group"] = "60s"
+    predictions.loc[normal, "label"] = 0  # no heart failure among normal BMI
+    predictions.loc[predictions.age_group == "70s", "label"] = 1  # only heart failure in the 70s
+    report = evaluate(predictions, fairness_cfg())
+    rows = report.by_group.set_index(["attribute", "group"])
+    normal, seventies = rows.loc[("bmi_group", "normal")], rows.loc[("age_group", "70s")]
+    assert np.isnan(normal.balanced_accuracy) and np.isnan(normal.tpr) and not np.isnan(normal.fpr)
+    assert "no heart-failure subjects" in normal.undefined
+    assert np.isnan(seventies.balanced_accuracy) and np.isnan(seventies.fpr) and "no healthy" in seventies.undefined
+    underweight = rows.loc[("bmi_group", "underweight")]  # a known group absent from the test split
+    assert underweight["count"] == 0 and underweight.undefined == "no test subjects"
+    bmi = report.attributes["bmi_group"]
+    assert bmi["worst_group"] in ("overweight", "obese")
+    assert set(bmi["undefined_groups"]) == {"normal", "underweight"}
+
+
+def test_single_group_and_intersections(predictions):
+    predictions["sex"] = "female"
+    report = evaluate(predictions, fairness_cfg(intersections=[["sex", "bmi_group"]]))
+    assert report.attributes["sex"]["balanced_accuracy_gap"] is None
+    groups = set(report.by_group[report.by_group.attribute == "sex×bmi_group"].group)
+    assert groups == {"female×normal", "female×overweight", "female×obese"}
+
+
+def test_written_report(predictions, tmp_path):
+    report = evaluate(predictions, fairness_cfg(intersections=[["sex", "bmi_group"]]))
+    plots = write_report(report, tmp_path)
+    by_group = pd.read_csv(tmp_path / "by_group.csv")
+    assert list(by_group.columns[:11]) == ["attribute", "group", "balanced_accuracy", "accuracy", "f1", "tpr", "fpr",
+                                           "fnr", "selection_rate", "count", "positives"]
+    assert list(by_group.columns) == BY_GROUP_COLUMNS
+    fairness = json.loads((tmp_path / "fairness.json").read_text())
+    for key in ("demographic_parity_difference", "demographic_parity_ratio", "equalized_odds_difference",
+                "equalized_odds_ratio", "equal_opportunity_difference", "equal_opportunity_ratio", "worst_group",
+                "balanced_accuracy_gap"):
+        assert key in fairness["attributes"]["sex"]
+    assert "| female |" in (tmp_path / "report.md").read_text()
+    assert [p.name for p in plots] == ["balanced_accuracy_by_sex.png", "balanced_accuracy_by_age_group.png",
+                                       "balanced_accuracy_by_bmi_group.png", "balanced_accuracy_by_sex_x_bmi_group.png"]
+    assert all(p.stat().st_size > 5000 for p in plots)

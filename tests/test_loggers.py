@@ -1,0 +1,60 @@
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from fairaug.tasks import classify
+
+
+def test_csv_logger_gets_config_and_fairness_scalars(make_cfg):
+    cfg = make_cfg("input=slice")
+    classify.run(cfg)
+    out = Path(cfg.paths.output_dir)
+    logged = pd.read_csv(out / "logs" / "metrics.csv")
+    by_group = pd.read_csv(out / "by_group.csv").dropna(subset=["balanced_accuracy"])
+    assert len(by_group) > 0
+    for row in by_group.itertuples():
+        column = f"fairness/{row.attribute}={row.group}/balanced_accuracy"
+        assert logged[column].dropna().iloc[-1] == pytest.approx(row.balanced_accuracy)
+    assert "train/data_wait_fraction" in logged
+    assert "max_epochs" in (out / "logs" / "hparams.yaml").read_text()
+    assert (out / "by_group.csv").exists() and (out / "fairness.json").exists() and (out / "report.md").exists()
+    assert (out / "balanced_accuracy_by_sex.png").exists()
+
+
+def test_tensorboard_logger(make_cfg):
+    cfg = make_cfg("input=slice", "logger=tensorboard")
+    classify.run(cfg)
+    assert list((Path(cfg.paths.output_dir) / "tensorboard").glob("events.out.tfevents.*"))
+
+
+@pytest.fixture
+def wandb_offline(monkeypatch, tmp_path):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb_config"))
+    monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "wandb_cache"))
+
+
+def run_records(out: Path) -> list[bytes]:
+    return [p.read_bytes() for p in (out / "wandb").glob("offline-run-*/run-*.wandb")]
+
+
+def test_wandb_offline_one_run_per_job_grouped_without_subject_ids(make_cfg, wandb_offline, tmp_path):
+    outputs = []
+    for job in ("a", "b"):  # two jobs in one process, as a sweep runs them
+        cfg = make_cfg("input=slice", "logger=wandb", "logger.group=sweep-42", "logger.log_predictions=true",
+                       f"paths.output_dir={tmp_path / job}")
+        classify.run(cfg)
+        outputs.append(Path(cfg.paths.output_dir))
+    records = [run_records(out) for out in outputs]
+    assert [len(r) for r in records] == [1, 1]  # wandb.finish() after each job: separate runs
+    record = records[0][0]
+    assert b"sweep-42" in record and b"max_epochs" in record  # group and resolved config
+    tables = list((outputs[0] / "wandb").glob("offline-run-*/files/media/table/**/*.table.json"))
+    assert {p.name.split("_")[0] for p in tables} >= {"by", "predictions"}
+    predictions = pd.read_csv(outputs[0] / "predictions.csv")
+    for path in tables:
+        text = path.read_text()
+        assert not any(subject in text for subject in predictions.subject_id)
+    assert list((outputs[0] / "wandb").glob("offline-run-*/files/media/images/fairness/*.png"))

@@ -1,0 +1,108 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from scipy.stats import wilcoxon
+from sklearn.metrics import balanced_accuracy_score, roc_auc_score
+
+from fairaug.errors import ConfigError
+from fairaug.fairness.compare import compare
+from fairaug.fairness.report import evaluate, write_report
+from fairaug.fairness.sweep import STATUS_FILE, summarise
+from fairaug.tasks import evaluate as evaluate_task
+
+from .test_fairness import fairness_cfg
+
+
+def fake_job(folder: Path, seed: int, fold: int, error_rate: float, failed: bool = False) -> pd.DataFrame | None:
+    """A job folder as a classify run leaves it (or as a failed one does)."""
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([f"seed={seed}", f"fold={fold}"]))
+    (folder / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"seed": seed, "fold": fold}))
+    if failed:
+        (folder / STATUS_FILE).write_text(json.dumps({"status": "failed", "error": "ValueError: boom"}))
+        return None
+    rng = np.random.default_rng(seed * 10 + fold)
+    n = 120
+    table = pd.DataFrame({"subject_id": [f"S{i}" for i in range(n)], "label": rng.integers(0, 2, n),
+                          "sex": rng.choice(["female", "male"], n), "age_group": rng.choice(["50s", "60s"], n),
+                          "bmi_group": rng.choice(["normal", "obese"], n)})
+    table["pred"] = np.where(rng.uniform(size=n) < error_rate, 1 - table.label, table.label)
+    table["prob"] = np.clip(table.pred * 0.6 + rng.uniform(0, 0.4, n), 0, 1)
+    table.to_csv(folder / "predictions.csv", index=False)
+    write_report(evaluate(table, fairness_cfg(n_boot=0)), folder)
+    metrics = {"balanced_accuracy": balanced_accuracy_score(table.label, table.pred),
+               "auroc": roc_auc_score(table.label, table.prob)}
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    return table
+
+
+def fake_sweep(root: Path, error_rate: float, seeds=range(4), failing: int | None = None) -> list:
+    return [fake_job(root / str(i), seed, 0, error_rate, failed=i == failing) for i, seed in enumerate(seeds)]
+
+
+def test_summary_is_mean_and_std_over_runs_and_lists_failures(tmp_path):
+    tables = fake_sweep(tmp_path, 0.2, failing=2)
+    summary = summarise(tmp_path, fairness_cfg())
+    assert (summary["jobs"], summary["completed"]) == (4, 3)
+    assert summary["failed"] == [{"job": "2", "overrides": "seed=2 fold=0", "error": "ValueError: boom"}]
+    accuracies = [balanced_accuracy_score(t.label, t.pred) for t in tables if t is not None]
+    assert summary["metrics"]["balanced_accuracy"]["mean"] == pytest.approx(np.mean(accuracies))
+    assert summary["metrics"]["balanced_accuracy"]["std"] == pytest.approx(np.std(accuracies, ddof=1))
+    female = [balanced_accuracy_score(t[t.sex == "female"].label, t[t.sex == "female"].pred)
+              for t in tables if t is not None]
+    row = next(r for r in summary["by_group"] if (r["metric"], r["attribute"], r["group"]) ==
+               ("balanced_accuracy", "sex", "female"))
+    assert row["mean"] == pytest.approx(np.mean(female)) and row["n"] == 3
+    csv = pd.read_csv(tmp_path / "summary.csv")
+    assert list(csv.status) == ["completed", "completed", "failed", "completed"]
+    assert "balanced_accuracy[sex=female]" in csv and "equalized_odds_difference[sex]" in csv
+    pooled = pd.concat([t for t in tables if t is not None])
+    assert summary["pooled"]["overall"]["balanced_accuracy"] == pytest.approx(
+        balanced_accuracy_score(pooled.label, pooled.pred))
+    assert (tmp_path / "pooled" / "by_group.csv").exists()
+    markdown = (tmp_path / "summary.md").read_text()
+    assert "3 of 4 jobs completed" in markdown and "## Failed jobs" in markdown and " ± " in markdown
+
+
+def test_compare_arms_pairs_runs_by_seed(tmp_path):
+    baseline = fake_sweep(tmp_path / "baseline", 0.3, seeds=range(6))
+    augmented = fake_sweep(tmp_path / "augmented", 0.1, seeds=range(6))
+    table = compare([str(tmp_path / "baseline"), str(tmp_path / "augmented")], ["real", "synth"], tmp_path / "out",
+                    "balanced_accuracy")
+    overall = table[(table.label == "overall") & (table.arm == "synth")].iloc[0]
+    differences = [balanced_accuracy_score(a.label, a.pred) - balanced_accuracy_score(b.label, b.pred)
+                   for a, b in zip(augmented, baseline)]
+    assert overall.difference_to_first == pytest.approx(np.mean(differences))
+    assert overall.p_value == pytest.approx(wilcoxon(differences).pvalue)
+    assert overall.pairs == 6
+    assert {"sex=female", "bmi_group=obese"} <= set(table.label)
+    assert "synth − real" in (tmp_path / "out" / "comparison.md").read_text()
+    assert (tmp_path / "out" / "comparison_balanced_accuracy.png").stat().st_size > 5000
+
+
+def test_compare_needs_two_pairable_sweeps(tmp_path):
+    fake_sweep(tmp_path / "a", 0.2, seeds=[0, 0])
+    fake_sweep(tmp_path / "b", 0.2)
+    with pytest.raises(ConfigError, match="two or more"):
+        compare([str(tmp_path / "a")], None, tmp_path, "balanced_accuracy")
+    with pytest.raises(ConfigError, match="same \\(seed, fold\\)"):
+        compare([str(tmp_path / "a"), str(tmp_path / "b")], None, tmp_path, "balanced_accuracy")
+
+
+def test_evaluate_task_modes(make_cfg, tmp_path):
+    fake_sweep(tmp_path / "sweep", 0.2, seeds=range(3))
+    fake_sweep(tmp_path / "other", 0.1, seeds=range(3))
+    result = evaluate_task.run(make_cfg("task=evaluate", f"predictions={tmp_path / 'sweep' / '0'}"))
+    out = Path(make_cfg().paths.output_dir)
+    assert result["attributes"]["sex"]["worst_group"] in ("female", "male")
+    assert (out / "by_group.csv").exists() and (out / "report.md").exists()
+    summary = evaluate_task.run(make_cfg("task=evaluate", f"sweep_dir={tmp_path / 'sweep'}"))
+    assert summary["completed"] == 3 and (tmp_path / "sweep" / "summary.md").exists()
+    evaluate_task.run(make_cfg("task=evaluate", f"compare=[{tmp_path / 'sweep'},{tmp_path / 'other'}]"))
+    assert (out / "comparison.csv").exists()
+    with pytest.raises(ConfigError, match="exactly one"):
+        evaluate_task.run(make_cfg("task=evaluate"))
