@@ -3,8 +3,14 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from fairlearn.metrics import (demographic_parity_difference, demographic_parity_ratio, equal_opportunity_difference,
-                               equal_opportunity_ratio, equalized_odds_difference, equalized_odds_ratio)
+from fairlearn.metrics import (
+    demographic_parity_difference,
+    demographic_parity_ratio,
+    equal_opportunity_difference,
+    equal_opportunity_ratio,
+    equalized_odds_difference,
+    equalized_odds_ratio,
+)
 from omegaconf import OmegaConf
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, recall_score
 
@@ -13,7 +19,7 @@ from fairaug.fairness.report import BY_GROUP_COLUMNS, evaluate, write_report
 
 def fairness_cfg(**changes):
     return OmegaConf.create({"attributes": ["sex", "age_group", "bmi_group"], "intersections": [], "n_boot": 50,
-                             "ci": 0.95, **changes})
+                             "ci": 0.95, "min_count": 5, **changes})
 
 
 @pytest.fixture
@@ -75,13 +81,13 @@ def test_undefined_groups_are_reported_with_the_reason(predictions):
     rows = report.by_group.set_index(["attribute", "group"])
     normal, seventies = rows.loc[("bmi_group", "normal")], rows.loc[("age_group", "70s")]
     assert np.isnan(normal.balanced_accuracy) and np.isnan(normal.tpr) and not np.isnan(normal.fpr)
-    assert "no heart-failure subjects" in normal.undefined
-    assert np.isnan(seventies.balanced_accuracy) and np.isnan(seventies.fpr) and "no healthy" in seventies.undefined
+    assert "no heart-failure subjects" in normal.note
+    assert np.isnan(seventies.balanced_accuracy) and np.isnan(seventies.fpr) and "no healthy" in seventies.note
     underweight = rows.loc[("bmi_group", "underweight")]  # a known group absent from the test split
-    assert underweight["count"] == 0 and underweight.undefined == "no test subjects"
+    assert underweight["count"] == 0 and underweight.note == "no test subjects"
     bmi = report.attributes["bmi_group"]
     assert bmi["worst_group"] in ("overweight", "obese")
-    assert set(bmi["undefined_groups"]) == {"normal", "underweight"}
+    assert set(bmi["excluded_groups"]) == {"normal", "underweight"}
 
 
 def test_single_group_and_intersections(predictions):
@@ -108,3 +114,15 @@ def test_written_report(predictions, tmp_path):
     assert [p.name for p in plots] == ["balanced_accuracy_by_sex.png", "balanced_accuracy_by_age_group.png",
                                        "balanced_accuracy_by_bmi_group.png", "balanced_accuracy_by_sex_x_bmi_group.png"]
     assert all(p.stat().st_size > 5000 for p in plots)
+
+
+def test_groups_below_min_count_are_reported_but_left_out_of_the_criteria(predictions):
+    tiny = [*predictions.index[predictions.label == 1][:2], *predictions.index[predictions.label == 0][:2]]
+    predictions.loc[tiny, "bmi_group"] = "underweight"
+    predictions.loc[tiny, "pred"] = 1 - predictions.loc[tiny, "label"]  # all wrong: would be the worst group
+    report = evaluate(predictions, fairness_cfg(min_count=5))
+    row = report.by_group.set_index(["attribute", "group"]).loc[("bmi_group", "underweight")]
+    assert row["count"] == 4 and "fewer than 5 test subjects" in row.note
+    bmi = report.attributes["bmi_group"]
+    assert bmi["worst_group"] != "underweight" and "underweight" in bmi["excluded_groups"]
+    assert evaluate(predictions, fairness_cfg(min_count=1)).attributes["bmi_group"]["worst_group"] == "underweight"

@@ -31,12 +31,13 @@ def plot_balanced_accuracy(table: pd.DataFrame, attribute: str, output_dir: Path
     low = values - table.balanced_accuracy_ci_low.to_numpy(float)
     high = table.balanced_accuracy_ci_high.to_numpy(float) - values
     ax.bar(x, np.nan_to_num(values), color="#4c78a8", yerr=np.nan_to_num([low, high]), capsize=4)
-    for i, (value, n) in enumerate(zip(values, table["count"])):
+    for i, value in enumerate(values):
         ax.text(i, 0.02, "undefined" if np.isnan(value) else f"{value:.2f}", ha="center", va="bottom",
                 rotation=90 if np.isnan(value) else 0, fontsize=8, color="white" if not np.isnan(value) else "gray")
-        ax.text(i, -0.08, f"n={int(n)}", ha="center", va="top", fontsize=7, transform=ax.get_xaxis_transform())
     ax.axhline(0.5, color="gray", lw=0.8, ls="--")
-    ax.set_xticks(x, table.group, rotation=30, ha="right", fontsize=8)
+    labels = [f"{group}\nn={int(n)}" for group, n in zip(table.group, table["count"])]
+    tilt = 30 if len(table) > 4 else 0
+    ax.set_xticks(x, labels, rotation=tilt, ha="right" if tilt else "center", fontsize=8)
     ax.set_ylim(0, 1)
     ax.set_ylabel("balanced accuracy")
     ax.set_title(f"Balanced accuracy by {attribute}", fontsize=10)

@@ -24,7 +24,7 @@ from fairaug.fairness.metrics import GROUP_METRICS, undefined_reason
 from fairaug.io import write_csv, write_json, write_text
 
 BY_GROUP_COLUMNS = ["attribute", "group", *GROUP_METRICS, "balanced_accuracy_ci_low", "balanced_accuracy_ci_high",
-                    "undefined"]
+                    "note"]
 KNOWN_GROUPS = {"sex": ["female", "male"], "bmi_group": list(BMI_GROUPS)}
 INTERVAL_METRICS = ("balanced_accuracy", "selection_rate", "tpr")
 REQUIRED_COLUMNS = ("label", "pred")
@@ -79,6 +79,52 @@ def _clean(value):
     return float(value) if isinstance(value, (np.floating, np.integer)) else value
 
 
+def _attribute_report(attribute: str, feature: pd.Series, y_true, y_pred, cfg, seed: int) -> tuple[list, dict]:
+    """by_group rows and criteria of one attribute. Groups under `fairness.min_count` test
+    subjects are reported but left out of the criteria, worst group and gap."""
+    frame = MetricFrame(metrics=GROUP_METRICS, y_true=y_true, y_pred=y_pred, sensitive_features=feature)
+    groups = list(dict.fromkeys([*KNOWN_GROUPS.get(attribute, []), *sorted(frame.by_group.index)]))
+    by_group = frame.by_group.reindex(groups)
+    by_group[["count", "positives"]] = by_group[["count", "positives"]].fillna(0)
+    large = feature.isin(by_group.index[by_group["count"] >= cfg.min_count]).to_numpy()
+    eligible = MetricFrame(metrics=GROUP_METRICS, y_true=y_true[large], y_pred=y_pred[large],
+                           sensitive_features=feature[large]) if large.any() else None
+    low = high = pd.Series(np.nan, index=groups)
+    intervals = {}
+    if cfg.n_boot and large.any():  # bootstrap only the metrics that get intervals: resampling is slow
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # NaN groups inside bootstrap samples
+            boot = MetricFrame(metrics={k: GROUP_METRICS[k] for k in INTERVAL_METRICS}, y_true=y_true[large],
+                               y_pred=y_pred[large], sensitive_features=feature[large], n_boot=int(cfg.n_boot),
+                               ci_quantiles=[(1 - cfg.ci) / 2, 1 - (1 - cfg.ci) / 2], random_state=seed)
+            low, high = (ci["balanced_accuracy"].reindex(groups) for ci in boot.by_group_ci)
+            low_diff, high_diff = boot.difference_ci()
+        intervals = {f"{name}_ci": [_clean(low_diff[metric]), _clean(high_diff[metric])] for name, metric in
+                     (("balanced_accuracy_gap", "balanced_accuracy"), ("demographic_parity_difference",
+                      "selection_rate"), ("equal_opportunity_difference", "tpr"))}
+    notes = {}
+    for group in groups:
+        count, positives = int(by_group.loc[group, "count"]), int(by_group.loc[group, "positives"])
+        note = undefined_reason(count, positives)
+        if 0 < count < cfg.min_count:
+            note = "; ".join(filter(None, [f"fewer than {cfg.min_count} test subjects: left out of the criteria",
+                                           note]))
+        notes[group] = note
+    rows = [{"attribute": attribute, "group": g, **by_group.loc[g].to_dict(), "balanced_accuracy_ci_low": low[g],
+             "balanced_accuracy_ci_high": high[g], "note": notes[g]} for g in groups]
+    accuracy = eligible.by_group["balanced_accuracy"].dropna() if eligible is not None else pd.Series(dtype=float)
+    summary = {name: _clean(value) for name, value in _criteria(eligible).items()} if eligible is not None else {}
+    summary.update({
+        "worst_group": accuracy.idxmin() if len(accuracy) else None,
+        "worst_balanced_accuracy": _clean(accuracy.min()) if len(accuracy) else None,
+        "best_group": accuracy.idxmax() if len(accuracy) else None,
+        "balanced_accuracy_gap": _clean(accuracy.max() - accuracy.min()) if len(accuracy) > 1 else None,
+        "excluded_groups": {g: note for g, note in notes.items() if note and g not in accuracy.index},
+        **intervals,
+    })
+    return rows, summary
+
+
 def evaluate(predictions: pd.DataFrame, cfg, seed: int = 0) -> FairnessReport:
     """Per-group metrics and fairness criteria for every attribute in `cfg` (the fairness group)."""
     missing = [c for c in REQUIRED_COLUMNS if c not in predictions]
@@ -87,52 +133,14 @@ def evaluate(predictions: pd.DataFrame, cfg, seed: int = 0) -> FairnessReport:
     if predictions.empty:
         raise DataError("predictions are empty: nothing to evaluate")
     y_true, y_pred = predictions["label"].to_numpy(int), predictions["pred"].to_numpy(int)
-    quantiles = [(1 - cfg.ci) / 2, 1 - (1 - cfg.ci) / 2]
-    n_boot = int(cfg.n_boot) or None
-    rows, attributes = [], {}
     overall = {name: _clean(metric(y_true, y_pred)) for name, metric in GROUP_METRICS.items()}
+    rows, attributes = [], {}
     for attribute, feature in attribute_columns(predictions, cfg).items():
-        frame = MetricFrame(metrics=GROUP_METRICS, y_true=y_true, y_pred=y_pred, sensitive_features=feature)
-        if n_boot:  # bootstrap only the metrics that get intervals: resampling is the slow part
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # NaN groups inside bootstrap samples
-                boot = MetricFrame(metrics={k: GROUP_METRICS[k] for k in INTERVAL_METRICS}, y_true=y_true,
-                                   y_pred=y_pred, sensitive_features=feature, n_boot=n_boot,
-                                   ci_quantiles=quantiles, random_state=seed)
-        by_group = frame.by_group
-        groups = list(dict.fromkeys([*KNOWN_GROUPS.get(attribute, []), *sorted(by_group.index)]))
-        by_group = by_group.reindex(groups)
-        by_group["count"] = by_group["count"].fillna(0)
-        by_group["positives"] = by_group["positives"].fillna(0)
-        if n_boot:
-            low, high = (ci["balanced_accuracy"].reindex(groups) for ci in boot.by_group_ci)
-        else:
-            low = high = pd.Series(np.nan, index=groups)
-        for group in groups:
-            metrics = by_group.loc[group]
-            rows.append({"attribute": attribute, "group": group, **metrics.to_dict(),
-                         "balanced_accuracy_ci_low": low[group], "balanced_accuracy_ci_high": high[group],
-                         "undefined": undefined_reason(int(metrics["count"]), int(metrics["positives"]))})
-        accuracy = by_group["balanced_accuracy"].dropna()
-        summary = {name: _clean(value) for name, value in _criteria(frame).items()}
-        summary.update({
-            "worst_group": accuracy.idxmin() if len(accuracy) else None,
-            "worst_balanced_accuracy": _clean(accuracy.min()) if len(accuracy) else None,
-            "best_group": accuracy.idxmax() if len(accuracy) else None,
-            "balanced_accuracy_gap": _clean(accuracy.max() - accuracy.min()) if len(accuracy) > 1 else None,
-            "undefined_groups": {g: undefined_reason(int(by_group.loc[g, "count"]), int(by_group.loc[g, "positives"]))
-                                 for g in groups if np.isnan(by_group.loc[g, "balanced_accuracy"])},
-        })
-        if n_boot:
-            low_diff, high_diff = boot.difference_ci()
-            summary["balanced_accuracy_gap_ci"] = [_clean(low_diff["balanced_accuracy"]),
-                                                   _clean(high_diff["balanced_accuracy"])]
-            summary["demographic_parity_difference_ci"] = [_clean(low_diff["selection_rate"]),
-                                                           _clean(high_diff["selection_rate"])]
-            summary["equal_opportunity_difference_ci"] = [_clean(low_diff["tpr"]), _clean(high_diff["tpr"])]
-        attributes[attribute] = summary
+        attribute_rows, attributes[attribute] = _attribute_report(attribute, feature, y_true, y_pred, cfg, seed)
+        rows += attribute_rows
     by_group = pd.DataFrame(rows, columns=BY_GROUP_COLUMNS)
-    settings = {"n_boot": int(cfg.n_boot), "ci": float(cfg.ci), "n": len(predictions)}
+    settings = {"n_boot": int(cfg.n_boot), "ci": float(cfg.ci), "min_count": int(cfg.min_count),
+                "n": len(predictions)}
     return FairnessReport(overall, by_group, attributes, settings)
 
 
@@ -151,10 +159,10 @@ def report_markdown(report: FairnessReport, title: str) -> str:
         lines += ["", f"## {attribute}", ""]
         rows = [[r.group, f"{_format(r.balanced_accuracy)} [{_format(r.balanced_accuracy_ci_low)}, "
                  f"{_format(r.balanced_accuracy_ci_high)}]", _format(r.tpr), _format(r.fpr),
-                 _format(r.selection_rate), f"{int(r.count)}", f"{int(r.positives)}", r.undefined]
+                 _format(r.selection_rate), f"{int(r.count)}", f"{int(r.positives)}", r.note]
                 for r in table.itertuples()]
         lines += markdown_table(["group", "balanced accuracy [CI]", "TPR", "FPR", "selection rate", "n",
-                                 "heart failure", "undefined"], rows)
+                                 "heart failure", "note"], rows)
         lines += [""] + markdown_table(["criterion", "value"], [[k, _format(summary[k])] for k in (
             "balanced_accuracy_gap", "worst_group", "demographic_parity_difference", "demographic_parity_ratio",
             "equal_opportunity_difference", "equal_opportunity_ratio", "equalized_odds_difference",

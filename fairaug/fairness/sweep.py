@@ -101,9 +101,11 @@ def _mean_std(values: pd.Series) -> dict:
 
 
 def _fmt(stats: dict) -> str:
-    if stats["mean"] is None:
+    if stats["mean"] is None or pd.isna(stats["mean"]):
         return "–"
-    return f"{stats['mean']:.3f} ± {stats['std']:.3f}" if stats["std"] is not None else f"{stats['mean']:.3f}"
+    if stats["std"] is None or pd.isna(stats["std"]):
+        return f"{stats['mean']:.3f}"
+    return f"{stats['mean']:.3f} ± {stats['std']:.3f}"
 
 
 GROUP_KEY = re.compile(r"^(?P<metric>\w+)\[(?P<attribute>[^=\]]+)=(?P<group>[^\]]*)\]$")
