@@ -1,7 +1,7 @@
 """Sweep aggregation benchmark (not a test): time to summarise a 40-job sweep (8 seeds x
 5 folds) and to compare three arms, against reading the same jobs' files (the I/O floor),
 measured in the same run. Jobs are written as classify leaves them (predictions.csv,
-metrics.json, by_group.csv, fairness.json) with 100 test subjects each.
+metrics.json, by_group.csv, fairness.json) with 120 test subjects each.
 
     python benchmarks/sweep_aggregation.py
 """
@@ -43,7 +43,7 @@ def main() -> None:
         cfg = fairness_cfg()
         aggregate = timed(lambda: summarise(arms[0], cfg))
         comparison = timed(lambda: compare([str(a) for a in arms], None, Path(tmp) / "out", "balanced_accuracy"))
-    print("[aggregation] 40-job sweep (8 seeds x 5 folds), 100 test subjects per job")
+    print("[aggregation] 40-job sweep (8 seeds x 5 folds), 120 test subjects per job")
     print(f"  read every job file of 3 sweeps (I/O floor): {reading:6.2f} s")
     print(f"  summarise one sweep (summary.* + pooled report): {aggregate:6.2f} s "
           f"({aggregate / (reading / 3):.1f}x its own I/O)")
