@@ -94,6 +94,7 @@ def test_single_group_and_intersections(predictions):
     predictions["sex"] = "female"
     report = evaluate(predictions, fairness_cfg(intersections=[["sex", "bmi_group"]]))
     assert report.attributes["sex"]["balanced_accuracy_gap"] is None
+    assert report.attributes["sex"]["demographic_parity_difference"] is None
     groups = set(report.by_group[report.by_group.attribute == "sex×bmi_group"].group)
     assert groups == {"female×normal", "female×overweight", "female×obese"}
 

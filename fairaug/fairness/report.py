@@ -27,6 +27,8 @@ BY_GROUP_COLUMNS = ["attribute", "group", *GROUP_METRICS, "balanced_accuracy_ci_
                     "note"]
 KNOWN_GROUPS = {"sex": ["female", "male"], "bmi_group": list(BMI_GROUPS)}
 INTERVAL_METRICS = ("balanced_accuracy", "selection_rate", "tpr")
+CRITERIA = ("demographic_parity_difference", "demographic_parity_ratio", "equal_opportunity_difference",
+            "equal_opportunity_ratio", "equalized_odds_difference", "equalized_odds_ratio")
 REQUIRED_COLUMNS = ("label", "pred")
 
 
@@ -58,7 +60,10 @@ def _defined(pick, *values) -> float:
     return pick(values) if values else float("nan")
 
 
-def _criteria(frame: MetricFrame) -> dict:
+def _criteria(frame: MetricFrame | None) -> dict:
+    """The criteria between groups; undefined (NaN) with fewer than two groups to compare."""
+    if frame is None or len(frame.by_group) < 2:
+        return dict.fromkeys(CRITERIA, float("nan"))
     difference, ratio = frame.difference(), frame.ratio()
     # Equalized odds needs both rates across at least two groups; otherwise it is undefined.
     odds_defined = frame.by_group[["tpr", "fpr"]].notna().sum().min() >= 2
@@ -113,7 +118,7 @@ def _attribute_report(attribute: str, feature: pd.Series, y_true, y_pred, cfg, s
     rows = [{"attribute": attribute, "group": g, **by_group.loc[g].to_dict(), "balanced_accuracy_ci_low": low[g],
              "balanced_accuracy_ci_high": high[g], "note": notes[g]} for g in groups]
     accuracy = eligible.by_group["balanced_accuracy"].dropna() if eligible is not None else pd.Series(dtype=float)
-    summary = {name: _clean(value) for name, value in _criteria(eligible).items()} if eligible is not None else {}
+    summary = {name: _clean(value) for name, value in _criteria(eligible).items()}
     summary.update({
         "worst_group": accuracy.idxmin() if len(accuracy) else None,
         "worst_balanced_accuracy": _clean(accuracy.min()) if len(accuracy) else None,
