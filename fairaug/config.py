@@ -92,7 +92,7 @@ class InputConfig:
 class SplitConfig:
     test_size: float = 0.25
     val_size: float = 0.1
-    n_splits: Optional[int] = None  # k-fold: the test set is fold `fold` of n_splits
+    n_splits: int = 5  # k-fold (when the top-level `fold` is set): the test set is fold `fold` of n_splits
     prevalence: dict[str, Optional[float]] = field(default_factory=lambda: {"train": None, "val": None, "test": None})
 
 

@@ -81,3 +81,10 @@ def test_loader_worker_processes_give_the_same_predictions(make_cfg, tmp_path):
     classify.run(make_cfg("input=edes", "loader.num_workers=2", f"paths.output_dir={tmp_path / 'workers'}"))
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "main" / "predictions.csv"),
                                   pd.read_csv(tmp_path / "workers" / "predictions.csv"))
+
+
+def test_k_fold_run_tests_on_its_fold(make_cfg):
+    cfg = make_cfg("input=slice", "fold=1", "split.n_splits=4")
+    classify.run(cfg)
+    split = json.loads((Path(cfg.paths.output_dir) / "split.json").read_text())
+    assert split["splits"]["test"]["n"] == 10  # a quarter of the 40 subjects

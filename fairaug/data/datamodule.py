@@ -56,7 +56,8 @@ class CohortDataModule(L.LightningDataModule):
         cohort, _ = load_cohort(cfg.data)
         self.cache = build_view_cache(cohort, cfg.input, Path(cfg.paths.cache_dir) / "views", cfg.data.on_error)
         self.cohort = cohort[cohort.subject_id.isin(set(self.cache.index.subject_id))].reset_index(drop=True)
-        self.split = make_split(self.cohort, cfg.split, int(cfg.seed), int(cfg.fold))
+        fold = None if cfg.fold is None else int(cfg.fold)
+        self.split = make_split(self.cohort, cfg.split, int(cfg.seed), fold)
         for name in SPLITS:
             ids = self.split.subject_id[self.split.split == name]
             table = self.cohort[self.cohort.subject_id.isin(set(ids))]

@@ -10,6 +10,7 @@ import pandas as pd
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from fairaug.errors import ConfigError, DataError
+from fairaug.io import write_csv, write_json
 
 SPLITS = ("train", "val", "test")
 
@@ -39,10 +40,13 @@ def _with_prevalence(part: pd.DataFrame, prevalence: float | None, seed: int, na
     return pd.concat([positives, negatives]).sort_index()
 
 
-def make_split(cohort: pd.DataFrame, cfg, seed: int, fold: int) -> pd.DataFrame:
-    """A (subject_id, split) table; each subject in exactly one split."""
+def make_split(cohort: pd.DataFrame, cfg, seed: int, fold: int | None) -> pd.DataFrame:
+    """A (subject_id, split) table; each subject in exactly one split. With a `fold`, the test
+    set is that fold of a stratified `split.n_splits`-fold split; without, a `test_size` holdout."""
     ids, labels = cohort.subject_id, cohort.label
-    if cfg.n_splits:
+    if fold is not None:
+        if cfg.n_splits < 2:
+            raise ConfigError(f"split.n_splits must be at least 2 for k-fold, got {cfg.n_splits}")
         if not 0 <= fold < cfg.n_splits:
             raise ConfigError(f"fold={fold} is outside split.n_splits={cfg.n_splits}")
         folds = StratifiedKFold(n_splits=cfg.n_splits, shuffle=True, random_state=seed)
@@ -52,11 +56,9 @@ def make_split(cohort: pd.DataFrame, cfg, seed: int, fold: int) -> pd.DataFrame:
             raise DataError(f"cannot make {cfg.n_splits} stratified folds of {len(ids)} subjects: {error}") from error
         rest_ids, test_ids = ids.iloc[rest], ids.iloc[test]
     else:
-        if fold != 0:
-            raise ConfigError(f"fold={fold} needs split.n_splits (k-fold); it is null")
         rest_ids, test_ids = _stratified(ids, labels, cfg.test_size, seed, "test_size")
     rest_labels = labels[ids.isin(rest_ids)]
-    val_fraction = cfg.val_size / (1.0 - (cfg.test_size if not cfg.n_splits else 1.0 / cfg.n_splits))
+    val_fraction = cfg.val_size / (1.0 - (cfg.test_size if fold is None else 1.0 / cfg.n_splits))
     train_ids, val_ids = _stratified(rest_ids, rest_labels, min(val_fraction, 0.9), seed, "val_size")
     split = pd.Series("train", index=cohort.index)
     split[ids.isin(val_ids)] = "val"
@@ -80,12 +82,11 @@ def split_hash(split: pd.DataFrame) -> str:
 
 def save_split(split: pd.DataFrame, cohort: pd.DataFrame, folder: Path) -> str:
     """Write split.csv and split.json (hash, sizes and prevalence per split)."""
-    folder.mkdir(parents=True, exist_ok=True)
     labelled = split.merge(cohort[["subject_id", "label"]], on="subject_id")
-    labelled.to_csv(folder / "split.csv", index=False)
+    write_csv(labelled, folder / "split.csv")
     digest = split_hash(split)
     summary = {"hash": digest, "splits": {
         name: {"n": int((labelled.split == name).sum()),
                "prevalence": float(labelled.label[labelled.split == name].mean())} for name in SPLITS}}
-    (folder / "split.json").write_text(json.dumps(summary, indent=2))
+    write_json(summary, folder / "split.json")
     return digest
