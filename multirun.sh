@@ -8,7 +8,6 @@
 #   ./multirun.sh data=ukbb data.root=... data.metadata=...   # any override passes through
 #   SWEEP_DIR=/path ./multirun.sh      # where the sweep goes (default under ~/.fairaug/runs/protocol)
 set -euo pipefail
-cd "$(dirname "$0")"
 sweep_dir="${SWEEP_DIR:-${FAIRAUG_HOME:-$HOME/.fairaug}/runs/protocol/$(date +%Y-%m-%d_%H-%M-%S)}"
 if [[ -n "${KFOLD:-}" ]]; then
   runs=("split.n_splits=${KFOLD}" "fold=range(${KFOLD})")
@@ -22,7 +21,7 @@ else
   size=()
 fi
 status=0
-python -m fairaug -m task=classify input=edes sampler=group_balanced "${runs[@]}" "${size[@]}" \
+python -m fairaug -m task=classify input=edes sampler=group_balanced "${runs[@]}" ${size[@]+"${size[@]}"} \
   hydra.sweep.dir="$sweep_dir" "$@" || status=$?
 if [[ -f "$sweep_dir/summary.md" ]]; then
   cat "$sweep_dir/summary.md"

@@ -60,6 +60,7 @@ class ColumnsConfig:
     sex: Optional[str] = None
     age: Optional[str] = None
     birth_year: Optional[str] = None
+    birth_month: Optional[str] = None
     visit_date: Optional[str] = None
     bmi: Optional[str] = None
     diagnosis: Optional[str] = None

@@ -31,3 +31,13 @@ def write_json(data: dict, path: Path) -> Path:
 
 def write_text(text: str, path: Path) -> Path:
     return _replace(path, lambda p: p.write_text(text))
+
+
+def write_figure(fig, path: Path, **savefig_args) -> Path:
+    """Save a matplotlib figure as PNG and close it."""
+    try:
+        return _replace(path, lambda p: fig.savefig(p, format="png", **savefig_args))
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)

@@ -91,13 +91,36 @@ def test_missing_subject_folder(ukbb_root, tmp_path):
 
 
 def test_ukbb_data_config_runs_classify_on_files_in_that_layout(ukbb_root, tmp_path, tiny_cohort, make_cfg):
-    """data=ukbb end to end: a copy of the tiny phantom addressed as a user's own cohort."""
+    """data=ukbb end to end: a copy of the tiny phantom addressed as a user's own cohort, one
+    subject with an unknown sex left out under data.on_error=skip."""
     root = tmp_path / "user_cohort"
     shutil.copytree(Path(tiny_cohort.subject_dir.iloc[0]).parent, root)
-    metadata = root / "metadata.csv"
-    cfg = make_cfg("data=ukbb", f"data.root={root}", f"data.metadata={metadata}", "input=slice")
+    metadata = pd.read_csv(root / "metadata.csv")
+    metadata.loc[0, "sex"] = "unknown"
+    metadata.to_csv(root / "metadata.csv", index=False)
+    cfg = make_cfg("data=ukbb", f"data.root={root}", f"data.metadata={root / 'metadata.csv'}", "input=slice",
+                   "data.on_error=skip")
     from fairaug.tasks.classify import run
 
-    metrics = run(cfg)
-    assert 0.0 <= metrics["balanced_accuracy"] <= 1.0
-    assert (Path(cfg.paths.output_dir) / "predictions.csv").exists()
+    run(cfg)
+    out = Path(cfg.paths.output_dir)
+    skipped = pd.read_csv(out / "skipped.csv")
+    assert list(skipped.subject_id) == [metadata.subject_id[0]] and "unknown sex" in skipped.reason[0]
+    predictions = pd.read_csv(out / "predictions.csv").merge(metadata, on="subject_id", suffixes=("", "_meta"))
+    assert (predictions.sex == predictions.sex_meta).all() and (predictions.age == predictions.age_meta).all()
+    assert (predictions.label == (predictions.diagnosis == "heart failure")).all()
+    split = pd.read_csv(out / "split.csv")
+    assert metadata.subject_id[0] not in set(split.subject_id) and len(split) == len(metadata) - 1
+
+
+def test_birth_month_ids_as_text_and_bad_frame_indices(ukbb_root, tmp_path):
+    metadata = write(tmp_path, pd.DataFrame({
+        "patient": ["1000001", "1000002", "1000003"], "34-0.0": [1950, 1950, 1950], "52-0.0": [1, 12, 6],
+        "53-2.0": ["2010-01-15", "2010-01-15", "2010-01-15"], "sex": [0, 1, 0], "bmi": [25, 26, 27],
+        "diagnosis": [0, 1, 0], "es_frame": [7, 7.5, "x"]}))
+    table, problems = read_metadata(metadata, ColumnsConfig(subject_id="patient"))
+    assert list(table.subject_id) == ["1000001"]  # read as text: leading digits kept
+    assert table.age.iloc[0] == pytest.approx(60.0)  # born January 1950, imaged January 2010
+    assert [subject for subject, _ in problems] == ["1000002", "1000003"]
+    assert "es_frame '7.5' is not a frame index" in problems[0][1]
+    assert "es_frame 'x' is not a frame index" in problems[1][1]

@@ -33,6 +33,18 @@ def test_view_shapes_and_range(make_cfg, tiny_cohort, name, view):
         assert masks.shape == image.shape and set(np.unique(masks)) <= {0, 1, 2, 3}
 
 
+def test_long_axis_views_read_the_four_chamber_file(make_cfg, tiny_cohort):
+    row = tiny_cohort.iloc[0]
+    short = ViewBuilder(make_cfg("input=cine").input)(row)[0]
+    long = ViewBuilder(make_cfg("input=cine", "input.view=la_4ch").input)(row)[0]
+    assert not np.allclose(short, long)
+    la = nib.load(Path(row.subject_dir) / "la_4ch.nii.gz")
+    expected = np.asanyarray(la.dataobj)[:, :, 0, 0].T.astype(float)  # ED frame, (Y, X) as the views
+    full_view = ("input.crop_mm=144", "input.size=48")  # the whole 48 x 3 mm image, unresized
+    frame = ViewBuilder(make_cfg("input=frame", "input.view=la_4ch", "input.frame=ed", *full_view).input)(row)[0][0]
+    assert np.corrcoef(frame.ravel(), expected.ravel())[0, 1] > 0.95
+
+
 def test_cine_frames_and_resampling(make_cfg, tiny_cohort):
     cfg = make_cfg("input=cine", "input.frames=6")
     image, _ = ViewBuilder(cfg.input)(tiny_cohort.iloc[0])
@@ -131,3 +143,17 @@ def test_missing_es_frame_is_estimated_from_the_images(tiny_cohort):
     truth = int(row.es_frame)
     row["es_frame"] = pd.NA
     assert abs(load_short_axis(row).es - truth) <= 1
+
+
+def test_cine_lengths_that_differ_need_input_frames(make_cfg, tiny_cohort, tmp_path):
+    rows = tiny_cohort.head(3).copy()
+    shorter = tmp_path / "short"
+    shutil.copytree(rows.subject_dir.iloc[1], shorter)
+    cine = nib.load(shorter / "sa.nii.gz")
+    nib.save(nib.Nifti1Image(np.asanyarray(cine.dataobj)[..., :6], cine.affine), shorter / "sa.nii.gz")
+    rows.loc[rows.index[1], "subject_dir"] = str(shorter)
+    odd = rows.subject_id.iloc[1]
+    with pytest.raises(ConfigError, match=f"6 frames: 1 subjects \\(e.g. {odd}\\), 8 frames: 2 subjects"):
+        build_view_cache(rows, make_cfg("input=cine").input, tmp_path / "views", "skip")
+    cache = build_view_cache(rows, make_cfg("input=cine", "input.frames=4").input, tmp_path / "views", "raise")
+    assert cache.images().shape == (3, 1, 4, 24, 24)

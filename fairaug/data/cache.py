@@ -19,13 +19,14 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
 from fairaug.data.cohort import Problems, settle_problems
 from fairaug.data.views import ViewBuilder
-from fairaug.errors import DataError
+from fairaug.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,26 @@ def _build_one(job):
         return row.subject_id, image, masks, None
     except DataError as error:
         return row.subject_id, None, None, str(error)
+    except Exception as error:  # noqa: BLE001 - reported with the subject that caused it
+        return row.subject_id, None, None, f"subject {row.subject_id}: {type(error).__name__}: {error}"
+
+
+def check_cine_lengths(cohort: pd.DataFrame, input_cfg) -> None:
+    """Cines of different lengths cannot share one tensor shape unless input.frames resamples them."""
+    if input_cfg.name != "cine" or input_cfg.frames:
+        return
+    name = "la_4ch.nii.gz" if input_cfg.view == "la_4ch" else "sa.nii.gz"
+    lengths = {}
+    for row in cohort.itertuples():
+        try:
+            shape = nib.load(Path(row.subject_dir) / name).shape
+        except (OSError, ValueError, nib.filebasedimages.ImageFileError):
+            continue  # unreadable files are reported, per subject, by the view builder
+        lengths.setdefault(shape[-1] if len(shape) == 4 else 1, []).append(row.subject_id)
+    if len(lengths) > 1:
+        found = ", ".join(f"{n} frames: {len(s)} subjects (e.g. {s[0]})" for n, s in sorted(lengths.items()))
+        raise ConfigError(f"cine lengths differ across the cohort ({found}); set input.frames=<n> to resample "
+                          "every cine to n frames")
 
 
 def _write(cohort: pd.DataFrame, builder: ViewBuilder, staging: Path, workers: int) -> ViewCache:
@@ -101,8 +122,7 @@ def _write(cohort: pd.DataFrame, builder: ViewBuilder, staging: Path, workers: i
                 if error is None and shape is None:
                     shape = image.shape
                 if error is None and image.shape != shape:
-                    error = (f"subject {subject}: view shape {image.shape} differs from {shape} "
-                             "(cine lengths differ? set input.frames to resample every cine to one length)")
+                    error = f"subject {subject}: view shape {image.shape} differs from {shape}"
                 if error is not None:
                     skipped.append((subject, error.removeprefix(f"subject {subject}: ")))
                     continue
@@ -121,6 +141,7 @@ def _write(cohort: pd.DataFrame, builder: ViewBuilder, staging: Path, workers: i
 def build_view_cache(cohort: pd.DataFrame, input_cfg, cache_dir: Path, on_error: str) -> ViewCache:
     """Open the cache for this cohort and view, building it first if needed."""
     builder = ViewBuilder(input_cfg)
+    check_cine_lengths(cohort, input_cfg)
     folder = Path(cache_dir) / f"{input_cfg.name}-{cache_key(cohort, input_cfg)}"
     if not (folder / "meta.json").exists():
         folder.parent.mkdir(parents=True, exist_ok=True)

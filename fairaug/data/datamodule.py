@@ -46,6 +46,7 @@ class CohortDataModule(L.LightningDataModule):
         self.cohort: pd.DataFrame | None = None
         self.split: pd.DataFrame | None = None
         self.cache: ViewCache | None = None
+        self.skipped: list[tuple[str, str]] = []  # (subject_id, reason) under data.on_error=skip
         self.datasets: dict[str, CachedViewDataset] = {}
 
     def prepare(self) -> None:
@@ -53,8 +54,9 @@ class CohortDataModule(L.LightningDataModule):
         if self.datasets:
             return
         cfg = self.cfg
-        cohort, _ = load_cohort(cfg.data)
+        cohort, problems = load_cohort(cfg.data)
         self.cache = build_view_cache(cohort, cfg.input, Path(cfg.paths.cache_dir) / "views", cfg.data.on_error)
+        self.skipped = [*problems, *self.cache.skipped]
         self.cohort = cohort[cohort.subject_id.isin(set(self.cache.index.subject_id))].reset_index(drop=True)
         fold = None if cfg.fold is None else int(cfg.fold)
         self.split = make_split(self.cohort, cfg.split, int(cfg.seed), fold)

@@ -68,9 +68,9 @@ def _age(frame: pd.DataFrame, columns, path: Path) -> pd.Series:
                         "imaging visit date (53-2.0); data.columns.* names other columns")
     visit_date = pd.to_datetime(frame[visit], errors="coerce")
     age = visit_date.dt.year - pd.to_numeric(frame[birth], errors="coerce")
-    month = _find_column(frame, "birth_month", None, path)
-    if month is not None:  # UK Biobank month of birth is 0-based (0 = January)
-        age = age + (visit_date.dt.month - 1 - pd.to_numeric(frame[month], errors="coerce")) / 12.0
+    month = _find_column(frame, "birth_month", columns.birth_month, path)
+    if month is not None:  # UK Biobank field 52, coding 8: 1 = January ... 12 = December
+        age = age + (visit_date.dt.month - pd.to_numeric(frame[month], errors="coerce")) / 12.0
     return age
 
 
@@ -80,8 +80,9 @@ def read_metadata(path: Path, columns) -> tuple[pd.DataFrame, list[tuple[str, st
     path = Path(path)
     if not path.is_file():
         raise DataError(f"metadata file not found: {path}")
+    id_columns = [columns.subject_id] if columns.subject_id else KNOWN_COLUMNS["subject_id"]
     try:
-        frame = pd.read_csv(path, dtype={name: str for name in KNOWN_COLUMNS["subject_id"]})
+        frame = pd.read_csv(path, dtype=dict.fromkeys(id_columns, str))
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as error:
         raise DataError(f"{path}: not a readable CSV ({error})") from error
     ids = frame[_require(frame, "subject_id", columns.subject_id, path)].astype(str).str.strip()
@@ -96,13 +97,21 @@ def read_metadata(path: Path, columns) -> tuple[pd.DataFrame, list[tuple[str, st
         "bmi": pd.to_numeric(frame[_require(frame, "bmi", columns.bmi, path)], errors="coerce"),
         "label": diagnosis_raw.map(lambda v: DIAGNOSIS_VALUES.get(_code(v))),
     })
+    frame_problems = {}
     for name in ("ed_frame", "es_frame"):
         column = _find_column(frame, name, getattr(columns, name), path)
-        table[name] = pd.to_numeric(frame[column], errors="coerce").astype("Int64") if column else pd.NA
+        if column is None:
+            table[name] = pd.NA
+            continue
+        values = pd.to_numeric(frame[column], errors="coerce")
+        bad = (frame[column].notna() & values.isna()) | (values.notna() & ((values % 1 != 0) | (values < 0)))
+        for i in np.flatnonzero(bad.to_numpy()):
+            frame_problems.setdefault(i, []).append(f"{name} {frame[column].iloc[i]!r} is not a frame index")
+        table[name] = values.where(~bad).astype("Int64")
 
     problems = []
     for i, row in table.iterrows():
-        reasons = []
+        reasons = list(frame_problems.get(i, []))
         if pd.isna(row.sex):
             reasons.append(f"unknown sex {sex_raw.iloc[i]!r} (expected 0/1, female/male)")
         if row.label is None or pd.isna(row.label):

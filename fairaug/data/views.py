@@ -195,7 +195,7 @@ class ViewBuilder:
             if cfg.frame == "es" and pd.isna(row.es_frame):
                 raise DataError(f"subject {row.subject_id}: input.frame=es on the 4-chamber view needs es_frame "
                                 "in the metadata")
-            es = -1 if pd.isna(row.es_frame) else int(row.es_frame)
+            es = -1 if pd.isna(row.es_frame) else _frame_index(row.es_frame, cine.shape[3], row.subject_id, "es_frame")
             frames = [self._named_frame(cine.shape[3], ed, es, row.subject_id)]
         image = normalise(crop_resize(planes[frames], centre, zooms[:2], cfg.crop_mm, cfg.size))
         return image[None] if cfg.name == "cine" else image

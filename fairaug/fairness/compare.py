@@ -14,7 +14,7 @@ import pandas as pd
 from scipy.stats import wilcoxon
 
 from fairaug.errors import ConfigError
-from fairaug.fairness.markdown import markdown_table
+from fairaug.fairness.markdown import format_mean_std, format_value, markdown_table
 from fairaug.fairness.plots import plot_arms
 from fairaug.fairness.sweep import GROUP_KEY, find_jobs, job_row
 from fairaug.io import write_csv, write_text
@@ -25,7 +25,7 @@ def _runs(sweep_dir: Path, metric: str) -> pd.DataFrame:
     rows = pd.DataFrame([job_row(j) for j in find_jobs(sweep_dir) if j.status == "completed"])
     if rows.empty:
         raise ConfigError(f"{sweep_dir} has no completed job to compare")
-    values = {"overall": rows[metric]}
+    values = {"overall": rows[metric]} if metric in rows else {}
     for column in rows.columns:
         match = GROUP_KEY.match(column)
         if match and match["metric"] == metric:
@@ -77,18 +77,14 @@ def compare(sweep_dirs: list[str], names: list[str] | None, output_dir: Path, me
     return table
 
 
-def _cell(value, digits=3) -> str:
-    return "–" if pd.isna(value) else f"{value:.{digits}f}"
-
-
 def comparison_markdown(table: pd.DataFrame, names: list[str], metric: str, sweep_dirs) -> str:
     header = ["subgroup"] + [f"{n}" for n in names] + [f"{n} − {names[0]} (p)" for n in names[1:]]
     rows = []
     for label in dict.fromkeys(table.label):
         part = table[table.label == label].set_index("arm")
-        cells = [f"{_cell(part.loc[n, 'mean'])} ± {_cell(part.loc[n, 'std'])} (n={part.loc[n, 'runs']})"
+        cells = [f"{format_mean_std(part.loc[n, 'mean'], part.loc[n, 'std'])} (n={part.loc[n, 'runs']})"
                  for n in names]
-        cells += [f"{_cell(part.loc[n, 'difference_to_first'], 3)} (p={_cell(part.loc[n, 'p_value'], 3)})"
+        cells += [f"{format_value(part.loc[n, 'difference_to_first'])} (p={format_value(part.loc[n, 'p_value'])})"
                   for n in names[1:]]
         rows.append([label, *cells])
     lines = [f"# {metric.replace('_', ' ')} by arm", "",

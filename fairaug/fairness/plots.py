@@ -11,6 +11,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from fairaug.io import write_figure  # noqa: E402
+
 
 def file_safe(attribute: str) -> str:
     return attribute.replace("×", "_x_")
@@ -18,9 +20,7 @@ def file_safe(attribute: str) -> str:
 
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return write_figure(fig, path, dpi=110)
 
 
 def plot_balanced_accuracy(table: pd.DataFrame, attribute: str, output_dir: Path) -> Path:

@@ -19,7 +19,7 @@ from fairlearn.metrics import MetricFrame
 
 from fairaug.data.groups import BMI_GROUPS
 from fairaug.errors import ConfigError, DataError
-from fairaug.fairness.markdown import markdown_table
+from fairaug.fairness.markdown import format_value, markdown_table
 from fairaug.fairness.metrics import GROUP_METRICS, undefined_reason
 from fairaug.io import write_csv, write_json, write_text
 
@@ -149,26 +149,20 @@ def evaluate(predictions: pd.DataFrame, cfg, seed: int = 0) -> FairnessReport:
     return FairnessReport(overall, by_group, attributes, settings)
 
 
-def _format(value, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return "–"
-    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
-
-
 def report_markdown(report: FairnessReport, title: str) -> str:
     lines = [f"# {title}", "", f"{report.settings['n']} subjects; intervals: {report.settings['ci']:.0%} bootstrap "
              f"({report.settings['n_boot']} resamples).", "", "## Overall", ""]
-    lines += markdown_table(["metric", "value"], [[k, _format(v)] for k, v in report.overall.items()])
+    lines += markdown_table(["metric", "value"], [[k, format_value(v)] for k, v in report.overall.items()])
     for attribute, summary in report.attributes.items():
         table = report.by_group[report.by_group.attribute == attribute]
         lines += ["", f"## {attribute}", ""]
-        rows = [[r.group, f"{_format(r.balanced_accuracy)} [{_format(r.balanced_accuracy_ci_low)}, "
-                 f"{_format(r.balanced_accuracy_ci_high)}]", _format(r.tpr), _format(r.fpr),
-                 _format(r.selection_rate), f"{int(r.count)}", f"{int(r.positives)}", r.note]
+        rows = [[r.group, f"{format_value(r.balanced_accuracy)} [{format_value(r.balanced_accuracy_ci_low)}, "
+                 f"{format_value(r.balanced_accuracy_ci_high)}]", format_value(r.tpr), format_value(r.fpr),
+                 format_value(r.selection_rate), f"{int(r.count)}", f"{int(r.positives)}", r.note]
                 for r in table.itertuples()]
         lines += markdown_table(["group", "balanced accuracy [CI]", "TPR", "FPR", "selection rate", "n",
                                  "heart failure", "note"], rows)
-        lines += [""] + markdown_table(["criterion", "value"], [[k, _format(summary[k])] for k in (
+        lines += [""] + markdown_table(["criterion", "value"], [[k, format_value(summary[k])] for k in (
             "balanced_accuracy_gap", "worst_group", "demographic_parity_difference", "demographic_parity_ratio",
             "equal_opportunity_difference", "equal_opportunity_ratio", "equalized_odds_difference",
             "equalized_odds_ratio")])

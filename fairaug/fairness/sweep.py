@@ -23,7 +23,8 @@ from hydra.types import RunMode
 from omegaconf import OmegaConf
 
 from fairaug.errors import DataError
-from fairaug.fairness.markdown import markdown_table
+from fairaug.fairness.markdown import format_mean_std, format_value, markdown_table
+from fairaug.fairness.report import CRITERIA as REPORT_CRITERIA
 from fairaug.fairness.report import evaluate, write_report
 from fairaug.io import write_csv, write_json, write_text
 
@@ -31,10 +32,9 @@ log = logging.getLogger(__name__)
 
 STATUS_FILE = "job_status.json"
 OVERALL_METRICS = ("balanced_accuracy", "auroc", "accuracy", "f1", "precision", "recall", "specificity")
+OVERALL_RATES = ("tpr", "fpr", "fnr", "selection_rate")  # from the run's fairness.json
 GROUP_COLUMNS = ("balanced_accuracy", "tpr", "fpr", "selection_rate", "count", "positives")
-CRITERIA = ("balanced_accuracy_gap", "demographic_parity_difference", "demographic_parity_ratio",
-            "equal_opportunity_difference", "equal_opportunity_ratio", "equalized_odds_difference",
-            "equalized_odds_ratio")
+CRITERIA = ("balanced_accuracy_gap", *REPORT_CRITERIA)
 
 
 @dataclass
@@ -88,7 +88,10 @@ def job_row(job: Job) -> dict:
                 row[f"{column}[{r.attribute}={r.group}]"] = getattr(r, column)
     fairness = job.folder / "fairness.json"
     if fairness.exists():
-        for attribute, summary in json.loads(fairness.read_text())["attributes"].items():
+        report = json.loads(fairness.read_text())
+        for name in OVERALL_RATES:
+            row[name] = report["overall"].get(name)
+        for attribute, summary in report["attributes"].items():
             for criterion in CRITERIA:
                 row[f"{criterion}[{attribute}]"] = summary.get(criterion)
     return row
@@ -101,11 +104,7 @@ def _mean_std(values: pd.Series) -> dict:
 
 
 def _fmt(stats: dict) -> str:
-    if stats["mean"] is None or pd.isna(stats["mean"]):
-        return "–"
-    if stats["std"] is None or pd.isna(stats["std"]):
-        return f"{stats['mean']:.3f}"
-    return f"{stats['mean']:.3f} ± {stats['std']:.3f}"
+    return format_mean_std(stats["mean"], stats["std"])
 
 
 GROUP_KEY = re.compile(r"^(?P<metric>\w+)\[(?P<attribute>[^=\]]+)=(?P<group>[^\]]*)\]$")
@@ -124,7 +123,7 @@ def summarise(sweep_dir: Path, fairness_cfg) -> dict:
     jobs = find_jobs(sweep_dir)
     table = pd.DataFrame([job_row(j) for j in jobs])
     completed = table[table.status == "completed"]
-    metrics = {m: _mean_std(completed[m]) for m in OVERALL_METRICS if m in completed}
+    metrics = {m: _mean_std(completed[m]) for m in (*OVERALL_METRICS, *OVERALL_RATES) if m in completed}
     by_group, criteria = [], {}
     for column in table.columns:
         if match := GROUP_KEY.match(column):
@@ -181,8 +180,8 @@ def summary_markdown(summary: dict) -> str:
         pooled = summary["pooled"]
         lines += ["", f"## Pooled predictions ({pooled['n']} test predictions of all runs)", ""]
         lines += markdown_table(["attribute", "worst group", "balanced accuracy gap", "equalized odds difference"],
-                                [[a, s["worst_group"], _fmt({"mean": s["balanced_accuracy_gap"], "std": None}),
-                                  _fmt({"mean": s["equalized_odds_difference"], "std": None})]
+                                [[a, s["worst_group"], format_value(s["balanced_accuracy_gap"]),
+                                  format_value(s["equalized_odds_difference"])]
                                  for a, s in pooled["attributes"].items()])
         lines += ["", "Per-group tables of the pooled predictions: `pooled/report.md`."]
     return "\n".join(lines) + "\n"

@@ -12,11 +12,11 @@ from fairaug.models.metrics import classification_metrics
 class HeartFailureClassifier(L.LightningModule):
     """One logit per subject, BCE loss; metrics per stage; test outputs kept for predictions.csv."""
 
-    def __init__(self, net: nn.Module, lr: float, weight_decay: float, pos_weight: float = 1.0):
+    def __init__(self, net: nn.Module, lr: float, weight_decay: float):
         super().__init__()
         self.save_hyperparameters(ignore=["net"])
         self.net = net
-        self.loss = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight))
+        self.loss = nn.BCEWithLogitsLoss()
         self.metrics = nn.ModuleDict({f"{stage}_metrics": classification_metrics().clone(prefix=f"{stage}/")
                                       for stage in ("train", "val", "test")})
         self.test_outputs: dict[str, torch.Tensor] = {}

@@ -8,6 +8,7 @@ reads torchvision's own cache (never downloads), `model.weights=<file>` a state 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import torch
@@ -80,10 +81,16 @@ def _weights_file(name: str, weights: str) -> Path:
     return path
 
 
+# torchvision's published DenseNet weights name layers 'norm.1'; the modules are 'norm1'.
+LEGACY_DENSENET_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\."
+                                 r"([12]\.(?:weight|bias|running_mean|running_var|num_batches_tracked))$")
+
+
 def _load_backbone_weights(net: nn.Module, name: str, weights: str) -> None:
     path = _weights_file(name, weights)
     state = torch.load(path, map_location="cpu", weights_only=True)
     state = state.get("state_dict", state)
+    state = {LEGACY_DENSENET_KEY.sub(r"\1\2", k): v for k, v in state.items()}
     state = {k: v for k, v in state.items() if k.split(".")[0] not in HEADS}
     missing, unexpected = net.load_state_dict(state, strict=False)
     missing = [k for k in missing if k.split(".")[0] not in HEADS]

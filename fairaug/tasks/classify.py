@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 from fairaug.data.datamodule import CohortDataModule
 from fairaug.data.splits import save_split
 from fairaug.fairness.report import evaluate, write_report
-from fairaug.io import write_csv, write_json
+from fairaug.io import write_csv, write_json, write_text
 from fairaug.loggers import build_logger, finish, log_config, log_fairness
 from fairaug.models.callbacks import DataWaitMonitor
 from fairaug.models.classifier import HeartFailureClassifier
@@ -47,13 +47,13 @@ def run(cfg) -> dict:
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
-    OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
+    write_text(OmegaConf.to_yaml(cfg, resolve=True), output_dir / "config.yaml")
 
     data = CohortDataModule(cfg)
     data.prepare()
     split_id = save_split(data.split, data.cohort, output_dir)
-    if data.cache.skipped:
-        write_csv(pd.DataFrame(data.cache.skipped, columns=["subject_id", "reason"]), output_dir / "skipped.csv")
+    if data.skipped:
+        write_csv(pd.DataFrame(data.skipped, columns=["subject_id", "reason"]), output_dir / "skipped.csv")
 
     module = HeartFailureClassifier(build_model(cfg.model, data.input_shape), float(cfg.model.lr),
                                     float(cfg.model.weight_decay))

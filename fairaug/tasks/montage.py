@@ -20,6 +20,7 @@ from matplotlib.colors import ListedColormap  # noqa: E402
 from fairaug.data.sources import load_cohort  # noqa: E402
 from fairaug.data.views import crop_resize, load_short_axis, normalise  # noqa: E402
 from fairaug.errors import ConfigError  # noqa: E402
+from fairaug.io import write_figure  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -47,27 +48,27 @@ def run(cfg) -> dict:
         raise ConfigError(f"task.group_by names unknown column(s) {unknown}")
     groups = list(cohort.groupby(keys, observed=True))
     per_group = int(cfg.task.per_group)
+    panels = {(r, c): (row, _panels(row, float(cfg.input.crop_mm), int(cfg.input.size)))
+              for r, (_, members) in enumerate(groups)
+              for c, (_, row) in enumerate(members.sample(min(per_group, len(members)),
+                                                         random_state=int(cfg.seed)).iterrows())}
     fig, axes = plt.subplots(len(groups), 2 * per_group, figsize=(2.0 * 2 * per_group, 2.1 * len(groups)),
                              squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
+    for (r, c), (row, (image, masks)) in panels.items():
+        for phase, name in enumerate(("ED", "ES")):
+            ax = axes[r, 2 * c + phase]
+            ax.imshow(image[phase], cmap="gray", vmin=0, vmax=1)
+            ax.imshow(masks[phase], cmap=MASK_COLOURS, vmin=0, vmax=3, interpolation="nearest")
+            ax.set_title(f"{row.subject_id} {name}", fontsize=7)
     for r, (key, members) in enumerate(groups):
-        chosen = members.sample(min(per_group, len(members)), random_state=int(cfg.seed))
-        for c, (_, row) in enumerate(chosen.iterrows()):
-            image, masks = _panels(row, float(cfg.input.crop_mm), int(cfg.input.size))
-            for phase, name in enumerate(("ED", "ES")):
-                ax = axes[r, 2 * c + phase]
-                ax.imshow(image[phase], cmap="gray", vmin=0, vmax=1)
-                ax.imshow(masks[phase], cmap=MASK_COLOURS, vmin=0, vmax=3, interpolation="nearest")
-                ax.set_title(f"{row.subject_id} {name}", fontsize=7)
         values = dict(zip(keys, key))
         label = DIAGNOSIS[values.pop("label")] + ", " + ", ".join(str(v) for v in values.values())
         axes[r, 0].text(-0.08, 0.5, f"{label}\n(n={len(members)})", transform=axes[r, 0].transAxes,
                         ha="right", va="center", fontsize=8)
     fig.suptitle("ED / ES mid-ventricular slices; red LV blood pool, green LV myocardium, blue RV", fontsize=9)
     fig.tight_layout()
-    path = output_dir / "montage.png"
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    path = write_figure(fig, output_dir / "montage.png", dpi=110, bbox_inches="tight")
     log.info("Montage of %d groups written to %s", len(groups), path)
     return {"montage": str(path), "groups": len(groups)}
