@@ -15,11 +15,19 @@ from omegaconf import MISSING
 
 
 @dataclass
+class SyntheticConfig:
+    path: Optional[str] = None  # a synthetic dataset folder (manifest.csv + PNGs): added to the training split
+    max_samples: Optional[int] = None  # use at most this many synthetic subjects (drawn with the seed)
+
+
+@dataclass
 class DataConfig:
     name: str = MISSING
     root: str = MISSING
     on_error: str = "raise"  # raise | skip (skipped subjects are logged with their reason)
     age_groups: str = "decade"  # decade | tertile
+    use_real: bool = True  # false: train on the synthetic subjects only (validation and test stay real)
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 
 
 @dataclass

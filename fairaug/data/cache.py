@@ -63,13 +63,16 @@ class ViewCache:
         return cls(folder, index, tuple(meta["shape"]), [tuple(p) for p in meta["skipped"]])
 
 
-def _file_identity(subject_dir: str) -> list:
+def _file_identity(row) -> list:
+    if getattr(row, "origin", "real") == "synthetic":
+        paths = [Path(row.image_file), Path(row.mask_file)]
+    else:
+        paths = [Path(row.subject_dir) / name for name in SUBJECT_FILES]
     identity = []
-    for name in SUBJECT_FILES:
-        path = Path(subject_dir) / name
+    for path in paths:
         if path.exists():
             stat = path.stat()
-            identity.append([name, stat.st_size, stat.st_mtime_ns])
+            identity.append([path.name, stat.st_size, stat.st_mtime_ns])
     return identity
 
 
@@ -77,7 +80,7 @@ def cache_key(cohort: pd.DataFrame, input_cfg) -> str:
     view = OmegaConf.to_container(input_cfg, resolve=True)
     view.pop("workers", None)
     subjects = [[r.subject_id, str(Path(r.subject_dir).resolve()), str(r.ed_frame), str(r.es_frame),
-                 _file_identity(r.subject_dir)] for r in cohort.itertuples()]
+                 _file_identity(r)] for r in cohort.itertuples()]
     blob = json.dumps({"version": CACHE_VERSION, "view": view, "subjects": subjects}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

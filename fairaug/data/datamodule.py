@@ -15,6 +15,8 @@ from fairaug.data.cache import ViewCache, build_view_cache
 from fairaug.data.samplers import build_sampler
 from fairaug.data.sources import load_cohort
 from fairaug.data.splits import SPLITS, make_split
+from fairaug.data.synthetic import read_synthetic
+from fairaug.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,7 @@ class CohortDataModule(L.LightningDataModule):
         self.cohort: pd.DataFrame | None = None
         self.split: pd.DataFrame | None = None
         self.cache: ViewCache | None = None
+        self.synthetic: pd.DataFrame | None = None
         self.skipped: list[tuple[str, str]] = []  # (subject_id, reason) under data.on_error=skip
         self.datasets: dict[str, CachedViewDataset] = {}
 
@@ -55,16 +58,37 @@ class CohortDataModule(L.LightningDataModule):
             return
         cfg = self.cfg
         cohort, problems = load_cohort(cfg.data)
-        self.cache = build_view_cache(cohort, cfg.input, Path(cfg.paths.cache_dir) / "views", cfg.data.on_error)
-        self.skipped = [*problems, *self.cache.skipped]
-        self.cohort = cohort[cohort.subject_id.isin(set(self.cache.index.subject_id))].reset_index(drop=True)
+        synthetic, synthetic_problems = self._synthetic(cohort)
+        rows = pd.concat([cohort, synthetic], ignore_index=True) if len(synthetic) else cohort
+        self.cache = build_view_cache(rows, cfg.input, Path(cfg.paths.cache_dir) / "views", cfg.data.on_error)
+        self.skipped = [*problems, *synthetic_problems, *self.cache.skipped]
+        cached = set(self.cache.index.subject_id)
+        self.cohort = cohort[cohort.subject_id.isin(cached)].reset_index(drop=True)
+        self.synthetic = synthetic[synthetic.subject_id.isin(cached)].reset_index(drop=True)
         fold = None if cfg.fold is None else int(cfg.fold)
         self.split = make_split(self.cohort, cfg.split, int(cfg.seed), fold)
         for name in SPLITS:
-            ids = self.split.subject_id[self.split.split == name]
-            table = self.cohort[self.cohort.subject_id.isin(set(ids))]
+            ids = set(self.split.subject_id[self.split.split == name])
+            table = self.cohort[self.cohort.subject_id.isin(ids)]
+            if name == "train":  # synthetic subjects only ever join the training split
+                table = pd.concat([table if cfg.data.use_real else table.iloc[:0], self.synthetic], ignore_index=True)
             self.datasets[name] = CachedViewDataset(self.cache, table)
-        log.info("Split sizes: %s", {k: len(v) for k, v in self.datasets.items()})
+        log.info("Split sizes: %s (synthetic in train: %d)", {k: len(v) for k, v in self.datasets.items()},
+                 len(self.synthetic))
+
+    def _synthetic(self, cohort: pd.DataFrame) -> tuple[pd.DataFrame, list]:
+        """The synthetic subjects of data.synthetic.path, and the ones left out with reasons."""
+        data = self.cfg.data
+        if not data.synthetic.path:
+            if not data.use_real:
+                raise ConfigError("data.use_real=false needs data.synthetic.path (nothing else to train on)")
+            return cohort.iloc[:0], []
+        table, problems = read_synthetic(Path(data.synthetic.path), data.synthetic.max_samples, int(self.cfg.seed),
+                                         data.on_error)
+        clash = set(table.subject_id) & set(cohort.subject_id)
+        if clash:
+            raise DataError(f"synthetic subject ids also name real subjects: {sorted(clash)[:5]}")
+        return table, problems
 
     @property
     def input_shape(self) -> tuple[int, ...]:

@@ -50,7 +50,7 @@ def _require(frame, canonical, configured, path) -> str:
     return column
 
 
-def _code(value) -> str:
+def lookup_key(value) -> str:
     """A value as a lookup key: 1.0 -> '1', ' Heart Failure ' -> 'heart failure'."""
     if isinstance(value, (int, float, np.integer, np.floating)) and float(value).is_integer():
         return str(int(value))
@@ -92,10 +92,10 @@ def read_metadata(path: Path, columns) -> tuple[pd.DataFrame, list[tuple[str, st
     diagnosis_raw = frame[_require(frame, "diagnosis", columns.diagnosis, path)]
     table = pd.DataFrame({
         "subject_id": ids,
-        "sex": sex_raw.map(lambda v: SEX_VALUES.get(_code(v))),
+        "sex": sex_raw.map(lambda v: SEX_VALUES.get(lookup_key(v))),
         "age": _age(frame, columns, path),
         "bmi": pd.to_numeric(frame[_require(frame, "bmi", columns.bmi, path)], errors="coerce"),
-        "label": diagnosis_raw.map(lambda v: DIAGNOSIS_VALUES.get(_code(v))),
+        "label": diagnosis_raw.map(lambda v: DIAGNOSIS_VALUES.get(lookup_key(v))),
     })
     frame_problems = {}
     for name in ("ed_frame", "es_frame"):

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from fairaug.data import nifti
+from fairaug.data.synthetic import synthetic_edes
 from fairaug.errors import ConfigError, DataError
 
 VIEWS = ("cine", "volume", "slice", "frame", "edes")
@@ -135,6 +136,8 @@ class ViewBuilder:
 
     def __call__(self, row: pd.Series) -> tuple[np.ndarray, np.ndarray | None]:
         cfg = self.cfg
+        if row.get("origin") == "synthetic":
+            return synthetic_edes(row, cfg)
         if cfg.view == "la_4ch":
             return self._long_axis(row), None
         sa = load_short_axis(row)

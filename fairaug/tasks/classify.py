@@ -52,6 +52,9 @@ def run(cfg) -> dict:
     data = CohortDataModule(cfg)
     data.prepare()
     split_id = save_split(data.split, data.cohort, output_dir)
+    if len(data.synthetic):
+        write_csv(data.synthetic[["subject_id", "label", "sex", "age_group", "bmi_group", "image_file"]],
+                  output_dir / "synthetic.csv")
     if data.skipped:
         write_csv(pd.DataFrame(data.skipped, columns=["subject_id", "reason"]), output_dir / "skipped.csv")
 

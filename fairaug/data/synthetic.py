@@ -1,0 +1,99 @@
+"""Synthetic subjects as cohort rows: a generated dataset is just another source.
+
+A synthetic dataset is a folder with a `manifest.csv` and, per subject, an ED/ES/ED image
+PNG and the mask PNG stacked the same way (label values 0-3 per channel), as the
+diffusion model's generation writes them. Its rows carry `origin=synthetic`, join the
+training split only, and serve the `edes` view.
+
+manifest.csv columns: subject_id, image, mask (file names relative to the folder), label
+(0/1 or healthy / heart failure), sex, age_group, bmi_group; others (prompt,
+source_subject, seed, model_id) are kept for the record.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image, UnidentifiedImageError
+
+from fairaug.data.cohort import COLUMNS, Problems, settle_problems
+from fairaug.data.groups import BMI_GROUPS
+from fairaug.data.metadata import DIAGNOSIS_VALUES, SEX_VALUES, lookup_key
+from fairaug.errors import ConfigError, DataError
+
+MANIFEST = "manifest.csv"
+REQUIRED = ("subject_id", "image", "mask", "label", "sex", "age_group", "bmi_group")
+
+
+def read_synthetic(folder: Path, max_samples: int | None, seed: int, on_error: str) -> tuple[pd.DataFrame, Problems]:
+    """Cohort rows of a synthetic dataset (at most `max_samples`, drawn with `seed`)."""
+    folder = Path(folder)
+    manifest = folder / MANIFEST
+    if not manifest.is_file():
+        raise DataError(f"data.synthetic.path: no {MANIFEST} in {folder}")
+    frame = pd.read_csv(manifest, dtype={"subject_id": str})
+    missing = [c for c in REQUIRED if c not in frame]
+    if missing:
+        raise DataError(f"{manifest}: missing column(s) {missing}")
+    if frame.subject_id.duplicated().any():
+        duplicates = sorted(set(frame.subject_id[frame.subject_id.duplicated()]))
+        raise DataError(f"{manifest}: duplicate subject ids {duplicates[:5]}")
+    table = pd.DataFrame({
+        "subject_id": frame.subject_id, "label": frame.label.map(lambda v: DIAGNOSIS_VALUES.get(lookup_key(v))),
+        "sex": frame.sex.map(lambda v: SEX_VALUES.get(lookup_key(v))), "age": np.nan, "bmi": np.nan,
+        "age_group": frame.age_group.astype(str), "bmi_group": frame.bmi_group.astype(str), "origin": "synthetic",
+        "subject_dir": str(folder), "ed_frame": pd.NA, "es_frame": pd.NA,
+        "image_file": [str(folder / name) for name in frame.image],
+        "mask_file": [str(folder / name) for name in frame["mask"]],
+    })
+    problems = []
+    for i, row in table.iterrows():
+        reasons = []
+        if pd.isna(row.label):
+            reasons.append(f"unknown label {frame.label.iloc[i]!r}")
+        if pd.isna(row.sex):
+            reasons.append(f"unknown sex {frame.sex.iloc[i]!r}")
+        if row.bmi_group not in BMI_GROUPS:
+            reasons.append(f"unknown bmi_group {row.bmi_group!r} (expected one of {list(BMI_GROUPS)})")
+        reasons += [f"{Path(p).name} not found" for p in (row.image_file, row.mask_file) if not Path(p).is_file()]
+        if reasons:
+            problems.append((row.subject_id, f"{MANIFEST}: " + "; ".join(reasons)))
+    settle_problems(problems, on_error, f"reading the synthetic dataset in {folder}")
+    table = table[~table.subject_id.isin({s for s, _ in problems})]
+    if max_samples is not None and len(table) > max_samples:
+        table = table.sample(int(max_samples), random_state=seed).sort_index()
+    table = table.assign(label=table.label.astype(int))
+    return table[[*COLUMNS, "image_file", "mask_file"]].reset_index(drop=True), problems
+
+
+def read_png(path: Path, subject: str, what: str) -> np.ndarray:
+    """(3, H, W) uint8 from an RGB (or greyscale, repeated) PNG."""
+    try:
+        with Image.open(path) as image:
+            array = np.asarray(image.convert("RGB"))
+    except (OSError, UnidentifiedImageError) as error:
+        raise DataError(f"subject {subject}: cannot read {what} {path} ({error})") from error
+    return np.ascontiguousarray(array.transpose(2, 0, 1))
+
+
+def synthetic_edes(row: pd.Series, input_cfg) -> tuple[np.ndarray, np.ndarray]:
+    """The edes view of a synthetic subject: its image in [0, 1] and its masks, resized."""
+    import torch
+    import torch.nn.functional as F
+
+    if input_cfg.name != "edes":
+        raise ConfigError(f"synthetic data provides the edes view only, not input={input_cfg.name}")
+    image = read_png(Path(row.image_file), row.subject_id, "image")
+    masks = read_png(Path(row.mask_file), row.subject_id, "mask")
+    if image.shape != masks.shape:
+        raise DataError(f"subject {row.subject_id}: image {image.shape[1:]} and mask {masks.shape[1:]} sizes differ")
+    if masks.max() > 3:
+        raise DataError(f"subject {row.subject_id}: mask values must be labels 0-3, found {int(masks.max())}")
+    size = (int(input_cfg.size), int(input_cfg.size))
+    pixels = torch.from_numpy(image.astype(np.float32) / 255.0)[None]
+    labels = torch.from_numpy(masks.astype(np.float32))[None]
+    resized = F.interpolate(pixels, size=size, mode="bilinear", antialias=True, align_corners=False)[0]
+    labels = F.interpolate(labels, size=size, mode="nearest-exact")[0]
+    return resized.clamp(0, 1).numpy(), labels.numpy().astype(np.uint8)
