@@ -48,6 +48,7 @@ class CompositionConfig:
     hf_base_prevalence: float = 0.35
     hf_odds_ratio: dict[str, dict[str, float]] = field(default_factory=dict)
     hf_severity: float = 0.6
+    hf_severity_ratio: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 @dataclass

@@ -18,7 +18,7 @@ def default_composition(n: int, **changes) -> Composition:
                   hf_odds_ratio={"sex": {"female": 0.35},
                                  "bmi_group": {"underweight": 0.5, "normal": 0.4, "obese": 1.8},
                                  "age_group": {"40s": 0.25, "50s": 0.5, "70s": 1.5, "80s": 1.5}},
-                  hf_severity=1.0)
+                  hf_severity=1.0, hf_severity_ratio={})
     values.update(changes)
     return Composition(**values)
 
@@ -144,3 +144,11 @@ def test_heart_contracts_and_narrows_towards_the_apex(subjects):
     assert (seg_es == 1).sum() < (seg_ed == 1).sum()
     assert area_ed[0] > area_ed[5] > 0
     assert np.all(np.diff(area_ed[area_ed > 0]) <= 0)
+
+
+def test_milder_heart_failure_in_women_by_default_ratio():
+    cohort = sample_subjects(default_composition(8000, hf_severity_ratio={"sex": {"female": 0.5}}), 20, seed=4)
+    hf = cohort[cohort.label == 1]
+    healthy_ef = cohort[cohort.label == 0].groupby("sex").lvef_pct.mean()
+    ef_loss = healthy_ef - hf.groupby("sex").lvef_pct.mean()
+    assert ef_loss["female"] == pytest.approx(0.5 * ef_loss["male"], rel=0.25)

@@ -44,6 +44,7 @@ def phantom_spec(cfg) -> dict:
             "hf_base_prevalence": float(cfg.composition.hf_base_prevalence),
             "hf_odds_ratio": {k: dict(v) for k, v in cfg.composition.hf_odds_ratio.items()},
             "hf_severity": float(cfg.composition.hf_severity),
+            "hf_severity_ratio": {k: dict(v) for k, v in cfg.composition.hf_severity_ratio.items()},
         },
     }
 

@@ -4,7 +4,9 @@ Healthy function follows the UK Biobank reference ranges of Petersen et al. (J C
 Magn Reson 2017): LVEF women 61 ± 5 %, men 58 ± 5 %; LV mass index men 53 ± 9 g/m²,
 women 42 ± 7 g/m²; LV end-diastolic volume index larger in men and falling with age.
 Heart failure dilates the LV and lowers its ejection fraction below ~45 %, scaled by
-``hf_severity`` so that the classification task can be made harder or easier.
+``hf_severity`` so that the classification task can be made harder or easier, and per
+subgroup by ``hf_severity_ratio``: by default women's heart failure is milder (less
+dilation, less EF loss), as women more often have heart failure with preserved EF.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class Composition:
     hf_base_prevalence: float
     hf_odds_ratio: dict[str, dict[str, float]]
     hf_severity: float
+    hf_severity_ratio: dict[str, dict[str, float]]
 
 
 def _body_surface_area(height_cm: np.ndarray, weight_kg: np.ndarray) -> np.ndarray:
@@ -94,7 +97,11 @@ def sample_subjects(comp: Composition, n_frames: int, seed: int) -> pd.DataFrame
     rvef = rng.normal(*RVEF, n)
 
     hf = cohort["label"].to_numpy() == 1
-    severity = comp.hf_severity
+    severity = comp.hf_severity * np.ones(n)
+    for attribute, ratios in comp.hf_severity_ratio.items():
+        if attribute not in cohort:
+            raise ValueError(f"data.composition.hf_severity_ratio names unknown attribute '{attribute}'")
+        severity *= cohort[attribute].map(ratios).fillna(1.0).to_numpy(dtype=float)
     lvef = np.where(hf, lvef - severity * rng.normal(22.0, 6.0, n), lvef)
     edv_index = np.where(hf, edv_index * (1.0 + severity * rng.uniform(0.1, 0.45, n)), edv_index)
     mass_index = np.where(hf, mass_index * (1.0 + severity * rng.uniform(0.0, 0.2, n)), mass_index)
