@@ -29,7 +29,7 @@ class CachedViewDataset(Dataset):
         self.table = table.reset_index(drop=True)
         self.rows = cache.rows(self.table.subject_id)
         self.labels = self.table.label.to_numpy(dtype=np.float32)
-        self._images = None  # opened lazily, once per worker process
+        self._images = self._masks = None  # opened lazily, once per worker process
 
     def __len__(self) -> int:
         return len(self.table)
@@ -38,7 +38,12 @@ class CachedViewDataset(Dataset):
         if self._images is None:
             self._images = self.cache.images()
         image = torch.from_numpy(self._images[self.rows[i]].astype(np.float32))
-        return {"image": image, "label": torch.tensor(self.labels[i]), "index": i}
+        item = {"image": image, "label": torch.tensor(self.labels[i]), "index": i}
+        if self.cache.has_masks:
+            if self._masks is None:
+                self._masks = self.cache.masks()
+            item["masks"] = torch.from_numpy(np.array(self._masks[self.rows[i]]))
+        return item
 
 
 class CohortDataModule(L.LightningDataModule):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
-from fairaug.tasks import classify, evaluate, montage
+from fairaug.tasks import classify, controlnet_train, evaluate, montage
 
-TASKS = {"classify": classify.run, "evaluate": evaluate.run, "montage": montage.run}
+TASKS = {"classify": classify.run, "controlnet_train": controlnet_train.run, "evaluate": evaluate.run,
+         "montage": montage.run}

@@ -1,0 +1,117 @@
+"""task=controlnet_train: the mask- and text-conditioned diffusion model, on the training split.
+
+Only real subjects of the training split are ever seen (validation and test subjects and any
+synthetic data are excluded; `training_subjects.csv` lists who was). Writes into the run
+directory: model/ (save_pretrained parts + the training masks and attributes that generation
+draws from), checkpoints/last.ckpt (resumable: diffusion.resume=<this run>), grids/*.png
+(real | mask | generated) and metrics.json.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import OmegaConf
+from torch.utils.data import DataLoader, WeightedRandomSampler
+
+from fairaug.data.datamodule import CachedViewDataset, CohortDataModule
+from fairaug.diffusion.components import save_components, tiny_components
+from fairaug.diffusion.module import ControlNetModule, PromptedViews, prompt_weights
+from fairaug.diffusion.prompts import build_tokenizer, check_known, prompt_vocabulary, prompts_for, tokenize
+from fairaug.errors import ConfigError
+from fairaug.io import write_csv, write_json, write_text
+from fairaug.loggers import build_logger, finish, log_config
+from fairaug.tasks.classify import trainer_arguments
+
+log = logging.getLogger(__name__)
+ATTRIBUTE_COLUMNS = ["subject_id", "label", "sex", "age_group", "bmi_group"]
+GRID_ROWS = 4
+
+
+def _resume_checkpoint(resume) -> str | None:
+    if not resume:
+        return None
+    path = Path(resume)
+    path = path / "checkpoints" / "last.ckpt" if path.is_dir() else path
+    if not path.is_file():
+        raise ConfigError(f"diffusion.resume: no checkpoint at {path}")
+    return str(path)
+
+
+def training_views(cfg) -> tuple[CachedViewDataset, pd.DataFrame]:
+    """The edes views (at the diffusion size) of the real training subjects."""
+    view_cfg = OmegaConf.merge(cfg, {"input": {"name": "edes", "view": "sa", "size": int(cfg.diffusion.size)}})
+    data = CohortDataModule(view_cfg)
+    data.prepare()
+    train = data.datasets["train"].table
+    train = train[train.origin == "real"].reset_index(drop=True)
+    return CachedViewDataset(data.cache, train), data.cohort
+
+
+def run(cfg) -> dict:
+    if cfg.diffusion.name != "tiny":
+        raise ConfigError(f"diffusion={cfg.diffusion.name} is not available yet; use diffusion=tiny")
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    write_text(OmegaConf.to_yaml(cfg, resolve=True), output_dir / "config.yaml")
+    views, cohort = training_views(cfg)
+    table = views.table
+    write_csv(table[ATTRIBUTE_COLUMNS], output_dir / "training_subjects.csv")
+
+    template = str(cfg.diffusion.prompt_template)
+    prompts = prompts_for(table, template)
+    tokenizer = build_tokenizer(prompt_vocabulary(template, sorted(cohort.age_group.unique())), max_length=16)
+    check_known(prompts, tokenizer)
+    input_ids = tokenize(tokenizer, prompts)
+    meta = {"kind": "tiny", "size": int(cfg.diffusion.size), "prompt_template": template,
+            "model_id": f"fairaug-tiny-{output_dir.name}"}
+    parts = tiny_components(cfg.diffusion, tokenizer, meta)
+
+    dataset = PromptedViews(views, input_ids)
+    weights = torch.as_tensor(prompt_weights(prompts, float(cfg.diffusion.max_weight_ratio)), dtype=torch.double)
+    sampler = WeightedRandomSampler(weights, len(dataset), replacement=True,
+                                    generator=torch.Generator().manual_seed(int(cfg.seed)))
+    loader = DataLoader(dataset, batch_size=int(cfg.diffusion.batch_size), sampler=sampler, drop_last=True,
+                        num_workers=int(cfg.loader.num_workers))
+    shown = [views[i] for i in range(min(GRID_ROWS, len(views)))]
+    grid = {"real": torch.stack([s["image"] for s in shown]), "masks": torch.stack([s["masks"] for s in shown]),
+            "input_ids": input_ids[:len(shown)], "negative_ids": torch.zeros_like(input_ids[:len(shown)]),
+            "prompts": prompts[:len(shown)]}
+    module = ControlNetModule(parts, float(cfg.diffusion.lr), bool(cfg.diffusion.train_base),
+                              float(cfg.diffusion.prompt_dropout), grid, int(cfg.diffusion.grid_every),
+                              output_dir / "grids")
+
+    arguments = trainer_arguments(cfg)
+    arguments.update(max_epochs=-1, max_steps=int(cfg.trainer.max_steps) if cfg.trainer.max_steps > 0
+                     else int(cfg.diffusion.steps), num_sanity_val_steps=0, limit_val_batches=0)
+    checkpoint = ModelCheckpoint(dirpath=output_dir / "checkpoints", save_last=True, save_top_k=0,
+                                 every_n_train_steps=int(cfg.diffusion.checkpoint_every))
+    logger = build_logger(cfg.logger, output_dir)
+    try:
+        log_config(logger, cfg)
+        trainer = L.Trainer(**arguments, logger=logger, callbacks=[checkpoint], default_root_dir=str(output_dir))
+        start = time.perf_counter()
+        trainer.fit(module, train_dataloaders=loader, ckpt_path=_resume_checkpoint(cfg.diffusion.resume),
+                    weights_only=True)
+        seconds = time.perf_counter() - start
+        trainer.save_checkpoint(output_dir / "checkpoints" / "last.ckpt")
+        module.save_grid("final")
+    finally:
+        finish(logger)
+    model_dir = save_components(parts, output_dir / "model")
+    np.save(model_dir / "training_masks.npy", np.stack([views[i]["masks"].numpy() for i in range(len(views))]))
+    write_csv(table[ATTRIBUTE_COLUMNS], model_dir / "training_subjects.csv")
+    metrics = {"steps": int(trainer.global_step), "train_seconds": seconds,
+               "final_loss": float(trainer.callback_metrics.get("train/loss", float("nan"))),
+               "n_train": len(table), "model": str(model_dir)}
+    write_json(metrics, output_dir / "metrics.json")
+    log.info("Trained %d steps in %.0f s on %d subjects; model in %s", metrics["steps"], seconds, len(table), model_dir)
+    return metrics
