@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 
 
-def _replace(path: Path, write) -> Path:
+def replace_atomically(path: Path, write) -> Path:
+    """Call write(staging_path), then rename the staging file onto `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -22,21 +23,21 @@ def _replace(path: Path, write) -> Path:
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> Path:
-    return _replace(path, lambda p: frame.to_csv(p, index=False))
+    return replace_atomically(path, lambda p: frame.to_csv(p, index=False))
 
 
 def write_json(data: dict, path: Path) -> Path:
-    return _replace(path, lambda p: p.write_text(json.dumps(data, indent=2, sort_keys=True)))
+    return replace_atomically(path, lambda p: p.write_text(json.dumps(data, indent=2, sort_keys=True)))
 
 
 def write_text(text: str, path: Path) -> Path:
-    return _replace(path, lambda p: p.write_text(text))
+    return replace_atomically(path, lambda p: p.write_text(text))
 
 
 def write_figure(fig, path: Path, **savefig_args) -> Path:
     """Save a matplotlib figure as PNG and close it."""
     try:
-        return _replace(path, lambda p: fig.savefig(p, format="png", **savefig_args))
+        return replace_atomically(path, lambda p: fig.savefig(p, format="png", **savefig_args))
     finally:
         import matplotlib.pyplot as plt
 

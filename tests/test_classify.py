@@ -71,9 +71,11 @@ def test_montage(make_cfg):
     assert result["groups"] == 4 and Path(result["montage"]).stat().st_size > 10_000
 
 
-def test_experiment_preset_composes(make_cfg):
-    cfg = make_cfg("experiment=real_only")
+@pytest.mark.parametrize("preset", ["real_only", "real_plus_synth", "real_plus_synth_balanced", "synth_only"])
+def test_experiment_presets_compose(make_cfg, preset):
+    cfg = make_cfg(f"experiment={preset}", "data.synthetic.path=/somewhere")
     assert (cfg.input.name, cfg.model.name, cfg.sampler.name) == ("edes", "resnet18", "group_balanced")
+    assert cfg.data.use_real == (preset != "synth_only")
 
 
 def test_loader_worker_processes_give_the_same_predictions(make_cfg, tmp_path):

@@ -23,7 +23,8 @@ def synthetic_dir(make_cfg, tiny_cohort, tmp_path) -> Path:
     for i, row in enumerate(tiny_cohort.head(12).itertuples()):
         image, masks = build(tiny_cohort.iloc[i])
         name = f"SYN{i:04d}"
-        Image.fromarray((image.transpose(1, 2, 0) * 255).round().astype(np.uint8)).save(folder / "images" / f"{name}.png")
+        pixels = (image.transpose(1, 2, 0) * 255).round().astype(np.uint8)
+        Image.fromarray(pixels).save(folder / "images" / f"{name}.png")
         Image.fromarray(masks.transpose(1, 2, 0)).save(folder / "masks" / f"{name}.png")
         rows.append({"subject_id": name, "image": f"images/{name}.png", "mask": f"masks/{name}.png",
                      "label": "heart failure" if row.label else "healthy", "sex": row.sex, "age_group": row.age_group,

@@ -89,9 +89,10 @@ class ControlNetModule(L.LightningModule):
                                                    (images[r], "generated"))):
                 axes[r, c].imshow(picture.permute(1, 2, 0).numpy())
                 axes[r, c].set_axis_off()
-                axes[r, c].set_title(f"{title}" if r else f"{title}\n{self.grid['prompts'][r]}", fontsize=6)
-            axes[r, 0].text(-0.05, 0.5, self.grid["prompts"][r], fontsize=5, rotation=90, ha="right", va="center",
-                            transform=axes[r, 0].transAxes)
+                if r == 0:
+                    axes[r, c].set_title(title, fontsize=8)
+            axes[r, 0].text(-0.05, 0.5, self.grid["prompts"][r].replace(", ", "\n"), fontsize=6, ha="right",
+                            va="center", transform=axes[r, 0].transAxes)
         path = write_figure(fig, Path(self.grid_dir) / f"{name}.png", dpi=100)
         for logger in self.loggers:
             if hasattr(logger.experiment, "add_image"):

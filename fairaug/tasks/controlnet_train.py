@@ -22,6 +22,7 @@ from omegaconf import OmegaConf
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from fairaug.data.datamodule import CachedViewDataset, CohortDataModule
+from fairaug.data.splits import save_split
 from fairaug.diffusion.components import save_components, tiny_components
 from fairaug.diffusion.module import ControlNetModule, PromptedViews, prompt_weights
 from fairaug.diffusion.prompts import build_tokenizer, check_known, prompt_vocabulary, prompts_for, tokenize
@@ -45,11 +46,13 @@ def _resume_checkpoint(resume) -> str | None:
     return str(path)
 
 
-def training_views(cfg) -> tuple[CachedViewDataset, pd.DataFrame]:
-    """The edes views (at the diffusion size) of the real training subjects."""
+def training_views(cfg, output_dir: Path) -> tuple[CachedViewDataset, pd.DataFrame]:
+    """The edes views (at the diffusion size) of the real training subjects; the split is
+    saved with the run (split.csv), as classify saves it."""
     view_cfg = OmegaConf.merge(cfg, {"input": {"name": "edes", "view": "sa", "size": int(cfg.diffusion.size)}})
     data = CohortDataModule(view_cfg)
     data.prepare()
+    save_split(data.split, data.cohort, output_dir)
     train = data.datasets["train"].table
     train = train[train.origin == "real"].reset_index(drop=True)
     return CachedViewDataset(data.cache, train), data.cohort
@@ -62,7 +65,7 @@ def run(cfg) -> dict:
     output_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     write_text(OmegaConf.to_yaml(cfg, resolve=True), output_dir / "config.yaml")
-    views, cohort = training_views(cfg)
+    views, cohort = training_views(cfg, output_dir)
     table = views.table
     write_csv(table[ATTRIBUTE_COLUMNS], output_dir / "training_subjects.csv")
 

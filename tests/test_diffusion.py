@@ -1,0 +1,144 @@
+"""ControlNet training and synthetic generation on CPU with the tiny model (fast tier)."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from fairaug.diffusion.components import load_components
+from fairaug.diffusion.planning import balance_counts, make_plan
+from fairaug.diffusion.prompts import (
+    DEFAULT_TEMPLATE,
+    build_tokenizer,
+    check_known,
+    load_tokenizer,
+    prompt_for,
+    prompt_vocabulary,
+    tokenize,
+)
+from fairaug.diffusion.sampling import sample
+from fairaug.errors import ConfigError, DataError
+from fairaug.tasks import classify, controlnet_train, synth_generate
+from tests.conftest import TINY_PHANTOM, TINY_RUN, compose_config
+
+TINY_DIFFUSION = ["task=controlnet_train", "diffusion.size=16", "diffusion.widths=[16,32]", "diffusion.batch_size=8",
+                  "diffusion.grid_every=4", "diffusion.checkpoint_every=2", "trainer.max_steps=6"]
+
+
+def test_prompts_and_a_tokenizer_built_from_their_words(tmp_path):
+    row = {"sex": "female", "age_group": "60s", "bmi_group": "obese", "label": 1}
+    prompt = prompt_for(row, DEFAULT_TEMPLATE)
+    assert prompt == "Female, age in 60s, obese BMI, heart failure"
+    tokenizer = build_tokenizer(prompt_vocabulary(DEFAULT_TEMPLATE, ["50s", "60s"]), max_length=12)
+    tokenizer.save_pretrained(tmp_path)
+    loaded = load_tokenizer(tmp_path)
+    assert torch.equal(tokenize(loaded, [prompt]), tokenize(tokenizer, [prompt]))
+    assert (tokenize(loaded, [prompt]) != 1).all()  # no [UNK]
+    with pytest.raises(DataError, match=r"\['90s'\] the tiny tokenizer does not know; its vocabulary: .*'60s'"):
+        check_known([prompt.replace("60s", "90s")], loaded)
+
+
+@pytest.fixture
+def training():
+    rows = [(0, "male", "60s", "obese")] * 6 + [(1, "male", "60s", "obese")] * 4 + [(0, "female", "60s", "obese")] * 3
+    table = pd.DataFrame(rows, columns=["label", "sex", "age_group", "bmi_group"])
+    table.insert(0, "subject_id", [f"R{i}" for i in range(len(table))])
+    return table
+
+
+def test_balance_plan_fills_every_cell_to_the_largest(training):
+    counts = balance_counts(training, None)
+    assert len(counts) == 4  # 2 labels x 2 sexes x 1 age group x 1 BMI group, including the empty cell
+    assert ((counts["count"] + counts.generate) == 6).all()
+    capped = balance_counts(training, 5)
+    assert capped.generate.sum() == 5 and (capped.generate <= counts.generate).all()
+    plan, _ = make_plan("balance", training, OmegaConf.create({"max_samples": None}), seed=0)
+    donors = training.set_index("subject_id")
+    empty_cell = plan[(plan.sex == "female") & (plan.label == 1)]
+    assert len(empty_cell) == 6 and (donors.loc[empty_cell.source_subject, "label"] == 1).all()
+    assert plan.subject_id.is_unique and plan.seed.is_unique
+
+
+def test_copy_and_random_prompt_plans(training):
+    copy, _ = make_plan("copy", training, OmegaConf.create({"per_sample_multiplier": 2}), seed=0)
+    assert len(copy) == 26 and (copy.source_subject.value_counts() == 2).all()
+    random, _ = make_plan("random_prompt", training, OmegaConf.create({"num_samples": 40}), seed=1)
+    donors = training.set_index("subject_id")
+    assert len(random) == 40 and (donors.loc[random.source_subject, "label"].to_numpy() == random.label).all()
+
+
+@pytest.fixture(scope="module")
+def trained(fairaug_home, tmp_path_factory):
+    """One tiny training run shared by the tests of this module."""
+    run_dir = tmp_path_factory.mktemp("controlnet_train")
+    cfg = compose_config([*TINY_PHANTOM, *TINY_RUN, *TINY_DIFFUSION, f"paths.home={fairaug_home}",
+                          f"paths.output_dir={run_dir}"])
+    return run_dir, controlnet_train.run(cfg)
+
+
+def test_controlnet_training_sees_the_training_split_only_and_saves_a_loadable_model(trained):
+    run_dir, metrics = trained
+    split = pd.read_csv(run_dir / "split.csv", dtype={"subject_id": str})
+    seen = set(pd.read_csv(run_dir / "training_subjects.csv", dtype={"subject_id": str}).subject_id)
+    assert seen == set(split.subject_id[split.split == "train"])
+    assert metrics["steps"] == 6 and np.isfinite(metrics["final_loss"])
+    assert {p.name for p in (run_dir / "grids").iterdir()} == {"step_000004.png", "final.png"}
+    parts = load_components(run_dir)  # from_pretrained on the folder the run saved
+    assert list((run_dir / "model" / "unet").glob("*.safetensors"))
+    masks = torch.from_numpy(np.load(run_dir / "model" / "training_masks.npy")[:2])
+    ids = tokenize(parts.tokenizer, ["Female, age in 60s, obese BMI, healthy"] * 2)
+    images = sample(parts, masks, ids, torch.zeros_like(ids), [0, 1], steps=3, scheduler="unipc", guidance=2.0,
+                    control_scale=1.0)
+    assert images.shape == (2, 3, 16, 16) and 0 <= images.min() and images.max() <= 1
+
+
+def test_training_resumes_from_the_last_checkpoint(trained, make_cfg, tmp_path):
+    run_dir, _ = trained
+    cfg = make_cfg(*TINY_DIFFUSION, "trainer.max_steps=9", f"diffusion.resume={run_dir}",
+                   f"paths.output_dir={tmp_path / 'resumed'}")
+    assert controlnet_train.run(cfg)["steps"] == 9
+    with pytest.raises(ConfigError, match="no checkpoint"):
+        controlnet_train.run(make_cfg(*TINY_DIFFUSION, f"diffusion.resume={tmp_path / 'nowhere'}"))
+
+
+def test_generation_writes_a_dataset_that_classify_can_train_on(trained, make_cfg, tmp_path):
+    run_dir, _ = trained
+    out = tmp_path / "synthetic"
+    settings = ["task=synth_generate", f"generation.model={run_dir}", f"generation.output={out}",
+                "generation.steps=2", "generation.batch_size=4"]
+    synth_generate.run(make_cfg(*settings))
+    manifest = pd.read_csv(out / "manifest.csv")
+    training = pd.read_csv(run_dir / "training_subjects.csv")
+    assert len(manifest) == len(training) and manifest.subject_id.is_unique
+    assert all((out / p).is_file() for p in [*manifest.image, *manifest["mask"]])
+    assert manifest.prompt.iloc[0].endswith(("healthy", "heart failure"))
+    json.loads((out / "generation.json").read_text())
+
+    # a killed run: the last subjects missing, a half-written PNG left behind
+    for name in manifest.image[-3:]:
+        (out / name).unlink()
+    (out / "images" / ".S000001.png.tmp-123").write_bytes(b"partial")
+    manifest.iloc[:-3].to_csv(out / "manifest.csv", index=False)
+    synth_generate.run(make_cfg(*settings))
+    resumed = pd.read_csv(out / "manifest.csv")
+    assert len(resumed) == len(manifest) and resumed.subject_id.is_unique
+    assert not list(out.glob("images/.*"))
+
+    with pytest.raises(ConfigError, match="different generation"):
+        synth_generate.run(make_cfg(*settings, "generation.guidance_scale=3"))
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="foreign files"):
+        synth_generate.run(make_cfg(*settings[:-3], f"generation.output={tmp_path / 'foreign'}"))
+
+    cfg = make_cfg("input=edes", f"data.synthetic.path={out}", "data.use_real=false",
+                   f"paths.output_dir={tmp_path / 'classify'}")
+    assert 0 <= classify.run(cfg)["balanced_accuracy"] <= 1
+
+
+def test_bad_model_folder(make_cfg, tmp_path):
+    with pytest.raises(ConfigError, match="no trained model"):
+        synth_generate.run(make_cfg("task=synth_generate", f"generation.model={tmp_path}"))
