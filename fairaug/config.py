@@ -100,6 +100,7 @@ class InputConfig:
 
 @dataclass
 class SplitConfig:
+    seed: int = 0  # the yaml sets ${seed}; fix it to vary the seed of a run but keep its split
     test_size: float = 0.25
     val_size: float = 0.1
     n_splits: int = 5  # k-fold (when the top-level `fold` is set): the test set is fold `fold` of n_splits

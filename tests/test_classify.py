@@ -90,3 +90,15 @@ def test_k_fold_run_tests_on_its_fold(make_cfg):
     classify.run(cfg)
     split = json.loads((Path(cfg.paths.output_dir) / "split.json").read_text())
     assert split["splits"]["test"]["n"] == 10  # a quarter of the 40 subjects
+
+
+def test_split_seed_fixes_the_split_while_the_seed_varies(make_cfg, tmp_path):
+    from fairaug.data.datamodule import CohortDataModule
+
+    def test_ids(*overrides):
+        data = CohortDataModule(make_cfg("input=slice", *overrides))
+        data.prepare()
+        return set(data.datasets["test"].table.subject_id)
+
+    assert test_ids("seed=1", "split.seed=0") == test_ids("seed=0")
+    assert test_ids("seed=1") != test_ids("seed=0")

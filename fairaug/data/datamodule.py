@@ -71,7 +71,7 @@ class CohortDataModule(L.LightningDataModule):
         self.cohort = cohort[cohort.subject_id.isin(cached)].reset_index(drop=True)
         self.synthetic = synthetic[synthetic.subject_id.isin(cached)].reset_index(drop=True)
         fold = None if cfg.fold is None else int(cfg.fold)
-        self.split = make_split(self.cohort, cfg.split, int(cfg.seed), fold)
+        self.split = make_split(self.cohort, cfg.split, int(cfg.split.seed), fold)
         for name in SPLITS:
             ids = set(self.split.subject_id[self.split.split == name])
             table = self.cohort[self.cohort.subject_id.isin(ids)]
