@@ -99,9 +99,21 @@ def test_training_resumes_from_the_last_checkpoint(trained, make_cfg, tmp_path):
     run_dir, _ = trained
     cfg = make_cfg(*TINY_DIFFUSION, "trainer.max_steps=9", f"diffusion.resume={run_dir}",
                    f"paths.output_dir={tmp_path / 'resumed'}")
-    assert controlnet_train.run(cfg)["steps"] == 9
+    resumed = controlnet_train.run(cfg)
+    assert (resumed["start_step"], resumed["steps"]) == (6, 9)
     with pytest.raises(ConfigError, match="no checkpoint"):
         controlnet_train.run(make_cfg(*TINY_DIFFUSION, f"diffusion.resume={tmp_path / 'nowhere'}"))
+    with pytest.raises(ConfigError, match="no training step ran"):
+        controlnet_train.run(make_cfg(*TINY_DIFFUSION, f"diffusion.resume={run_dir}",
+                                      f"paths.output_dir={tmp_path / 'nothing_to_do'}"))
+    with pytest.raises(ConfigError, match="another split"):
+        controlnet_train.run(make_cfg(*TINY_DIFFUSION, f"diffusion.resume={run_dir}", "seed=3",
+                                      f"paths.output_dir={tmp_path / 'other_split'}"))
+
+
+def test_training_settings_that_cannot_work(make_cfg):
+    with pytest.raises(ConfigError, match="multiples of 8"):
+        controlnet_train.run(make_cfg(*TINY_DIFFUSION, "diffusion.widths=[12,24]"))
 
 
 def test_generation_writes_a_dataset_that_classify_can_train_on(trained, make_cfg, tmp_path):
@@ -117,6 +129,8 @@ def test_generation_writes_a_dataset_that_classify_can_train_on(trained, make_cf
     assert manifest.prompt.iloc[0].endswith(("healthy", "heart failure"))
     json.loads((out / "generation.json").read_text())
 
+    uninterrupted = {name: (out / name).read_bytes() for name in manifest.image}
+
     # a killed run: the last subjects missing, a half-written PNG left behind
     for name in manifest.image[-3:]:
         (out / name).unlink()
@@ -126,6 +140,11 @@ def test_generation_writes_a_dataset_that_classify_can_train_on(trained, make_cf
     resumed = pd.read_csv(out / "manifest.csv")
     assert len(resumed) == len(manifest) and resumed.subject_id.is_unique
     assert not list(out.glob("images/.*"))
+    assert all((out / name).read_bytes() == data for name, data in uninterrupted.items())  # same images
+    # killed after its last images but before the manifest: the rerun completes the manifest
+    manifest.iloc[:-2].to_csv(out / "manifest.csv", index=False)
+    synth_generate.run(make_cfg(*settings))
+    assert len(pd.read_csv(out / "manifest.csv")) == len(manifest)
 
     with pytest.raises(ConfigError, match="different generation"):
         synth_generate.run(make_cfg(*settings, "generation.guidance_scale=3"))

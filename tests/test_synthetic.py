@@ -13,15 +13,18 @@ from fairaug.tasks import classify
 
 
 @pytest.fixture
-def synthetic_dir(make_cfg, tiny_cohort, tmp_path) -> Path:
-    """A synthetic dataset as generation writes it, made from the tiny phantom's edes views."""
+def synthetic_dir(make_cfg, tmp_path) -> Path:
+    """A synthetic dataset as generation writes it, made from the edes views of training subjects."""
     folder = tmp_path / "synthetic"
     (folder / "images").mkdir(parents=True)
     (folder / "masks").mkdir()
     build = ViewBuilder(make_cfg("input=edes", "input.size=32").input)
+    data = CohortDataModule(make_cfg("input=edes"))
+    data.prepare()
+    training = data.datasets["train"].table.head(12)
     rows = []
-    for i, row in enumerate(tiny_cohort.head(12).itertuples()):
-        image, masks = build(tiny_cohort.iloc[i])
+    for i, row in enumerate(training.itertuples()):
+        image, masks = build(training.iloc[i])
         name = f"SYN{i:04d}"
         pixels = (image.transpose(1, 2, 0) * 255).round().astype(np.uint8)
         Image.fromarray(pixels).save(folder / "images" / f"{name}.png")
@@ -83,3 +86,9 @@ def test_classify_with_synthetic_only(make_cfg, synthetic_dir):
     assert set(predictions.origin) == {"real"} and not predictions.subject_id.str.startswith("SYN").any()
     with pytest.raises(ConfigError, match="needs data.synthetic.path"):
         CohortDataModule(make_cfg("input=edes", "data.use_real=false")).prepare()
+
+
+def test_synthetic_data_from_held_out_subjects_is_refused(make_cfg, synthetic_dir):
+    """A classifier on another split than the generator's would train on its test subjects' data."""
+    with pytest.raises(DataError, match="validation/test subject\\(s\\).*shaped the synthetic data"):
+        CohortDataModule(make_cfg("input=edes", f"data.synthetic.path={synthetic_dir}", "seed=7")).prepare()

@@ -15,7 +15,7 @@ from fairaug.data.cache import ViewCache, build_view_cache
 from fairaug.data.samplers import build_sampler
 from fairaug.data.sources import load_cohort
 from fairaug.data.splits import SPLITS, make_split
-from fairaug.data.synthetic import read_synthetic
+from fairaug.data.synthetic import generator_subjects, read_synthetic
 from fairaug.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,8 @@ class CohortDataModule(L.LightningDataModule):
         self.synthetic = synthetic[synthetic.subject_id.isin(cached)].reset_index(drop=True)
         fold = None if cfg.fold is None else int(cfg.fold)
         self.split = make_split(self.cohort, cfg.split, int(cfg.split.seed), fold)
+        if len(synthetic):
+            self._check_no_leak()
         for name in SPLITS:
             ids = set(self.split.subject_id[self.split.split == name])
             table = self.cohort[self.cohort.subject_id.isin(ids)]
@@ -80,6 +82,17 @@ class CohortDataModule(L.LightningDataModule):
             self.datasets[name] = CachedViewDataset(self.cache, table)
         log.info("Split sizes: %s (synthetic in train: %d)", {k: len(v) for k, v in self.datasets.items()},
                  len(self.synthetic))
+
+    def _check_no_leak(self) -> None:
+        """Synthetic subjects made from (a generator trained on) validation or test subjects
+        would leak them into training."""
+        shaped_by = generator_subjects(Path(self.cfg.data.synthetic.path), self.synthetic)
+        held_out = set(self.split.subject_id[self.split.split != "train"])
+        leaked = sorted(shaped_by & held_out)
+        if leaked:
+            raise DataError(f"{len(leaked)} validation/test subject(s) (e.g. {leaked[:3]}) shaped the synthetic "
+                            f"data in {self.cfg.data.synthetic.path}: use the generator's split (split.seed and "
+                            "fold of its controlnet_train run)")
 
     def _synthetic(self, cohort: pd.DataFrame) -> tuple[pd.DataFrame, list]:
         """The synthetic subjects of data.synthetic.path, and the ones left out with reasons."""

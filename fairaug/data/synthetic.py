@@ -24,6 +24,7 @@ from fairaug.data.metadata import DIAGNOSIS_VALUES, SEX_VALUES, lookup_key
 from fairaug.errors import ConfigError, DataError
 
 MANIFEST = "manifest.csv"
+GENERATOR_SUBJECTS = "generator_subjects.csv"  # the real subjects the generating model was trained on
 REQUIRED = ("subject_id", "image", "mask", "label", "sex", "age_group", "bmi_group")
 
 
@@ -47,6 +48,7 @@ def read_synthetic(folder: Path, max_samples: int | None, seed: int, on_error: s
         "subject_dir": str(folder), "ed_frame": pd.NA, "es_frame": pd.NA,
         "image_file": [str(folder / name) for name in frame.image],
         "mask_file": [str(folder / name) for name in frame["mask"]],
+        "source_subject": frame["source_subject"].astype(str) if "source_subject" in frame else pd.NA,
     })
     problems = []
     for i, row in table.iterrows():
@@ -55,6 +57,8 @@ def read_synthetic(folder: Path, max_samples: int | None, seed: int, on_error: s
             reasons.append(f"unknown label {frame.label.iloc[i]!r}")
         if pd.isna(row.sex):
             reasons.append(f"unknown sex {frame.sex.iloc[i]!r}")
+        if row.age_group in ("", "nan"):
+            reasons.append("missing age_group")
         if row.bmi_group not in BMI_GROUPS:
             reasons.append(f"unknown bmi_group {row.bmi_group!r} (expected one of {list(BMI_GROUPS)})")
         reasons += [f"{Path(p).name} not found" for p in (row.image_file, row.mask_file) if not Path(p).is_file()]
@@ -65,7 +69,17 @@ def read_synthetic(folder: Path, max_samples: int | None, seed: int, on_error: s
     if max_samples is not None and len(table) > max_samples:
         table = table.sample(int(max_samples), random_state=seed).sort_index()
     table = table.assign(label=table.label.astype(int))
-    return table[[*COLUMNS, "image_file", "mask_file"]].reset_index(drop=True), problems
+    return table[[*COLUMNS, "image_file", "mask_file", "source_subject"]].reset_index(drop=True), problems
+
+
+def generator_subjects(folder: Path, table: pd.DataFrame) -> set[str]:
+    """Real subjects that shaped these synthetic ones: the generator's training set (when the
+    dataset records it) and every manifest row's source subject."""
+    subjects = set(table.get("source_subject", pd.Series(dtype=str)).dropna().astype(str))
+    recorded = Path(folder) / GENERATOR_SUBJECTS
+    if recorded.is_file():
+        subjects |= set(pd.read_csv(recorded, dtype={"subject_id": str}).subject_id)
+    return subjects
 
 
 def read_png(path: Path, subject: str, what: str) -> np.ndarray:

@@ -8,7 +8,9 @@ to [-1, 1]) and the ControlNet reads the stacked masks at the same resolution.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +38,8 @@ class Components:
 def tiny_components(cfg, tokenizer, meta: dict) -> Components:
     """Small UNet + ControlNet + CLIP text encoder for pixel-space training on a CPU."""
     widths = tuple(int(w) for w in cfg.widths)
+    if len(widths) < 2 or any(w % 8 for w in widths):
+        raise ConfigError(f"diffusion.widths must list two or more multiples of 8 (group norm), got {list(widths)}")
     text_dim = int(cfg.text_dim)
     torch.manual_seed(int(cfg.init_seed))
     unet = UNet2DConditionModel(
@@ -54,13 +58,30 @@ def tiny_components(cfg, tokenizer, meta: dict) -> Components:
     return Components(unet, controlnet, text_encoder, tokenizer, scheduler, meta)
 
 
-def save_components(parts: Components, folder: Path) -> Path:
+def weights_digest(folder: Path) -> str:
+    """A hash of the saved weights: a model trained further gets another id."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(folder).glob("*/*.safetensors")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def save_components(parts: Components, folder: Path, extra: dict[str, object] | None = None) -> Path:
+    """Save every part (and `extra` files: name -> writer(path)) beside `folder`, then rename it
+    into place, so a model folder is either complete or absent."""
     folder = Path(folder)
+    staging = folder.with_name(f".{folder.name}.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
     for name in ("unet", "controlnet", "text_encoder"):
-        getattr(parts, name).save_pretrained(folder / name, safe_serialization=True)
-    parts.tokenizer.save_pretrained(folder / "tokenizer")
-    parts.scheduler.save_pretrained(folder / "scheduler")
-    (folder / META).write_text(json.dumps(parts.meta, indent=2, sort_keys=True))
+        getattr(parts, name).save_pretrained(staging / name, safe_serialization=True)
+    parts.tokenizer.save_pretrained(staging / "tokenizer")
+    parts.scheduler.save_pretrained(staging / "scheduler")
+    for name, writer in (extra or {}).items():
+        writer(staging / name)
+    parts.meta["model_id"] = f"{parts.meta['model_id']}-{weights_digest(staging)}"
+    (staging / META).write_text(json.dumps(parts.meta, indent=2, sort_keys=True))
+    shutil.rmtree(folder, ignore_errors=True)
+    staging.rename(folder)
     return folder
 
 

@@ -65,6 +65,9 @@ def check_known(prompts: list[str], tokenizer) -> None:
     if "[UNK]" not in vocabulary:  # a pretrained tokenizer (SD 2.1) splits any word into pieces
         return
     for prompt in prompts:
+        if len(words(prompt)) > tokenizer.model_max_length:
+            raise DataError(f"prompt {prompt!r} has more than {tokenizer.model_max_length} words, the tokenizer's "
+                            "length; shorten diffusion.prompt_template")
         unknown = [w for w in words(prompt) if w not in vocabulary]
         if unknown:
             known = sorted(w for w in vocabulary if w not in SPECIAL)

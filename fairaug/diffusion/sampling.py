@@ -30,7 +30,8 @@ def sample(parts: Components, masks: torch.Tensor, input_ids: torch.Tensor, nega
     x = (x * noise_scheduler.init_noise_sigma).to(device, dtype)
     cond = (masks.float() / 3.0).to(device, dtype)
     guided = guidance > 1.0
-    text = parts.text_encoder(torch.cat([negative_ids, input_ids]) if guided else input_ids)[0].to(dtype)
+    ids = (torch.cat([negative_ids, input_ids]) if guided else input_ids).to(device)
+    text = parts.text_encoder(ids)[0].to(dtype)
     cond = torch.cat([cond, cond]) if guided else cond
     for t in noise_scheduler.timesteps:
         model_input = noise_scheduler.scale_model_input(torch.cat([x, x]) if guided else x, t)

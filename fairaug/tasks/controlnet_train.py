@@ -9,6 +9,7 @@ draws from), checkpoints/last.ckpt (resumable: diffusion.resume=<this run>), gri
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -36,14 +37,19 @@ ATTRIBUTE_COLUMNS = ["subject_id", "label", "sex", "age_group", "bmi_group"]
 GRID_ROWS = 4
 
 
-def _resume_checkpoint(resume) -> str | None:
+def _resume_checkpoint(resume, output_dir: Path) -> tuple[str | None, int]:
+    """The checkpoint to resume from and its step; it must come from a run on the same split."""
     if not resume:
-        return None
+        return None, 0
     path = Path(resume)
     path = path / "checkpoints" / "last.ckpt" if path.is_dir() else path
     if not path.is_file():
         raise ConfigError(f"diffusion.resume: no checkpoint at {path}")
-    return str(path)
+    previous = path.parent.parent / "split.json"
+    if previous.exists() and json.loads(previous.read_text())["hash"] != json.loads(
+            (output_dir / "split.json").read_text())["hash"]:
+        raise ConfigError(f"diffusion.resume: {path} was trained on another split (data, split or seed differ)")
+    return str(path), int(torch.load(path, map_location="cpu", weights_only=True)["global_step"])
 
 
 def training_views(cfg, output_dir: Path) -> tuple[CachedViewDataset, pd.DataFrame]:
@@ -82,7 +88,8 @@ def run(cfg) -> dict:
     weights = torch.as_tensor(prompt_weights(prompts, float(cfg.diffusion.max_weight_ratio)), dtype=torch.double)
     sampler = WeightedRandomSampler(weights, len(dataset), replacement=True,
                                     generator=torch.Generator().manual_seed(int(cfg.seed)))
-    loader = DataLoader(dataset, batch_size=int(cfg.diffusion.batch_size), sampler=sampler, drop_last=True,
+    batch_size = int(cfg.diffusion.batch_size)
+    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=len(dataset) > batch_size,
                         num_workers=int(cfg.loader.num_workers))
     shown = [views[i] for i in range(min(GRID_ROWS, len(views)))]
     grid = {"real": torch.stack([s["image"] for s in shown]), "masks": torch.stack([s["masks"] for s in shown]),
@@ -97,22 +104,27 @@ def run(cfg) -> dict:
                      else int(cfg.diffusion.steps), num_sanity_val_steps=0, limit_val_batches=0)
     checkpoint = ModelCheckpoint(dirpath=output_dir / "checkpoints", save_last=True, save_top_k=0,
                                  every_n_train_steps=int(cfg.diffusion.checkpoint_every))
+    resume, start_step = _resume_checkpoint(cfg.diffusion.resume, output_dir)
     logger = build_logger(cfg.logger, output_dir)
     try:
         log_config(logger, cfg)
         trainer = L.Trainer(**arguments, logger=logger, callbacks=[checkpoint], default_root_dir=str(output_dir))
         start = time.perf_counter()
-        trainer.fit(module, train_dataloaders=loader, ckpt_path=_resume_checkpoint(cfg.diffusion.resume),
-                    weights_only=True)
+        trainer.fit(module, train_dataloaders=loader, ckpt_path=resume, weights_only=True)
+        if trainer.global_step <= start_step:
+            raise ConfigError(f"no training step ran (trainer.max_steps={arguments['max_steps']}, resumed at "
+                              f"step {start_step})")
         seconds = time.perf_counter() - start
         trainer.save_checkpoint(output_dir / "checkpoints" / "last.ckpt")
         module.save_grid("final")
     finally:
         finish(logger)
-    model_dir = save_components(parts, output_dir / "model")
-    np.save(model_dir / "training_masks.npy", np.stack([views[i]["masks"].numpy() for i in range(len(views))]))
-    write_csv(table[ATTRIBUTE_COLUMNS], model_dir / "training_subjects.csv")
-    metrics = {"steps": int(trainer.global_step), "train_seconds": seconds,
+    training_masks = np.stack([views[i]["masks"].numpy() for i in range(len(views))])
+    model_dir = save_components(parts, output_dir / "model", extra={
+        "training_masks.npy": lambda path: np.save(path, training_masks),
+        "training_subjects.csv": lambda path: table[ATTRIBUTE_COLUMNS].to_csv(path, index=False),
+        "split.json": lambda path: path.write_text((output_dir / "split.json").read_text())})
+    metrics = {"steps": int(trainer.global_step), "start_step": start_step, "train_seconds": seconds,
                "final_loss": float(trainer.callback_metrics.get("train/loss", float("nan"))),
                "n_train": len(table), "model": str(model_dir)}
     write_json(metrics, output_dir / "metrics.json")

@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 from tqdm import tqdm
 
-from fairaug.data.synthetic import MANIFEST
+from fairaug.data.synthetic import GENERATOR_SUBJECTS, MANIFEST
 from fairaug.diffusion.components import load_components, model_folder
 from fairaug.diffusion.planning import make_plan
 from fairaug.diffusion.prompts import check_known, prompt_for, tokenize
@@ -36,7 +36,8 @@ SETTINGS = ("mode", "per_sample_multiplier", "num_samples", "max_samples", "sche
 def _prepare_folder(folder: Path, spec: dict) -> None:
     """A new folder, or one this same generation started: anything else is refused."""
     folder.mkdir(parents=True, exist_ok=True)
-    ours = {SPEC, "plan.csv", MANIFEST, "images", "masks", "plan_counts.csv", ".hydra", "__main__.log"}
+    ours = {SPEC, "plan.csv", MANIFEST, GENERATOR_SUBJECTS, "images", "masks", "plan_counts.csv", ".hydra",
+            "__main__.log"}
     foreign = [p.name for p in folder.iterdir() if p.name not in ours and not p.name.startswith(".")]
     if foreign:
         raise ConfigError(f"generation output {folder} holds foreign files {sorted(foreign)[:5]}; choose an empty "
@@ -48,6 +49,12 @@ def _prepare_folder(folder: Path, spec: dict) -> None:
                               "settings or choose another generation.output")
     for staging in folder.glob("*/.*.tmp-*"):  # PNGs an interrupted run had not finished writing
         staging.unlink()
+
+
+def _write_manifest(plan: pd.DataFrame, folder: Path) -> None:
+    """The manifest lists exactly the subjects whose image and mask are complete."""
+    done = [(folder / image).exists() and (folder / mask).exists() for image, mask in zip(plan.image, plan["mask"])]
+    write_csv(plan[done], folder / MANIFEST)
 
 
 def _save_png(array: np.ndarray, path: Path) -> None:
@@ -83,9 +90,11 @@ def run(cfg) -> dict:
     (folder / "masks").mkdir(exist_ok=True)
 
     row_of = {s: i for i, s in enumerate(training.subject_id)}
+    write_csv(training, folder / GENERATOR_SUBJECTS)
     pending = plan[[not (folder / p).exists() for p in plan.image]]
+    device = "cuda" if torch.cuda.is_available() else "cpu"
     for part in (parts.unet, parts.controlnet, parts.text_encoder):
-        part.eval()
+        part.to(device).eval()
     negative = tokenize(parts.tokenizer, [gen.negative_prompt])
     batch = int(gen.batch_size)
     with tqdm(total=len(plan), initial=len(plan) - len(pending), desc="generating", unit="subject") as progress:
@@ -98,8 +107,8 @@ def run(cfg) -> dict:
             for row, image, mask in zip(chunk.itertuples(), images, condition):
                 _save_png(mask.permute(1, 2, 0).numpy().astype(np.uint8), folder / row.mask)
                 _save_png((image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8), folder / row.image)
-            done = plan[[(folder / p).exists() for p in plan.image]]
-            write_csv(done, folder / MANIFEST)
+            _write_manifest(plan, folder)
             progress.update(len(chunk))
+    _write_manifest(plan, folder)  # also after a run killed between its last images and its manifest
     log.info("%d synthetic subjects in %s", len(plan), folder)
     return {"folder": str(folder), "n": len(plan)}
