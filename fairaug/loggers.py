@@ -35,8 +35,9 @@ def build_logger(cfg, output_dir: Path) -> Logger:
     if cfg.name == "tensorboard":
         return TensorBoardLogger(save_dir=str(output_dir), name="tensorboard", version="", default_hp_metric=False)
     if cfg.name == "wandb":
-        return WandbLogger(project=cfg.project, entity=cfg.entity, group=cfg.group or _sweep_group(),
-                           name=output_dir.name if not _sweep_group() else f"job-{output_dir.name}",
+        sweep = _sweep_group()
+        return WandbLogger(project=cfg.project, entity=cfg.entity, group=cfg.group or sweep,
+                           name=f"job-{output_dir.name}" if sweep else output_dir.name,
                            save_dir=str(output_dir), mode=cfg.mode, job_type="classify")
     raise ConfigError(f"unknown logger '{cfg.name}'; known: {list(LOGGERS)}")
 

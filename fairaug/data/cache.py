@@ -144,9 +144,9 @@ def _write(cohort: pd.DataFrame, builder: ViewBuilder, staging: Path, workers: i
 def build_view_cache(cohort: pd.DataFrame, input_cfg, cache_dir: Path, on_error: str) -> ViewCache:
     """Open the cache for this cohort and view, building it first if needed."""
     builder = ViewBuilder(input_cfg)
-    check_cine_lengths(cohort, input_cfg)
     folder = Path(cache_dir) / f"{input_cfg.name}-{cache_key(cohort, input_cfg)}"
     if not (folder / "meta.json").exists():
+        check_cine_lengths(cohort, input_cfg)
         folder.parent.mkdir(parents=True, exist_ok=True)
         staging = folder.parent / f".{folder.name}.tmp-{uuid.uuid4().hex[:8]}"
         staging.mkdir()

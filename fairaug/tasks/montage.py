@@ -14,11 +14,11 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
 
 from fairaug.data.sources import load_cohort  # noqa: E402
-from fairaug.data.views import crop_resize, load_short_axis, normalise  # noqa: E402
+from fairaug.data.views import ViewBuilder  # noqa: E402
 from fairaug.errors import ConfigError  # noqa: E402
 from fairaug.io import write_figure  # noqa: E402
 
@@ -28,14 +28,10 @@ MASK_COLOURS = ListedColormap([(0, 0, 0, 0), (1.0, 0.2, 0.2, 0.45), (0.2, 1.0, 0
 DIAGNOSIS = {0: "healthy", 1: "heart failure"}
 
 
-def _panels(row, crop_mm: float, size: int):
-    sa = load_short_axis(row)
-    z, centre = sa.mid_slice(), sa.centre()
-    image = normalise(crop_resize(np.stack([sa.cine[:, :, z, sa.ed], sa.cine[:, :, z, sa.es]]),
-                                  centre, sa.spacing, crop_mm, size))
-    masks = crop_resize(np.stack([sa.seg_ed[:, :, z], sa.seg_es()[:, :, z]]).astype(np.float32),
-                        centre, sa.spacing, crop_mm, size, mask=True)
-    return image, masks
+def _panels(row, edes: ViewBuilder):
+    """ED and ES of the edes view (ED, ES, ED) with their masks."""
+    image, masks = edes(row)
+    return image[:2], masks[:2]
 
 
 def run(cfg) -> dict:
@@ -48,7 +44,8 @@ def run(cfg) -> dict:
         raise ConfigError(f"task.group_by names unknown column(s) {unknown}")
     groups = list(cohort.groupby(keys, observed=True))
     per_group = int(cfg.task.per_group)
-    panels = {(r, c): (row, _panels(row, float(cfg.input.crop_mm), int(cfg.input.size)))
+    edes = ViewBuilder(OmegaConf.merge(cfg.input, {"name": "edes", "view": "sa", "slice_index": None}))
+    panels = {(r, c): (row, _panels(row, edes))
               for r, (_, members) in enumerate(groups)
               for c, (_, row) in enumerate(members.sample(min(per_group, len(members)),
                                                          random_state=int(cfg.seed)).iterrows())}
