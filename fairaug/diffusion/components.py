@@ -3,7 +3,10 @@ Diffusion 2.1 from a local diffusers-format folder; saved and loaded with diffus
 `save_pretrained` / `from_pretrained` (safetensors, `local_files_only`).
 
 Tiny works in pixel space: the UNet denoises the ED/ES/ED image itself (3 channels, scaled
-to [-1, 1]) and the ControlNet reads the stacked masks at the same resolution.
+to [-1, 1]) and the ControlNet reads the stacked masks at the same resolution. Stable
+Diffusion works in its VAE's latent space; its ControlNet embeds the full-resolution masks
+down to the latent size. A saved SD model holds the ControlNet (and whatever else was
+trained) and names the base folder it reads the locked parts from.
 """
 
 from __future__ import annotations
@@ -15,13 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from diffusers import ControlNetModel, DDPMScheduler, UNet2DConditionModel
+from diffusers import AutoencoderKL, ControlNetModel, DDPMScheduler, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel
 
 from fairaug.diffusion.prompts import load_tokenizer
 from fairaug.errors import ConfigError
 
 PARTS = ("unet", "controlnet", "text_encoder", "tokenizer", "scheduler")
+BASE_PARTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")  # of a Stable Diffusion folder
 META = "fairaug.json"
 
 
@@ -32,7 +36,37 @@ class Components:
     text_encoder: CLIPTextModel
     tokenizer: object
     scheduler: DDPMScheduler
-    meta: dict  # size, prompt template, kind, model id
+    meta: dict  # size, prompt template, kind, model id (and for SD: the base folder, the saved parts)
+    vae: AutoencoderKL | None = None  # None: the UNet works in pixel space
+
+    @property
+    def latent_factor(self) -> int:
+        return 1 if self.vae is None else 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    def latent_shape(self, size: int) -> tuple[int, int, int]:
+        side = size // self.latent_factor
+        return int(self.unet.config.in_channels), side, side
+
+    def to_latents(self, pixels: torch.Tensor) -> torch.Tensor:
+        """[-1, 1] images -> what the UNet denoises (the images themselves in pixel space)."""
+        if self.vae is None:
+            return pixels
+        encoded = self.vae.encode(pixels.to(self.vae.dtype)).latent_dist.sample()
+        return encoded.float() * self.vae.config.scaling_factor
+
+    def to_pixels(self, latents: torch.Tensor) -> torch.Tensor:
+        if self.vae is None:
+            return latents
+        return self.vae.decode((latents / self.vae.config.scaling_factor).to(self.vae.dtype)).sample.float()
+
+    def training_target(self, latents: torch.Tensor, noise: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
+        """What the UNet learns to predict, as its scheduler says (SD 2.1 768 predicts v)."""
+        kind = self.scheduler.config.prediction_type
+        if kind == "epsilon":
+            return noise
+        if kind == "v_prediction":
+            return self.scheduler.get_velocity(latents, noise, steps)
+        raise ConfigError(f"scheduler prediction_type '{kind}' is not supported (epsilon or v_prediction)")
 
 
 def tiny_components(cfg, tokenizer, meta: dict) -> Components:
@@ -58,6 +92,48 @@ def tiny_components(cfg, tokenizer, meta: dict) -> Components:
     return Components(unet, controlnet, text_encoder, tokenizer, scheduler, meta)
 
 
+def _load_part(name: str, folder: Path):
+    """One part of a saved model or of a Stable Diffusion folder, offline."""
+    if name == "tokenizer":
+        return load_tokenizer(folder)
+    classes = {"unet": UNet2DConditionModel, "controlnet": ControlNetModel, "text_encoder": CLIPTextModel,
+               "vae": AutoencoderKL, "scheduler": DDPMScheduler}
+    return classes[name].from_pretrained(folder, local_files_only=True)
+
+
+def load_base(folder: str | Path) -> dict:
+    """The locked parts of a local diffusers-format Stable Diffusion folder (SD 2.1 layout)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ConfigError(f"diffusion.pretrained: {folder} is not a folder; give a local diffusers-format Stable "
+                          "Diffusion 2.1 folder (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/)")
+    missing = [p for p in BASE_PARTS if not (folder / p).is_dir()]
+    if missing:
+        raise ConfigError(f"diffusion.pretrained: {folder} lacks {missing}; it must be a diffusers-format Stable "
+                          "Diffusion folder (as StableDiffusionPipeline.save_pretrained writes)")
+    try:
+        return {name: _load_part(name, folder / name) for name in BASE_PARTS}
+    except (OSError, ValueError, KeyError) as error:
+        raise ConfigError(f"diffusion.pretrained: cannot load {folder}: {error}") from error
+
+
+def stable_diffusion_components(cfg, meta: dict) -> Components:
+    """Stable Diffusion from `cfg.pretrained` and a new ControlNet copied from its UNet, whose
+    conditioning embedding brings the full-size masks down to the latent size."""
+    base = load_base(cfg.pretrained)
+    factor = 2 ** (len(base["vae"].config.block_out_channels) - 1)
+    depth = 2 ** (len(base["unet"].config.block_out_channels) - 1)
+    if int(cfg.size) % (factor * depth):
+        raise ConfigError(f"diffusion.size={cfg.size} must be a multiple of {factor * depth} for this model "
+                          f"(VAE factor {factor} x UNet depth {depth})")
+    embedding = (16, 32, 96, 256)[:factor.bit_length()]  # log2(factor) stride-2 stages, as SD's ControlNet
+    torch.manual_seed(int(cfg.init_seed))
+    controlnet = ControlNetModel.from_unet(base["unet"], conditioning_embedding_out_channels=embedding)
+    meta.update(pretrained=str(Path(cfg.pretrained).resolve()))
+    return Components(base["unet"], controlnet, base["text_encoder"], base["tokenizer"], base["scheduler"], meta,
+                      base["vae"])
+
+
 def weights_digest(folder: Path) -> str:
     """A hash of the saved weights: a model trained further gets another id."""
     digest = hashlib.sha256()
@@ -72,7 +148,7 @@ def save_components(parts: Components, folder: Path, extra: dict[str, object] | 
     folder = Path(folder)
     staging = folder.with_name(f".{folder.name}.tmp")
     shutil.rmtree(staging, ignore_errors=True)
-    for name in ("unet", "controlnet", "text_encoder"):
+    for name in parts.meta.get("saved", ("unet", "controlnet", "text_encoder")):
         getattr(parts, name).save_pretrained(staging / name, safe_serialization=True)
     parts.tokenizer.save_pretrained(staging / "tokenizer")
     parts.scheduler.save_pretrained(staging / "scheduler")
@@ -96,17 +172,22 @@ def model_folder(path: str | Path) -> Path:
 
 
 def load_components(path: str | Path) -> Components:
+    """A trained model; an SD one reads its locked parts from the base folder it names."""
     folder = model_folder(path)
-    missing = [p for p in PARTS if not (folder / p).is_dir()]
+    meta = json.loads((folder / META).read_text())
+    saved = [*meta.get("saved", ("unet", "controlnet", "text_encoder")), "tokenizer", "scheduler"]
+    missing = [p for p in saved if not (folder / p).is_dir()]
     if missing:
         raise ConfigError(f"{folder} is incomplete: missing {missing}")
     try:
-        return Components(
-            UNet2DConditionModel.from_pretrained(folder / "unet", local_files_only=True),
-            ControlNetModel.from_pretrained(folder / "controlnet", local_files_only=True),
-            CLIPTextModel.from_pretrained(folder / "text_encoder", local_files_only=True),
-            load_tokenizer(folder / "tokenizer"),
-            DDPMScheduler.from_pretrained(folder / "scheduler", local_files_only=True),
-            json.loads((folder / META).read_text()))
+        parts = {name: _load_part(name, folder / name) for name in saved}
     except (OSError, ValueError, KeyError) as error:
         raise ConfigError(f"{folder} does not hold a compatible model: {error}") from error
+    if meta["kind"] != "tiny":
+        base = Path(meta["pretrained"])
+        if not base.is_dir():
+            raise ConfigError(f"{folder} was trained on the Stable Diffusion folder {base}, which is gone; "
+                              "restore it there to generate")
+        parts = {**load_base(base), **parts}
+    return Components(parts["unet"], parts["controlnet"], parts["text_encoder"], parts["tokenizer"],
+                      parts["scheduler"], meta, parts.get("vae"))

@@ -1,4 +1,5 @@
-"""LightningModule that trains the text-conditioned UNet and its ControlNet on ED/ES images."""
+"""LightningModule that trains the ControlNet (and, for the tiny model, the text-conditioned
+UNet with it) on ED/ES images, in pixel space or in Stable Diffusion's latent space."""
 
 from __future__ import annotations
 
@@ -37,32 +38,66 @@ def prompt_weights(prompts: list[str], max_ratio: float) -> np.ndarray:
     return np.minimum(weights, max_ratio / counts.max())
 
 
+HALF_PRECISION = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16, "bf16-true": torch.bfloat16,
+                  "16-true": torch.float16}
+
+
 class ControlNetModule(L.LightningModule):
-    def __init__(self, parts: Components, lr: float, train_base: bool, prompt_dropout: float,
-                 grid: dict | None = None, grid_every: int = 0, grid_dir: Path | None = None):
+    def __init__(self, parts: Components, lr: float, train_base: bool, prompt_dropout: float, empty_ids: torch.Tensor,
+                 grid: dict | None = None, grid_every: int = 0, grid_dir: Path | None = None,
+                 gradient_checkpointing: bool = False):
         super().__init__()
         self.parts = parts
-        self.unet, self.controlnet, self.text_encoder = parts.unet, parts.controlnet, parts.text_encoder
+        self.unet, self.controlnet, self.text_encoder, self.vae = parts.unet, parts.controlnet, parts.text_encoder, \
+            parts.vae
         self.lr, self.train_base, self.prompt_dropout = lr, train_base, prompt_dropout
+        self.register_buffer("empty_ids", empty_ids.reshape(1, -1), persistent=False)
         self.grid, self.grid_every, self.grid_dir = grid, grid_every, grid_dir
-        if not train_base:  # Stable Diffusion stays locked; only the ControlNet learns
-            for module in (self.unet, self.text_encoder):
-                module.requires_grad_(False)
+        for module in self.frozen():
+            module.requires_grad_(False)
+        if gradient_checkpointing:  # the diffusers networks recompute activations in the backward pass
+            for module in self.trained():
+                if module is not self.text_encoder:
+                    module.enable_gradient_checkpointing()
+        self.strict_loading = not self.frozen()  # checkpoints leave the locked parts out
+
+    def trained(self) -> list:
+        return [self.controlnet, *((self.unet, self.text_encoder) if self.train_base else ())]
+
+    def frozen(self) -> list:
+        """The VAE always; Stable Diffusion's UNet and text encoder too unless train_base."""
+        return [m for m in (self.vae, self.unet, self.text_encoder) if m is not None and m not in self.trained()]
+
+    def on_fit_start(self) -> None:
+        """Under mixed precision the locked parts are kept in half precision (memory), as
+        diffusers' train_controlnet.py does; the trained ones stay float32 for the optimizer."""
+        dtype = HALF_PRECISION.get(str(self.trainer.precision))
+        if dtype is not None:
+            for module in self.frozen():
+                module.to(dtype)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Only what is trained goes into checkpoints/last.ckpt: not gigabytes of locked SD."""
+        frozen = tuple(f"{name}." for name, module in self.named_children() if module in self.frozen())
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith(frozen)}
 
     def training_step(self, batch, batch_idx):
-        pixels, ids = batch["pixels"], batch["input_ids"]
+        ids = batch["input_ids"]
         drop = torch.rand(len(ids), device=ids.device) < self.prompt_dropout  # learn the unconditional too
-        ids = torch.where(drop[:, None], torch.zeros_like(ids), ids)
-        noise = torch.randn_like(pixels)
-        steps = torch.randint(0, self.parts.scheduler.config.num_train_timesteps, (len(pixels),), device=pixels.device)
-        noisy = self.parts.scheduler.add_noise(pixels, noise, steps)
+        ids = torch.where(drop[:, None], self.empty_ids.expand_as(ids), ids)
+        with torch.no_grad():
+            latents = self.parts.to_latents(batch["pixels"])
+        noise = torch.randn_like(latents)
+        steps = torch.randint(0, self.parts.scheduler.config.num_train_timesteps, (len(latents),),
+                              device=latents.device)
+        noisy = self.parts.scheduler.add_noise(latents, noise, steps)
         text = self.text_encoder(ids)[0]
         down, mid = self.controlnet(noisy, steps, encoder_hidden_states=text,
-                                    controlnet_cond=batch["masks"].to(pixels.dtype) / 3.0, return_dict=False)
+                                    controlnet_cond=batch["masks"].to(noisy.dtype) / 3.0, return_dict=False)
         predicted = self.unet(noisy, steps, encoder_hidden_states=text, down_block_additional_residuals=down,
                               mid_block_additional_residual=mid).sample
-        loss = F.mse_loss(predicted.float(), noise.float())
-        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=len(pixels))
+        loss = F.mse_loss(predicted.float(), self.parts.training_target(latents, noise, steps).float())
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=len(ids))
         return loss
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
@@ -78,7 +113,8 @@ class ControlNetModule(L.LightningModule):
 
         was_training = self.training
         self.eval()
-        images = sample(self.parts, self.grid["masks"], self.grid["input_ids"], self.grid["negative_ids"],
+        images = sample(self.parts, self.grid["masks"], self.grid["input_ids"],
+                        self.empty_ids.cpu().expand_as(self.grid["input_ids"]),
                         list(range(len(self.grid["masks"]))), steps=25, scheduler="ddim", guidance=2.0,
                         control_scale=1.0)
         self.train(was_training)
@@ -103,5 +139,4 @@ class ControlNetModule(L.LightningModule):
         return path
 
     def configure_optimizers(self):
-        modules = [self.controlnet, *((self.unet, self.text_encoder) if self.train_base else ())]
-        return torch.optim.AdamW([p for m in modules for p in m.parameters()], lr=self.lr, weight_decay=1e-2)
+        return torch.optim.AdamW([p for m in self.trained() for p in m.parameters()], lr=self.lr, weight_decay=1e-2)

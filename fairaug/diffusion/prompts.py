@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
-from transformers import PreTrainedTokenizerFast
+from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from fairaug.data.groups import BMI_GROUPS
 from fairaug.errors import DataError
@@ -56,7 +56,8 @@ def build_tokenizer(vocabulary: list[str], max_length: int) -> PreTrainedTokeniz
 
 
 def load_tokenizer(folder: Path):
-    return PreTrainedTokenizerFast.from_pretrained(str(folder), local_files_only=True)
+    """The tiny word-level tokenizer or a pretrained one (SD 2.1's CLIP), from a local folder."""
+    return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
 
 
 def check_known(prompts: list[str], tokenizer) -> None:

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from fairaug.data.datamodule import CachedViewDataset, CohortDataModule
 from fairaug.data.splits import save_split
-from fairaug.diffusion.components import save_components, tiny_components
+from fairaug.diffusion.components import Components, save_components, stable_diffusion_components, tiny_components
 from fairaug.diffusion.module import ControlNetModule, PromptedViews, prompt_weights
 from fairaug.diffusion.prompts import build_tokenizer, check_known, prompt_vocabulary, prompts_for, tokenize
 from fairaug.errors import ConfigError
@@ -64,9 +64,25 @@ def training_views(cfg, output_dir: Path) -> tuple[CachedViewDataset, pd.DataFra
     return CachedViewDataset(data.cache, train), data.cohort
 
 
+def build_components(cfg, age_groups: list[str], output_dir: Path) -> Components:
+    """diffusion=tiny: built from its config with a tokenizer of the prompt words;
+    diffusion=sd21: Stable Diffusion from diffusion.pretrained plus a new ControlNet."""
+    diffusion = cfg.diffusion
+    meta = {"kind": str(diffusion.name), "size": int(diffusion.size), "prompt_template": str(diffusion.prompt_template),
+            "model_id": f"fairaug-{diffusion.name}-{output_dir.name}"}
+    if diffusion.name == "tiny":
+        tokenizer = build_tokenizer(prompt_vocabulary(meta["prompt_template"], age_groups), max_length=16)
+        return tiny_components(diffusion, tokenizer, meta)
+    if diffusion.name == "sd21":
+        if not diffusion.get("pretrained"):
+            raise ConfigError("diffusion=sd21 needs diffusion.pretrained=<local diffusers-format Stable Diffusion 2.1 "
+                              "folder>")
+        meta["saved"] = ["controlnet", *(["unet", "text_encoder"] if diffusion.train_base else [])]
+        return stable_diffusion_components(diffusion, meta)
+    raise ConfigError(f"unknown diffusion model '{diffusion.name}'; known: tiny, sd21")
+
+
 def run(cfg) -> dict:
-    if cfg.diffusion.name != "tiny":
-        raise ConfigError(f"diffusion={cfg.diffusion.name} is not available yet; use diffusion=tiny")
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
@@ -75,14 +91,10 @@ def run(cfg) -> dict:
     table = views.table
     write_csv(table[ATTRIBUTE_COLUMNS], output_dir / "training_subjects.csv")
 
-    template = str(cfg.diffusion.prompt_template)
-    prompts = prompts_for(table, template)
-    tokenizer = build_tokenizer(prompt_vocabulary(template, sorted(cohort.age_group.unique())), max_length=16)
-    check_known(prompts, tokenizer)
-    input_ids = tokenize(tokenizer, prompts)
-    meta = {"kind": "tiny", "size": int(cfg.diffusion.size), "prompt_template": template,
-            "model_id": f"fairaug-tiny-{output_dir.name}"}
-    parts = tiny_components(cfg.diffusion, tokenizer, meta)
+    parts = build_components(cfg, sorted(cohort.age_group.unique()), output_dir)
+    prompts = prompts_for(table, parts.meta["prompt_template"])
+    check_known(prompts, parts.tokenizer)
+    input_ids = tokenize(parts.tokenizer, prompts)
 
     dataset = PromptedViews(views, input_ids)
     weights = torch.as_tensor(prompt_weights(prompts, float(cfg.diffusion.max_weight_ratio)), dtype=torch.double)
@@ -93,11 +105,11 @@ def run(cfg) -> dict:
                         num_workers=int(cfg.loader.num_workers))
     shown = [views[i] for i in range(min(GRID_ROWS, len(views)))]
     grid = {"real": torch.stack([s["image"] for s in shown]), "masks": torch.stack([s["masks"] for s in shown]),
-            "input_ids": input_ids[:len(shown)], "negative_ids": torch.zeros_like(input_ids[:len(shown)]),
-            "prompts": prompts[:len(shown)]}
+            "input_ids": input_ids[:len(shown)], "prompts": prompts[:len(shown)]}
     module = ControlNetModule(parts, float(cfg.diffusion.lr), bool(cfg.diffusion.train_base),
-                              float(cfg.diffusion.prompt_dropout), grid, int(cfg.diffusion.grid_every),
-                              output_dir / "grids")
+                              float(cfg.diffusion.prompt_dropout), tokenize(parts.tokenizer, [""])[0], grid,
+                              int(cfg.diffusion.grid_every), output_dir / "grids",
+                              bool(cfg.diffusion.gradient_checkpointing))
 
     arguments = trainer_arguments(cfg)
     arguments.update(max_epochs=-1, max_steps=int(cfg.trainer.max_steps) if cfg.trainer.max_steps > 0

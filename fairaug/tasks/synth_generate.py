@@ -29,8 +29,9 @@ from fairaug.io import replace_atomically, write_csv, write_json
 
 log = logging.getLogger(__name__)
 SPEC = "generation.json"
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 SETTINGS = ("mode", "per_sample_multiplier", "num_samples", "max_samples", "scheduler", "steps", "guidance_scale",
-            "negative_prompt", "control_scale", "seed")
+            "negative_prompt", "control_scale", "seed", "dtype")
 
 
 def _prepare_folder(folder: Path, spec: dict) -> None:
@@ -93,8 +94,13 @@ def run(cfg) -> dict:
     write_csv(training, folder / GENERATOR_SUBJECTS)
     pending = plan[[not (folder / p).exists() for p in plan.image]]
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    for part in (parts.unet, parts.controlnet, parts.text_encoder):
-        part.to(device).eval()
+    if gen.dtype not in DTYPES:
+        raise ConfigError(f"generation.dtype must be one of {sorted(DTYPES)}, got '{gen.dtype}'")
+    for part in (parts.unet, parts.controlnet, parts.text_encoder, parts.vae):
+        if part is not None:
+            part.to(device).eval()
+            if gen.dtype != "float32":
+                part.to(DTYPES[gen.dtype])
     negative = tokenize(parts.tokenizer, [gen.negative_prompt])
     batch = int(gen.batch_size)
     with tqdm(total=len(plan), initial=len(plan) - len(pending), desc="generating", unit="subject") as progress:

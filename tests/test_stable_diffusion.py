@@ -1,0 +1,116 @@
+"""diffusion=sd21 on a miniature Stable Diffusion folder the tests save in SD 2.1's layout:
+loading offline, latent-space ControlNet training with SD locked (under bf16-mixed, on CPU),
+resume, generation, and the errors a wrong folder gives."""
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from diffusers import ControlNetModel, UNet2DConditionModel
+from PIL import Image
+
+from fairaug.diffusion.components import Components, load_base, load_components
+from fairaug.diffusion.tiny_sd import save_tiny_stable_diffusion
+from fairaug.errors import ConfigError
+from fairaug.tasks import controlnet_train, synth_generate
+from tests.conftest import TINY_PHANTOM, TINY_RUN, compose_config
+
+SIZE = 32
+
+
+def sd21(base) -> list[str]:
+    return ["task=controlnet_train", "diffusion=sd21", f"diffusion.pretrained={base}", f"diffusion.size={SIZE}",
+            "diffusion.batch_size=8", "diffusion.grid_every=2", "diffusion.checkpoint_every=2", "trainer.max_steps=4"]
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    return save_tiny_stable_diffusion(tmp_path_factory.mktemp("sd") / "stable-diffusion-2-1-base", size=SIZE)
+
+
+@pytest.fixture(scope="module")
+def trained(base, fairaug_home, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("sd21_train")
+    cfg = compose_config([*TINY_PHANTOM, *TINY_RUN, *sd21(base), "trainer.precision=bf16-mixed",
+                          f"paths.home={fairaug_home}", f"paths.output_dir={run_dir}"])
+    return run_dir, controlnet_train.run(cfg)
+
+
+def test_the_saved_folder_has_stable_diffusions_layout(base):
+    assert json.loads((base / "model_index.json").read_text())["_class_name"] == "StableDiffusionPipeline"
+    for part in ("unet", "vae", "text_encoder", "tokenizer", "scheduler"):
+        assert (base / part).is_dir()
+
+
+def test_sd21_trains_only_the_controlnet_and_keeps_sd_locked(base, trained):
+    run_dir, metrics = trained
+    assert metrics["steps"] == 4 and np.isfinite(metrics["final_loss"])
+    model = run_dir / "model"
+    assert {p.name for p in model.iterdir() if p.is_dir()} == {"controlnet", "tokenizer", "scheduler"}
+    meta = json.loads((model / "fairaug.json").read_text())
+    assert meta["kind"] == "sd21" and meta["pretrained"] == str(base.resolve())
+    state = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+    assert state and all(key.startswith("controlnet.") for key in state)  # no locked SD weights in checkpoints
+
+    parts = load_components(run_dir)
+    assert parts.vae is not None and parts.latent_factor == 4
+    locked = UNet2DConditionModel.from_pretrained(base / "unet", local_files_only=True)
+    assert all(torch.equal(a, b) for a, b in zip(parts.unet.state_dict().values(), locked.state_dict().values()))
+    torch.manual_seed(0)
+    untrained = ControlNetModel.from_unet(locked, conditioning_embedding_out_channels=(16, 32, 96))
+    assert not all(torch.equal(a, b) for a, b in zip(parts.controlnet.state_dict().values(),
+                                                        untrained.state_dict().values()))
+
+
+def test_sd21_resumes_from_a_checkpoint_without_the_locked_parts(base, trained, make_cfg, tmp_path):
+    run_dir, _ = trained
+    resumed = controlnet_train.run(make_cfg(*sd21(base), "trainer.max_steps=6", f"diffusion.resume={run_dir}"))
+    assert (resumed["start_step"], resumed["steps"]) == (4, 6)
+
+
+def test_sd21_generation_decodes_full_size_images(trained, make_cfg, tmp_path):
+    run_dir, _ = trained
+    out = tmp_path / "synthetic"
+    synth_generate.run(make_cfg("task=synth_generate", "generation=random_prompt", "generation.num_samples=3",
+                                f"generation.model={run_dir}", f"generation.output={out}", "generation.steps=3",
+                                "generation.dtype=bfloat16", "generation.scheduler=dpm++"))
+    manifest = pd.read_csv(out / "manifest.csv")
+    assert len(manifest) == 3
+    image = np.asarray(Image.open(out / manifest.image[0]))
+    assert image.shape == (SIZE, SIZE, 3) and image.std() > 0
+
+
+def test_v_prediction_targets_the_velocity(tmp_path):
+    v_base = save_tiny_stable_diffusion(tmp_path / "v", size=SIZE, prediction_type="v_prediction")
+    locked = load_base(v_base)
+    parts = Components(locked["unet"], None, locked["text_encoder"], locked["tokenizer"], locked["scheduler"], {},
+                       locked["vae"])
+    latents, noise, steps = torch.randn(2, 4, 8, 8), torch.randn(2, 4, 8, 8), torch.tensor([10, 900])
+    target = parts.training_target(latents, noise, steps)
+    assert torch.allclose(target, parts.scheduler.get_velocity(latents, noise, steps))
+    assert not torch.allclose(target, noise)
+
+
+def test_bad_stable_diffusion_folders(base, trained, make_cfg, tmp_path):
+    with pytest.raises(ConfigError, match="needs diffusion.pretrained"):
+        controlnet_train.run(make_cfg("task=controlnet_train", "diffusion=sd21", "diffusion.pretrained=null"))
+    with pytest.raises(ConfigError, match="is not a folder"):
+        controlnet_train.run(make_cfg(*sd21(tmp_path / "nowhere")))
+    partial = tmp_path / "partial"
+    shutil.copytree(base, partial)
+    shutil.rmtree(partial / "vae")
+    with pytest.raises(ConfigError, match=r"lacks \['vae'\]"):
+        controlnet_train.run(make_cfg(*sd21(partial)))
+    with pytest.raises(ConfigError, match="must be a multiple of 8"):
+        controlnet_train.run(make_cfg(*sd21(base), "diffusion.size=20"))
+
+    run_dir, _ = trained  # a trained ControlNet whose base folder has moved away
+    moved = tmp_path / "moved_run"
+    shutil.copytree(run_dir / "model", moved / "model")
+    meta = json.loads((moved / "model" / "fairaug.json").read_text())
+    (moved / "model" / "fairaug.json").write_text(json.dumps({**meta, "pretrained": str(tmp_path / "gone")}))
+    with pytest.raises(ConfigError, match="which is gone"):
+        load_components(moved)
