@@ -1,0 +1,75 @@
+"""quality.md / quality.json / CSVs and the closest-pairs figure of a synthetic dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fairaug.fairness.markdown import format_mean_std, format_value, markdown_table
+from fairaug.io import write_csv, write_figure, write_json, write_text
+
+
+def closest_pairs_figure(memorised: pd.DataFrame, synthetic_images: dict[str, np.ndarray],
+                         train_images: dict[str, np.ndarray], path: Path, rows: int = 6) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    closest = memorised.head(rows)
+    fig, axes = plt.subplots(len(closest), 2, figsize=(4, 2 * len(closest)), squeeze=False)
+    for r, row in enumerate(closest.itertuples()):
+        for c, (image, title) in enumerate(((synthetic_images[row.subject_id], f"{row.subject_id} (synthetic)"),
+                                            (train_images[row.nearest_train_subject],
+                                             f"{row.nearest_train_subject} (train), d={row.distance:.3f}"))):
+            axes[r, c].imshow(np.transpose(image, (1, 2, 0)).clip(0, 1))
+            axes[r, c].set_title(title, fontsize=6)
+            axes[r, c].set_axis_off()
+    fig.suptitle("Synthetic images closest to a training image", fontsize=8)
+    return write_figure(fig, path, dpi=120)
+
+
+def write_quality_report(output_dir: Path, header: dict, groups: pd.DataFrame, pairwise: dict[str, pd.DataFrame],
+                         memorised: pd.DataFrame, memorisation: dict, fidelity: dict) -> None:
+    write_csv(groups, output_dir / "fid_kid_by_group.csv")
+    for attribute, table in pairwise.items():
+        write_csv(table.reset_index(), output_dir / f"pairwise_kid_{attribute}.csv")
+    write_csv(memorised, output_dir / "memorisation.csv")
+    overall = groups.iloc[0].to_dict()
+    write_json({**header, "overall": overall, "memorisation": memorisation, "mask_fidelity": fidelity,
+                "by_group": groups.to_dict(orient="records")}, output_dir / "quality.json")
+
+    lines = [f"# Quality of {header['synthetic']}", "",
+             f"Features: {header['features']} ({header['feature_dim']}-d). Real training images: "
+             f"{header['n_real_train']}, real held-out: {header['n_held_out']}, synthetic: {header['n_synthetic']}.",
+             "", "## FID / KID, real training images against synthetic ones",
+             "The floor is the same measure between real held-out and real training images (two real samples).", ""]
+    rows = [[r.attribute, r.group, r.n_real, r.n_synthetic, format_value(r.fid, 2), format_value(r.fid_floor, 2),
+             format_mean_std(r.kid, r.kid_std, 4), format_value(r.kid_floor, 4)]
+            for r in groups.itertuples()]
+    lines += markdown_table(["attribute", "group", "n real", "n synthetic", "FID", "FID floor", "KID", "KID floor"],
+                            rows)
+    for attribute, table in pairwise.items():
+        lines += ["", f"## KID, real {attribute} (rows) against synthetic {attribute} (columns)", ""]
+        lines += markdown_table(["real \\ synthetic", *table.columns],
+                                [[index, *[format_value(v, 4) for v in values]] for index, values in
+                                 zip(table.index, table.to_numpy())])
+    m = memorisation
+    lines += ["", "## Memorisation (RMS pixel distance to the nearest real training image)", "",
+              f"Synthetic: median {m['synthetic_median']:.4f}, min {m['synthetic_min']:.4f}; real held-out "
+              f"patients: median {m['held_out_median']:.4f}, min {m['held_out_min']:.4f} (ratio of medians "
+              f"{m['ratio_of_medians']:.2f}). Flagged as possible copies (closer than the {m['quantile']:.0%} quantile "
+              f"of the held-out distances, {m['threshold']:.4f}): {m['n_flagged']} of {m['n_synthetic']}. "
+              f"The nearest training image is the synthetic image's own source subject for "
+              f"{m['share_nearest_is_source']:.0%}.", "", "![closest pairs](closest_pairs.png)"]
+    f = fidelity
+    lines += ["", "## Mask fidelity: blood-myocardium contrast under the mask ((mean blood - mean myocardium) / "
+              "SD over the heart; noise scores 0)", ""]
+    lines += markdown_table(["images", "ED", "ES"], [
+        ["real, own masks (reference)", format_value(f["real_ED"]), format_value(f["real_ES"])],
+        ["synthetic, own masks", format_value(f["synthetic_ED"]), format_value(f["synthetic_ES"])],
+        ["synthetic, shuffled masks (floor)", format_value(f["synthetic_shuffled_masks_ED"]),
+         format_value(f["synthetic_shuffled_masks_ES"])]])
+    write_text("\n".join(lines) + "\n", output_dir / "quality.md")
