@@ -41,7 +41,8 @@ def write_synthetic(folder: Path, cfg, make_image) -> Path:
         item = train[i]
         name = f"SYN{i:04d}"
         image = make_image(item["image"].numpy(), rng)
-        Image.fromarray((image.transpose(1, 2, 0) * 255).round().astype(np.uint8)).save(folder / "images" / f"{name}.png")
+        pixels = (image.transpose(1, 2, 0) * 255).round().astype(np.uint8)
+        Image.fromarray(pixels).save(folder / "images" / f"{name}.png")
         Image.fromarray(item["masks"].numpy().transpose(1, 2, 0)).save(folder / "masks" / f"{name}.png")
         rows.append({"subject_id": name, "image": f"images/{name}.png", "mask": f"masks/{name}.png",
                      "label": row.label, "sex": row.sex, "age_group": row.age_group, "bmi_group": row.bmi_group,

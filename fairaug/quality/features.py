@@ -48,7 +48,8 @@ class InceptionFeatures(nn.Module):
         super().__init__()
         if not weights or not Path(weights).is_file():
             raise ConfigError("quality.features=inception needs quality.inception_weights=<local file> "
-                              f"(torch-fidelity's weights-inception-2015-12-05-6726825d.pth), got {weights!r}: nothing is downloaded")
+                              "(torch-fidelity's weights-inception-2015-12-05-6726825d.pth), "
+                              f"got {weights!r}: nothing is downloaded")
         try:
             from torchmetrics.image.fid import NoTrainInceptionV3
         except ImportError as error:  # torchmetrics raises this without torch-fidelity
