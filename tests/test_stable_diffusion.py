@@ -13,6 +13,8 @@ from diffusers import ControlNetModel, UNet2DConditionModel
 from PIL import Image
 
 from fairaug.diffusion.components import Components, load_base, load_components
+from fairaug.diffusion.module import ControlNetModule
+from fairaug.diffusion.prompts import tokenize
 from fairaug.diffusion.tiny_sd import save_tiny_stable_diffusion
 from fairaug.errors import ConfigError
 from fairaug.tasks import controlnet_train, synth_generate
@@ -114,3 +116,29 @@ def test_bad_stable_diffusion_folders(base, trained, make_cfg, tmp_path):
     (moved / "model" / "fairaug.json").write_text(json.dumps({**meta, "pretrained": str(tmp_path / "gone")}))
     with pytest.raises(ConfigError, match="which is gone"):
         load_components(moved)
+
+
+def test_locked_parts_are_computed_once_per_image_and_prompt(base):
+    """Latents are still drawn afresh every step from each image's cached distribution."""
+    locked = load_base(base)
+    controlnet = ControlNetModel.from_unet(locked["unet"], conditioning_embedding_out_channels=(16, 32, 96))
+    parts = Components(locked["unet"], controlnet, locked["text_encoder"], locked["tokenizer"], locked["scheduler"],
+                       {}, locked["vae"])
+    module = ControlNetModule(parts, 1e-5, train_base=False, prompt_dropout=0.0,
+                              empty_ids=tokenize(parts.tokenizer, [""])[0])
+    pixels, index = torch.rand(2, 3, SIZE, SIZE) * 2 - 1, torch.tensor([5, 9])
+    calls = []
+    encode = parts.vae.encode
+    parts.vae.encode = lambda x: calls.append(len(x)) or encode(x)
+    draws = torch.stack([module.latents(pixels, index) for _ in range(200)])
+    assert calls == [2]  # encoded once
+    posterior = encode(pixels).latent_dist
+    scale = parts.vae.config.scaling_factor
+    standard_error = posterior.std * scale / len(draws) ** 0.5
+    assert ((draws.mean(0) - posterior.mean * scale).abs() <= 5 * standard_error + 1e-6).all()
+    assert not torch.equal(draws[0], draws[1])
+
+    ids = tokenize(parts.tokenizer, ["Female, age in 60s", "Male, age in 50s", "Female, age in 60s"])
+    embedded = module.text_embeddings(ids)
+    assert len(module.text_cache) == 2
+    assert torch.allclose(embedded, parts.text_encoder(ids)[0], atol=1e-6)

@@ -27,7 +27,8 @@ class PromptedViews(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         item = self.views[i]
-        return {"pixels": item["image"] * 2.0 - 1.0, "masks": item["masks"], "input_ids": self.input_ids[i]}
+        return {"pixels": item["image"] * 2.0 - 1.0, "masks": item["masks"], "input_ids": self.input_ids[i],
+                "index": i}
 
 
 def prompt_weights(prompts: list[str], max_ratio: float) -> np.ndarray:
@@ -60,6 +61,11 @@ class ControlNetModule(L.LightningModule):
                 if module is not self.text_encoder:
                     module.enable_gradient_checkpointing()
         self.strict_loading = not self.frozen()  # checkpoints leave the locked parts out
+        # What the locked parts compute never changes: each training image's latent distribution
+        # and each prompt's embedding are computed once (diffusers' train_controlnet.py recomputes
+        # both every step); latents are still drawn afresh from the distribution every step.
+        self.latent_cache: dict[int, torch.Tensor] = {}
+        self.text_cache: dict[tuple, torch.Tensor] = {}
 
     def trained(self) -> list:
         return [self.controlnet, *((self.unet, self.text_encoder) if self.train_base else ())]
@@ -85,13 +91,12 @@ class ControlNetModule(L.LightningModule):
         ids = batch["input_ids"]
         drop = torch.rand(len(ids), device=ids.device) < self.prompt_dropout  # learn the unconditional too
         ids = torch.where(drop[:, None], self.empty_ids.expand_as(ids), ids)
-        with torch.no_grad():
-            latents = self.parts.to_latents(batch["pixels"])
+        latents = self.latents(batch["pixels"], batch["index"])
         noise = torch.randn_like(latents)
         steps = torch.randint(0, self.parts.scheduler.config.num_train_timesteps, (len(latents),),
                               device=latents.device)
         noisy = self.parts.scheduler.add_noise(latents, noise, steps)
-        text = self.text_encoder(ids)[0]
+        text = self.text_embeddings(ids)
         down, mid = self.controlnet(noisy, steps, encoder_hidden_states=text,
                                     controlnet_cond=batch["masks"].to(noisy.dtype) / 3.0, return_dict=False)
         predicted = self.unet(noisy, steps, encoder_hidden_states=text, down_block_additional_residuals=down,
@@ -99,6 +104,31 @@ class ControlNetModule(L.LightningModule):
         loss = F.mse_loss(predicted.float(), self.parts.training_target(latents, noise, steps).float())
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=len(ids))
         return loss
+
+    @torch.no_grad()
+    def latents(self, pixels: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """A fresh draw from each image's latent distribution (the image itself in pixel space)."""
+        vae = self.parts.vae
+        if vae is None:
+            return pixels
+        missing = [i for i, key in enumerate(index.tolist()) if key not in self.latent_cache]
+        if missing:
+            posterior = vae.encode(pixels[missing].to(vae.dtype)).latent_dist
+            for i, mean, std in zip(missing, posterior.mean.float(), posterior.std.float()):
+                self.latent_cache[int(index[i])] = torch.stack([mean, std])
+        moments = torch.stack([self.latent_cache[int(key)] for key in index])
+        return (moments[:, 0] + moments[:, 1] * torch.randn_like(moments[:, 0])) * vae.config.scaling_factor
+
+    def text_embeddings(self, ids: torch.Tensor) -> torch.Tensor:
+        if self.text_encoder not in self.frozen():
+            return self.text_encoder(ids)[0]
+        keys = [tuple(row) for row in ids.tolist()]
+        missing = sorted({k for k in keys if k not in self.text_cache})
+        if missing:
+            with torch.no_grad():
+                encoded = self.text_encoder(torch.tensor(missing, device=ids.device))[0].float()
+            self.text_cache.update(zip(missing, encoded))
+        return torch.stack([self.text_cache[k] for k in keys])
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         if self.grid and self.grid_every and self.global_step % self.grid_every == 0:
@@ -139,4 +169,6 @@ class ControlNetModule(L.LightningModule):
         return path
 
     def configure_optimizers(self):
-        return torch.optim.AdamW([p for m in self.trained() for p in m.parameters()], lr=self.lr, weight_decay=1e-2)
+        # fused: one kernel for all parameters instead of a loop over hundreds of tensors
+        return torch.optim.AdamW([p for m in self.trained() for p in m.parameters()], lr=self.lr, weight_decay=1e-2,
+                                 fused=True)
