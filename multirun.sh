@@ -45,7 +45,9 @@ classification() {
 pipeline() {
   local split_seed="${SPLIT_SEED:-0}" seeds="${SEEDS:-8}"
   local generator="$sweep_dir/controlnet" arms=() names=()
-  if [[ ! -f "$generator/model/fairaug.json" ]]; then
+  if [[ -f "$generator/model/fairaug.json" ]]; then
+    echo "== ControlNet training: $generator/model exists, reused (delete it to retrain)"
+  else
     echo "== ControlNet training ($generator)"
     local resume=()
     [[ -f "$generator/checkpoints/last.ckpt" ]] && resume=(diffusion.resume="$generator")
@@ -57,7 +59,8 @@ pipeline() {
     python -m fairaug task=synth_generate generation="$mode" generation.model="$generator" \
       hydra.run.dir="$sweep_dir/synth_$mode" "$@"
   done
-  # Classifiers see the images at the generator's size, and every arm keeps the generator's split.
+  # Classifiers see the images at the generator's size (PAPER=1: at 224 px), and every arm keeps
+  # the generator's split.
   local common=(task=classify input=edes "input.size=\${diffusion.size}" sampler=group_balanced
                 split.seed="$split_seed" "seed=range($seeds)")
   for arm in real copy balance synth_only; do
@@ -73,6 +76,8 @@ pipeline() {
       echo "== arm $arm ($sweep_dir/arms/$arm)"
       python -m fairaug -m "${common[@]}" ${extra[@]+"${extra[@]}"} ${size[@]+"${size[@]}"} \
         hydra.sweep.dir="$sweep_dir/arms/$arm" "$@"
+    else
+      echo "== arm $arm: all $seeds runs complete in $sweep_dir/arms/$arm, reused"
     fi
     arms+=("$sweep_dir/arms/$arm")
     names+=("$arm")

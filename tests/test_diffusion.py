@@ -103,9 +103,13 @@ def test_training_resumes_from_the_last_checkpoint(trained, make_cfg, tmp_path):
     assert (resumed["start_step"], resumed["steps"]) == (6, 9)
     with pytest.raises(ConfigError, match="no checkpoint"):
         controlnet_train.run(make_cfg(*TINY_DIFFUSION, f"diffusion.resume={tmp_path / 'nowhere'}"))
-    with pytest.raises(ConfigError, match="no training step ran"):
-        controlnet_train.run(make_cfg(*TINY_DIFFUSION, f"diffusion.resume={run_dir}",
-                                      f"paths.output_dir={tmp_path / 'nothing_to_do'}"))
+    # a checkpoint already at trainer.max_steps (a run killed before it saved model/): its model is saved
+    finished = controlnet_train.run(make_cfg(*TINY_DIFFUSION, f"diffusion.resume={run_dir}",
+                                             f"paths.output_dir={tmp_path / 'finish'}"))
+    assert (finished["start_step"], finished["steps"]) == (6, 6)
+    saved, original = load_components(tmp_path / "finish"), load_components(run_dir)
+    assert all(torch.equal(a, b) for a, b in zip(saved.controlnet.state_dict().values(),
+                                                  original.controlnet.state_dict().values()))
     with pytest.raises(ConfigError, match="another split"):
         controlnet_train.run(make_cfg(*TINY_DIFFUSION, f"diffusion.resume={run_dir}", "seed=3",
                                       f"paths.output_dir={tmp_path / 'other_split'}"))

@@ -45,4 +45,5 @@ def test_the_whole_pipeline_runs_on_the_generators_split(tmp_path, fairaug_home)
 
     rerun = pipeline(sweep, fairaug_home)  # everything complete: nothing is trained again
     assert rerun.returncode == 0, rerun.stderr[-4000:]
-    assert "== ControlNet training" not in rerun.stdout and "== arm" not in rerun.stdout
+    assert "model exists, reused" in rerun.stdout and "all 2 runs complete" in rerun.stdout
+    assert "== ControlNet training (" not in rerun.stdout and "== arm real (" not in rerun.stdout

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from diffusers import ControlNetModel, UNet2DConditionModel
+from diffusers import ControlNetModel
 from PIL import Image
 
 from fairaug.diffusion.components import Components, load_base, load_components
@@ -54,15 +54,15 @@ def test_sd21_trains_only_the_controlnet_and_keeps_sd_locked(base, trained):
     assert {p.name for p in model.iterdir() if p.is_dir()} == {"controlnet", "tokenizer", "scheduler"}
     meta = json.loads((model / "fairaug.json").read_text())
     assert meta["kind"] == "sd21" and meta["pretrained"] == str(base.resolve())
-    state = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
-    assert state and all(key.startswith("controlnet.") for key in state)  # no locked SD weights in checkpoints
-
+    checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert checkpoint["state_dict"] and all(k.startswith("controlnet.") for k in checkpoint["state_dict"])
     parts = load_components(run_dir)
     assert parts.vae is not None and parts.latent_factor == 4
-    locked = UNet2DConditionModel.from_pretrained(base / "unet", local_files_only=True)
-    assert all(torch.equal(a, b) for a, b in zip(parts.unet.state_dict().values(), locked.state_dict().values()))
+    # the optimizer holds exactly the ControlNet's parameters: SD's UNet, VAE and text encoder are locked
+    (optimizer,) = checkpoint["optimizer_states"]
+    assert len(optimizer["param_groups"][0]["params"]) == len(list(parts.controlnet.parameters()))
     torch.manual_seed(0)
-    untrained = ControlNetModel.from_unet(locked, conditioning_embedding_out_channels=(16, 32, 96))
+    untrained = ControlNetModel.from_unet(parts.unet, conditioning_embedding_out_channels=(16, 32, 96))
     assert not all(torch.equal(a, b) for a, b in zip(parts.controlnet.state_dict().values(),
                                                         untrained.state_dict().values()))
 
@@ -108,6 +108,8 @@ def test_bad_stable_diffusion_folders(base, trained, make_cfg, tmp_path):
         controlnet_train.run(make_cfg(*sd21(partial)))
     with pytest.raises(ConfigError, match="must be a multiple of 8"):
         controlnet_train.run(make_cfg(*sd21(base), "diffusion.size=20"))
+    with pytest.raises(ConfigError, match="use bf16-mixed or 16-mixed"):
+        controlnet_train.run(make_cfg(*sd21(base), "trainer.precision=bf16-true"))
 
     run_dir, _ = trained  # a trained ControlNet whose base folder has moved away
     moved = tmp_path / "moved_run"

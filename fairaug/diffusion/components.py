@@ -98,6 +98,8 @@ def _load_part(name: str, folder: Path):
         return load_tokenizer(folder)
     classes = {"unet": UNet2DConditionModel, "controlnet": ControlNetModel, "text_encoder": CLIPTextModel,
                "vae": AutoencoderKL, "scheduler": DDPMScheduler}
+    if name == "text_encoder":  # transformers would keep the dtype it was saved in (fp16 in many SD folders)
+        return CLIPTextModel.from_pretrained(folder, local_files_only=True, dtype=torch.float32)
     return classes[name].from_pretrained(folder, local_files_only=True)
 
 

@@ -39,8 +39,7 @@ def prompt_weights(prompts: list[str], max_ratio: float) -> np.ndarray:
     return np.minimum(weights, max_ratio / counts.max())
 
 
-HALF_PRECISION = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16, "bf16-true": torch.bfloat16,
-                  "16-true": torch.float16}
+HALF_PRECISION = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
 
 
 class ControlNetModule(L.LightningModule):
@@ -111,12 +110,13 @@ class ControlNetModule(L.LightningModule):
         vae = self.parts.vae
         if vae is None:
             return pixels
-        missing = [i for i, key in enumerate(index.tolist()) if key not in self.latent_cache]
+        keys = index.tolist()  # one device sync, not one per sample
+        missing = [i for i, key in enumerate(keys) if key not in self.latent_cache]
         if missing:
             posterior = vae.encode(pixels[missing].to(vae.dtype)).latent_dist
             for i, mean, std in zip(missing, posterior.mean.float(), posterior.std.float()):
-                self.latent_cache[int(index[i])] = torch.stack([mean, std])
-        moments = torch.stack([self.latent_cache[int(key)] for key in index])
+                self.latent_cache[keys[i]] = torch.stack([mean, std])
+        moments = torch.stack([self.latent_cache[key] for key in keys])
         return (moments[:, 0] + moments[:, 1] * torch.randn_like(moments[:, 0])) * vae.config.scaling_factor
 
     def text_embeddings(self, ids: torch.Tensor) -> torch.Tensor:
@@ -169,6 +169,8 @@ class ControlNetModule(L.LightningModule):
         return path
 
     def configure_optimizers(self):
-        # fused: one kernel for all parameters instead of a loop over hundreds of tensors
+        # fused: one kernel for all parameters instead of a loop over hundreds of tensors; Lightning
+        # cannot clip the gradients of a fused optimizer under mixed precision, so clipping uses foreach
+        clipping = bool(self.trainer.gradient_clip_val) if self._trainer is not None else False
         return torch.optim.AdamW([p for m in self.trained() for p in m.parameters()], lr=self.lr, weight_decay=1e-2,
-                                 fused=True)
+                                 **({"foreach": True} if clipping else {"fused": True}))

@@ -25,37 +25,62 @@ class Precomputed(nn.Module):
 def fid_kid(real: np.ndarray, fake: np.ndarray, subset_size: int, seed: int) -> dict:
     """FID, and KID (mean ± std over 100 random subsets) of two feature sets."""
     if min(len(real), len(fake)) < 2:
-        return {"n_real": len(real), "n_synthetic": len(fake), "fid": np.nan, "kid": np.nan, "kid_std": np.nan}
+        return {"fid": np.nan, "kid": np.nan, "kid_std": np.nan}
     torch.manual_seed(seed)  # KID's subsets
     extractor = Precomputed(real.shape[1])
     fid = FrechetInceptionDistance(feature=extractor)
+    # subsets of at most half of the smaller set, so that they differ and their spread means something
     kid = KernelInceptionDistance(feature=extractor, subsets=100,
-                                  subset_size=min(subset_size, len(real), len(fake)))
+                                  subset_size=max(2, min(subset_size, len(real) // 2, len(fake) // 2)))
     for metric in (fid, kid):
         metric.update(torch.from_numpy(real), real=True)
         metric.update(torch.from_numpy(fake), real=False)
     kid_mean, kid_std = kid.compute()
-    return {"n_real": len(real), "n_synthetic": len(fake), "fid": float(fid.compute()), "kid": float(kid_mean),
-            "kid_std": float(kid_std)}
+    return {"fid": float(fid.compute()), "kid": float(kid_mean), "kid_std": float(kid_std)}
+
+
+def matched(reference: np.ndarray, synthetic: np.ndarray, held_out: np.ndarray, subset_size: int, seed: int,
+            draws: int) -> dict:
+    """FID/KID of the synthetic images and, as the floor, of the real held-out images against
+    the same reference, both at the same sample size (FID's bias depends on it): each side is
+    drawn down to the smaller of the two, `draws` times, and averaged."""
+    n = min(len(synthetic), len(held_out))
+    rng = np.random.default_rng(seed)
+    results = {"synthetic": [], "floor": []}
+    for draw in range(draws):
+        for name, features in (("synthetic", synthetic), ("floor", held_out)):
+            chosen = features[rng.choice(len(features), n, replace=False)]
+            results[name].append(fid_kid(reference, chosen, subset_size, seed + draw))
+    mean = {name: pd.DataFrame(rows).mean().to_dict() for name, rows in results.items()}
+    return {"n_real": len(reference), "n_synthetic": len(synthetic), "n_held_out": len(held_out), "n_matched": n,
+            **mean["synthetic"], "fid_floor": mean["floor"]["fid"], "kid_floor": mean["floor"]["kid"]}
 
 
 def by_group(real: pd.DataFrame, real_features: np.ndarray, fake: pd.DataFrame, fake_features: np.ndarray,
-             attributes: list[str], min_count: int, subset_size: int, seed: int) -> pd.DataFrame:
-    """One row per (attribute, group): the group's real images against its synthetic ones;
-    groups with fewer than `min_count` on either side get NaN and a note."""
-    rows = [{"attribute": "overall", "group": "all",
-             **fid_kid(real_features, fake_features, subset_size, seed)}]
+             held_out: pd.DataFrame, held_out_features: np.ndarray, attributes: list[str], min_count: int,
+             subset_size: int, seed: int, draws: int = 5) -> pd.DataFrame:
+    """One row per (attribute, group): the group's real training images against its synthetic
+    ones and against its real held-out ones (the floor), at matched sample sizes; groups with
+    fewer than `min_count` images on any side get NaN and a note."""
+    sets = {"overall": {"all": (np.ones(len(real), bool), np.ones(len(fake), bool), np.ones(len(held_out), bool))}}
     for attribute in attributes:
-        for group in sorted(set(real[attribute].astype(str)) | set(fake[attribute].astype(str))):
-            r, f = (real[attribute].astype(str) == group).to_numpy(), (fake[attribute].astype(str) == group).to_numpy()
+        values = [t[attribute].astype(str) for t in (real, fake, held_out)]
+        sets[attribute] = {group: tuple((v == group).to_numpy() for v in values)
+                           for group in sorted(set(values[0]) | set(values[1]))}
+    rows = []
+    for attribute, groups in sets.items():
+        for group, (r, f, h) in groups.items():
             row = {"attribute": attribute, "group": group}
-            if min(r.sum(), f.sum()) < min_count:
-                row.update(n_real=int(r.sum()), n_synthetic=int(f.sum()), fid=np.nan, kid=np.nan, kid_std=np.nan,
+            if min(r.sum(), f.sum(), h.sum()) < min_count:
+                row.update(n_real=int(r.sum()), n_synthetic=int(f.sum()), n_held_out=int(h.sum()),
                            note=f"fewer than {min_count} images")
             else:
-                row.update(fid_kid(real_features[r], fake_features[f], subset_size, seed))
+                row.update(matched(real_features[r], fake_features[f], held_out_features[h], subset_size, seed,
+                                   draws))
             rows.append(row)
-    return pd.DataFrame(rows)
+    columns = ["attribute", "group", "n_real", "n_synthetic", "n_held_out", "n_matched", "fid", "fid_floor", "kid",
+               "kid_std", "kid_floor", "note"]
+    return pd.DataFrame(rows).reindex(columns=columns)
 
 
 def pairwise_kid(real: pd.DataFrame, real_features: np.ndarray, fake: pd.DataFrame, fake_features: np.ndarray,

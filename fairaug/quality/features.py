@@ -58,8 +58,9 @@ class InceptionFeatures(nn.Module):
         try:
             self.inception = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"],
                                                 feature_extractor_weights_path=str(weights))
-        except (ModuleNotFoundError, RuntimeError) as error:
-            raise ConfigError(f"quality.inception_weights={weights}: {error}") from error
+        except Exception as error:  # torch.load's many ways to fail on a corrupt or foreign file
+            raise ConfigError(f"quality.inception_weights={weights} is not torch-fidelity's Inception-v3 weights file: "
+                              f"{type(error).__name__}: {error}") from error
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:

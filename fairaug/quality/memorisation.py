@@ -9,13 +9,17 @@ import pandas as pd
 import torch
 
 
-def nearest(queries: np.ndarray, references: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """RMS pixel distance from each query image to its nearest reference image, and which one."""
-    q = torch.from_numpy(queries.reshape(len(queries), -1)).double()
+def nearest(queries: np.ndarray, references: np.ndarray, chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """RMS pixel distance from each query image to its nearest reference image, and which one
+    (queries in chunks, so memory stays bounded for large sets)."""
     r = torch.from_numpy(references.reshape(len(references), -1)).double()
-    distances = torch.cdist(q, r) / np.sqrt(q.shape[1])
-    best = distances.min(dim=1)
-    return best.values.numpy(), best.indices.numpy()
+    distances, indices = [], []
+    for start in range(0, len(queries), chunk):
+        q = torch.from_numpy(queries[start:start + chunk].reshape(-1, r.shape[1])).double()
+        best = (torch.cdist(q, r) / np.sqrt(r.shape[1])).min(dim=1)
+        distances.append(best.values.numpy())
+        indices.append(best.indices.numpy())
+    return np.concatenate(distances), np.concatenate(indices)
 
 
 def memorisation(train: pd.DataFrame, train_images: np.ndarray, held_out_images: np.ndarray,

@@ -11,6 +11,10 @@ from fairaug.fairness.markdown import format_mean_std, format_value, markdown_ta
 from fairaug.io import write_csv, write_figure, write_json, write_text
 
 
+def _count(value) -> str:
+    return "–" if pd.isna(value) else str(int(value))
+
+
 def closest_pairs_figure(memorised: pd.DataFrame, synthetic_images: dict[str, np.ndarray],
                          train_images: dict[str, np.ndarray], path: Path, rows: int = 6) -> Path:
     import matplotlib
@@ -45,12 +49,14 @@ def write_quality_report(output_dir: Path, header: dict, groups: pd.DataFrame, p
              f"Features: {header['features']} ({header['feature_dim']}-d). Real training images: "
              f"{header['n_real_train']}, real held-out: {header['n_held_out']}, synthetic: {header['n_synthetic']}.",
              "", "## FID / KID, real training images against synthetic ones",
-             "The floor is the same measure between real held-out and real training images (two real samples).", ""]
-    rows = [[r.attribute, r.group, r.n_real, r.n_synthetic, format_value(r.fid, 2), format_value(r.fid_floor, 2),
-             format_mean_std(r.kid, r.kid_std, 4), format_value(r.kid_floor, 4)]
+             "The floor is the same measure for real held-out images against the same training images. Both "
+             "are computed at the same sample size (n matched: the smaller of the synthetic and held-out "
+             "groups, 5 draws averaged), since FID's bias depends on it.", ""]
+    rows = [[r.attribute, r.group, _count(r.n_real), _count(r.n_matched), format_value(r.fid, 2),
+             format_value(r.fid_floor, 2), format_mean_std(r.kid, r.kid_std, 4), format_value(r.kid_floor, 4)]
             for r in groups.itertuples()]
-    lines += markdown_table(["attribute", "group", "n real", "n synthetic", "FID", "FID floor", "KID", "KID floor"],
-                            rows)
+    lines += markdown_table(["attribute", "group", "n real train", "n matched", "FID", "FID floor", "KID",
+                             "KID floor"], rows)
     for attribute, table in pairwise.items():
         lines += ["", f"## KID, real {attribute} (rows) against synthetic {attribute} (columns)", ""]
         lines += markdown_table(["real \\ synthetic", *table.columns],

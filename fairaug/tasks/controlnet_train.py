@@ -37,19 +37,32 @@ ATTRIBUTE_COLUMNS = ["subject_id", "label", "sex", "age_group", "bmi_group"]
 GRID_ROWS = 4
 
 
-def _resume_checkpoint(resume, output_dir: Path) -> tuple[str | None, int]:
-    """The checkpoint to resume from and its step; it must come from a run on the same split."""
+def _checkpoint_path(resume) -> Path | None:
     if not resume:
-        return None, 0
+        return None
     path = Path(resume)
     path = path / "checkpoints" / "last.ckpt" if path.is_dir() else path
     if not path.is_file():
         raise ConfigError(f"diffusion.resume: no checkpoint at {path}")
-    previous = path.parent.parent / "split.json"
-    if previous.exists() and json.loads(previous.read_text())["hash"] != json.loads(
-            (output_dir / "split.json").read_text())["hash"]:
+    return path
+
+
+def _previous_split(resume) -> str | None:
+    """The split hash of the run a checkpoint comes from (read before this run writes its own
+    split.json, which is the same file when a run resumes in place)."""
+    path = _checkpoint_path(resume)
+    record = path.parent.parent / "split.json" if path else None
+    return json.loads(record.read_text())["hash"] if record and record.is_file() else None
+
+
+def _resume_checkpoint(resume, previous_split: str | None, output_dir: Path) -> tuple[str | None, int]:
+    """The checkpoint to resume from and its step; it must come from a run on the same split."""
+    path = _checkpoint_path(resume)
+    if path is None:
+        return None, 0
+    if previous_split and previous_split != json.loads((output_dir / "split.json").read_text())["hash"]:
         raise ConfigError(f"diffusion.resume: {path} was trained on another split (data, split or seed differ)")
-    return str(path), int(torch.load(path, map_location="cpu", weights_only=True)["global_step"])
+    return str(path), int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["global_step"])
 
 
 def training_views(cfg, output_dir: Path) -> tuple[CachedViewDataset, pd.DataFrame]:
@@ -83,10 +96,14 @@ def build_components(cfg, age_groups: list[str], output_dir: Path) -> Components
 
 
 def run(cfg) -> dict:
+    if str(cfg.trainer.precision) in ("bf16-true", "16-true", "bf16", "16", "half"):
+        raise ConfigError(f"trainer.precision={cfg.trainer.precision} would train the ControlNet's weights in half "
+                          "precision, where lr 1e-5 updates round away; use bf16-mixed or 16-mixed")
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     write_text(OmegaConf.to_yaml(cfg, resolve=True), output_dir / "config.yaml")
+    previous_split = _previous_split(cfg.diffusion.resume)
     views, cohort = training_views(cfg, output_dir)
     table = views.table
     write_csv(table[ATTRIBUTE_COLUMNS], output_dir / "training_subjects.csv")
@@ -112,32 +129,36 @@ def run(cfg) -> dict:
                               bool(cfg.diffusion.gradient_checkpointing))
 
     arguments = trainer_arguments(cfg)
-    arguments.update(max_epochs=-1, max_steps=int(cfg.trainer.max_steps) if cfg.trainer.max_steps > 0
-                     else int(cfg.diffusion.steps), num_sanity_val_steps=0, limit_val_batches=0)
+    max_steps = int(cfg.trainer.max_steps) if cfg.trainer.max_steps > 0 else int(cfg.diffusion.steps)
+    arguments.update(max_epochs=-1, max_steps=max_steps, num_sanity_val_steps=0, limit_val_batches=0)
     checkpoint = ModelCheckpoint(dirpath=output_dir / "checkpoints", save_last=True, save_top_k=0,
                                  every_n_train_steps=int(cfg.diffusion.checkpoint_every))
-    resume, start_step = _resume_checkpoint(cfg.diffusion.resume, output_dir)
+    resume, start_step = _resume_checkpoint(cfg.diffusion.resume, previous_split, output_dir)
+    training_masks = np.stack([views[i]["masks"].numpy() for i in range(len(views))])
     logger = build_logger(cfg.logger, output_dir)
     try:
         log_config(logger, cfg)
         trainer = L.Trainer(**arguments, logger=logger, callbacks=[checkpoint], default_root_dir=str(output_dir))
         start = time.perf_counter()
-        trainer.fit(module, train_dataloaders=loader, ckpt_path=resume, weights_only=True)
-        if trainer.global_step <= start_step:
-            raise ConfigError(f"no training step ran (trainer.max_steps={arguments['max_steps']}, resumed at "
-                              f"step {start_step})")
+        if resume and start_step >= max_steps:  # e.g. killed after its last checkpoint, before model/ was saved
+            log.info("%s is already at step %d (trainer.max_steps=%d): saving its model without training", resume,
+                     start_step, max_steps)
+            state = torch.load(resume, map_location="cpu", weights_only=True, mmap=True)["state_dict"]
+            module.load_state_dict(state, strict=module.strict_loading)
+            steps, final_loss = start_step, float("nan")
+        else:
+            trainer.fit(module, train_dataloaders=loader, ckpt_path=resume, weights_only=True)
+            trainer.save_checkpoint(output_dir / "checkpoints" / "last.ckpt")
+            steps, final_loss = int(trainer.global_step), float(trainer.callback_metrics.get("train/loss", float("nan")))
         seconds = time.perf_counter() - start
-        trainer.save_checkpoint(output_dir / "checkpoints" / "last.ckpt")
+        model_dir = save_components(parts, output_dir / "model", extra={
+            "training_masks.npy": lambda path: np.save(path, training_masks),
+            "training_subjects.csv": lambda path: table[ATTRIBUTE_COLUMNS].to_csv(path, index=False),
+            "split.json": lambda path: path.write_text((output_dir / "split.json").read_text())})
         module.save_grid("final")
     finally:
         finish(logger)
-    training_masks = np.stack([views[i]["masks"].numpy() for i in range(len(views))])
-    model_dir = save_components(parts, output_dir / "model", extra={
-        "training_masks.npy": lambda path: np.save(path, training_masks),
-        "training_subjects.csv": lambda path: table[ATTRIBUTE_COLUMNS].to_csv(path, index=False),
-        "split.json": lambda path: path.write_text((output_dir / "split.json").read_text())})
-    metrics = {"steps": int(trainer.global_step), "start_step": start_step, "train_seconds": seconds,
-               "final_loss": float(trainer.callback_metrics.get("train/loss", float("nan"))),
+    metrics = {"steps": steps, "start_step": start_step, "train_seconds": seconds, "final_loss": final_loss,
                "n_train": len(table), "model": str(model_dir)}
     write_json(metrics, output_dir / "metrics.json")
     log.info("Trained %d steps in %.0f s on %d subjects; model in %s", metrics["steps"], seconds, len(table), model_dir)

@@ -44,7 +44,7 @@ def _prepare_folder(folder: Path, spec: dict) -> None:
         raise ConfigError(f"generation output {folder} holds foreign files {sorted(foreign)[:5]}; choose an empty "
                           "folder (generation.output=...)")
     if (folder / SPEC).exists():
-        previous = json.loads((folder / SPEC).read_text())
+        previous = {"dtype": "float32", **json.loads((folder / SPEC).read_text())}  # older folders lack dtype
         if previous != spec:
             raise ConfigError(f"{folder} holds a different generation ({folder / SPEC}); resume with the same "
                               "settings or choose another generation.output")
@@ -66,6 +66,8 @@ def run(cfg) -> dict:
     gen = cfg.generation
     if not gen.model:
         raise ConfigError("task=synth_generate needs generation.model=<a controlnet_train run directory>")
+    if gen.dtype not in DTYPES:
+        raise ConfigError(f"generation.dtype must be one of {sorted(DTYPES)}, got '{gen.dtype}'")
     parts = load_components(gen.model)
     folder = Path(gen.output) if gen.output else Path(cfg.paths.output_dir)
     model = model_folder(gen.model)
@@ -94,8 +96,6 @@ def run(cfg) -> dict:
     write_csv(training, folder / GENERATOR_SUBJECTS)
     pending = plan[[not (folder / p).exists() for p in plan.image]]
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    if gen.dtype not in DTYPES:
-        raise ConfigError(f"generation.dtype must be one of {sorted(DTYPES)}, got '{gen.dtype}'")
     for part in (parts.unet, parts.controlnet, parts.text_encoder, parts.vae):
         if part is not None:
             part.to(device).eval()

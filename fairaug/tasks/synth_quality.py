@@ -15,7 +15,7 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from fairaug.data.datamodule import CachedViewDataset, CohortDataModule
-from fairaug.errors import ConfigError
+from fairaug.errors import ConfigError, DataError
 from fairaug.quality.distribution import by_group, pairwise_kid
 from fairaug.quality.features import InceptionFeatures, classifier_features, extract
 from fairaug.quality.mask_fidelity import mask_fidelity
@@ -60,6 +60,10 @@ def run(cfg) -> dict:
     real = train[train.origin == "real"].reset_index(drop=True)
     synthetic = train[train.origin == "synthetic"].reset_index(drop=True)
     held_out = pd.concat([data.datasets[s].table for s in ("val", "test")], ignore_index=True)
+    for name, table in (("synthetic", synthetic), ("real training", real), ("real held-out", held_out)):
+        if len(table) < 2:
+            raise DataError(f"task=synth_quality: {len(table)} {name} image(s) (synthetic data: {quality.synthetic}); "
+                            "at least 2 are needed")
     network = (classifier_features(Path(quality.classifier), data.input_shape) if quality.features == "classifier"
                else InceptionFeatures(quality.inception_weights))
 
@@ -69,10 +73,7 @@ def run(cfg) -> dict:
         sets["real"], sets["synthetic"], sets["held_out"])
     attributes = list(quality.attributes)
     settings = (int(quality.min_count), int(quality.kid_subset_size), int(cfg.seed))
-    groups = by_group(real, real_f, synthetic, syn_f, attributes, *settings)
-    floor = by_group(real, real_f, held_out, held_f, attributes, *settings)
-    groups = groups.merge(floor[["attribute", "group", "fid", "kid"]].rename(
-        columns={"fid": "fid_floor", "kid": "kid_floor"}), on=["attribute", "group"], how="left")
+    groups = by_group(real, real_f, synthetic, syn_f, held_out, held_f, attributes, *settings)
     pairwise = {a: pairwise_kid(real, real_f, synthetic, syn_f, a, *settings) for a in attributes if a != "label"}
     memorised, memo_summary = memorisation(real, real_img, held_img, synthetic, syn_img, float(quality.copy_quantile))
     fidelity = mask_fidelity(real_img, real_masks, syn_img, syn_masks, int(cfg.seed))
@@ -84,7 +85,7 @@ def run(cfg) -> dict:
                          output_dir / "closest_pairs.png")
     overall = groups.iloc[0]
     log.info("FID %.2f (floor %.2f), KID %.4f (floor %.4f); %d of %d synthetic images flagged as possible copies; "
-             "mask Dice ED %.3f (real %.3f); report: %s", overall.fid, overall.fid_floor, overall.kid,
+             "mask contrast ED %.2f (real %.2f); report: %s", overall.fid, overall.fid_floor, overall.kid,
              overall.kid_floor, memo_summary["n_flagged"], len(synthetic), fidelity["synthetic_ED"],
              fidelity["real_ED"], output_dir / "quality.md")
     return {"fid": float(overall.fid), "kid": float(overall.kid), "n_flagged": memo_summary["n_flagged"],
