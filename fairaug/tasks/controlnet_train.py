@@ -149,7 +149,8 @@ def run(cfg) -> dict:
         else:
             trainer.fit(module, train_dataloaders=loader, ckpt_path=resume, weights_only=True)
             trainer.save_checkpoint(output_dir / "checkpoints" / "last.ckpt")
-            steps, final_loss = int(trainer.global_step), float(trainer.callback_metrics.get("train/loss", float("nan")))
+            steps = int(trainer.global_step)
+            final_loss = float(trainer.callback_metrics.get("train/loss", float("nan")))
         seconds = time.perf_counter() - start
         model_dir = save_components(parts, output_dir / "model", extra={
             "training_masks.npy": lambda path: np.save(path, training_masks),
