@@ -13,7 +13,7 @@ from PIL import Image
 
 from fairaug.data.datamodule import CohortDataModule
 from fairaug.errors import ConfigError
-from fairaug.quality.distribution import fid_kid
+from fairaug.quality.distribution import by_group, fid_kid
 from fairaug.quality.features import InceptionFeatures
 from fairaug.quality.mask_fidelity import mask_contrast
 from fairaug.tasks import classify, synth_quality
@@ -135,3 +135,16 @@ def test_bad_quality_settings(make_cfg, classifier_run, tmp_path):
     with pytest.raises(ConfigError, match="no config.yaml"):
         synth_quality.run(make_cfg("task=synth_quality", f"quality.synthetic={tmp_path}",
                                    f"quality.classifier={tmp_path}"))
+
+
+def test_a_group_too_small_for_a_floor_is_still_measured():
+    rng = np.random.default_rng(0)
+    real = pd.DataFrame({"sex": ["female"] * 30 + ["male"] * 30})
+    fake = pd.DataFrame({"sex": ["female"] * 30 + ["male"] * 30})
+    held_out = pd.DataFrame({"sex": ["female"] * 20 + ["male"] * 2 + [np.nan] * 3})
+    table = by_group(real, rng.normal(size=(60, 4)), fake, rng.normal(size=(60, 4)), held_out,
+                     rng.normal(size=(25, 4)), ["sex"], min_count=5, subset_size=10, seed=0, draws=2)
+    male = table[table.group == "male"].iloc[0]
+    assert np.isfinite(male.fid) and pd.isna(male.fid_floor) and "no floor" in male.note
+    female = table[table.group == "female"].iloc[0]
+    assert female.n_matched == 20 and np.isfinite(female.fid_floor)

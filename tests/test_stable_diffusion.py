@@ -144,3 +144,15 @@ def test_locked_parts_are_computed_once_per_image_and_prompt(base):
     embedded = module.text_embeddings(ids)
     assert len(module.text_cache) == 2
     assert torch.allclose(embedded, parts.text_encoder(ids)[0], atol=1e-6)
+
+
+def test_a_resumed_optimizer_takes_this_runs_kernel_choice(base):
+    locked = load_base(base)
+    controlnet = ControlNetModel.from_unet(locked["unet"], conditioning_embedding_out_channels=(16, 32, 96))
+    parts = Components(locked["unet"], controlnet, locked["text_encoder"], locked["tokenizer"], locked["scheduler"],
+                       {}, locked["vae"])
+    module = ControlNetModule(parts, 1e-5, train_base=False, prompt_dropout=0.0,
+                              empty_ids=tokenize(parts.tokenizer, [""])[0])
+    checkpoint = {"optimizer_states": [{"param_groups": [{"fused": None, "foreach": True, "lr": 1e-5}]}]}
+    module.on_load_checkpoint(checkpoint)  # saved by a run with gradient clipping, resumed without
+    assert checkpoint["optimizer_states"][0]["param_groups"][0] == {"fused": True, "foreach": None, "lr": 1e-5}

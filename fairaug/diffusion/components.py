@@ -151,7 +151,8 @@ def save_components(parts: Components, folder: Path, extra: dict[str, object] | 
     staging = folder.with_name(f".{folder.name}.tmp")
     shutil.rmtree(staging, ignore_errors=True)
     for name in parts.meta.get("saved", ("unet", "controlnet", "text_encoder")):
-        getattr(parts, name).save_pretrained(staging / name, safe_serialization=True)
+        # float32 on disk, also for a part that was locked in half precision during training
+        getattr(parts, name).to(torch.float32).save_pretrained(staging / name, safe_serialization=True)
     parts.tokenizer.save_pretrained(staging / "tokenizer")
     parts.scheduler.save_pretrained(staging / "scheduler")
     for name, writer in (extra or {}).items():

@@ -168,9 +168,19 @@ class ControlNetModule(L.LightningModule):
                 logger.log_image(key="grid", images=[str(path)], step=self.global_step)
         return path
 
-    def configure_optimizers(self):
-        # fused: one kernel for all parameters instead of a loop over hundreds of tensors; Lightning
-        # cannot clip the gradients of a fused optimizer under mixed precision, so clipping uses foreach
+    def optimizer_flags(self) -> dict:
+        """fused: one kernel for all parameters instead of a loop over hundreds of tensors; Lightning
+        cannot clip the gradients of a fused optimizer under mixed precision, so clipping uses foreach."""
         clipping = bool(self.trainer.gradient_clip_val) if self._trainer is not None else False
+        return {"fused": None, "foreach": True} if clipping else {"fused": True, "foreach": None}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """A resumed optimizer keeps this run's kernel choice, not the saved one (a fused state
+        resumed under clipping, or the reverse, would otherwise fail under 16-mixed)."""
+        for state in checkpoint.get("optimizer_states", []):
+            for group in state["param_groups"]:
+                group.update(self.optimizer_flags())
+
+    def configure_optimizers(self):
         return torch.optim.AdamW([p for m in self.trained() for p in m.parameters()], lr=self.lr, weight_decay=1e-2,
-                                 **({"foreach": True} if clipping else {"fused": True}))
+                                 **self.optimizer_flags())

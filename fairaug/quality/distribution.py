@@ -64,35 +64,45 @@ def by_group(real: pd.DataFrame, real_features: np.ndarray, fake: pd.DataFrame, 
     fewer than `min_count` images on any side get NaN and a note."""
     sets = {"overall": {"all": (np.ones(len(real), bool), np.ones(len(fake), bool), np.ones(len(held_out), bool))}}
     for attribute in attributes:
-        values = [t[attribute].astype(str) for t in (real, fake, held_out)]
+        values = [group_values(t, attribute) for t in (real, fake, held_out)]
         sets[attribute] = {group: tuple((v == group).to_numpy() for v in values)
                            for group in sorted(set(values[0]) | set(values[1]))}
     rows = []
     for attribute, groups in sets.items():
         for group, (r, f, h) in groups.items():
-            row = {"attribute": attribute, "group": group}
-            if min(r.sum(), f.sum(), h.sum()) < min_count:
-                row.update(n_real=int(r.sum()), n_synthetic=int(f.sum()), n_held_out=int(h.sum()),
-                           note=f"fewer than {min_count} images")
+            row = {"attribute": attribute, "group": group, "n_real": int(r.sum()), "n_synthetic": int(f.sum()),
+                   "n_held_out": int(h.sum())}
+            if min(r.sum(), f.sum()) < min_count:
+                row["note"] = f"fewer than {min_count} real training or synthetic images"
+            elif h.sum() < min_count:  # the synthetic images are still measured, at their own size
+                row.update(fid_kid(real_features[r], fake_features[f], subset_size, seed), n_matched=int(f.sum()),
+                           note=f"no floor: fewer than {min_count} held-out images")
             else:
                 row.update(matched(real_features[r], fake_features[f], held_out_features[h], subset_size, seed,
                                    draws))
             rows.append(row)
     columns = ["attribute", "group", "n_real", "n_synthetic", "n_held_out", "n_matched", "fid", "fid_floor", "kid",
                "kid_std", "kid_floor", "note"]
-    return pd.DataFrame(rows).reindex(columns=columns)
+    table = pd.DataFrame(rows).reindex(columns=columns)
+    return table.astype({c: "Int64" for c in columns if c.startswith("n_")})
+
+
+def group_values(table: pd.DataFrame, attribute: str) -> pd.Series:
+    """The attribute as text, a missing value as 'unknown' (pandas 3 keeps NaN through astype(str))."""
+    return table[attribute].astype(str).fillna("unknown").replace("nan", "unknown")
 
 
 def pairwise_kid(real: pd.DataFrame, real_features: np.ndarray, fake: pd.DataFrame, fake_features: np.ndarray,
                  attribute: str, min_count: int, subset_size: int, seed: int) -> pd.DataFrame:
     """KID of every real group (rows) against every synthetic group (columns): a synthetic
     subgroup should be closest to its own real subgroup (the diagonal)."""
-    groups = sorted(set(real[attribute].astype(str)) & set(fake[attribute].astype(str)))
+    real_values, fake_values = group_values(real, attribute), group_values(fake, attribute)
+    groups = sorted(set(real_values) & set(fake_values))
     table = pd.DataFrame(np.nan, index=pd.Index(groups, name=f"real {attribute}"), columns=groups)
     for a in groups:
-        r = (real[attribute].astype(str) == a).to_numpy()
+        r = (real_values == a).to_numpy()
         for b in groups:
-            f = (fake[attribute].astype(str) == b).to_numpy()
+            f = (fake_values == b).to_numpy()
             if min(r.sum(), f.sum()) >= min_count:
                 table.loc[a, b] = fid_kid(real_features[r], fake_features[f], subset_size, seed)["kid"]
     return table

@@ -12,10 +12,13 @@ import torch
 def nearest(queries: np.ndarray, references: np.ndarray, chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """RMS pixel distance from each query image to its nearest reference image, and which one
     (queries in chunks, so memory stays bounded for large sets)."""
+    if queries.shape[1:] != references.shape[1:]:
+        raise ValueError(f"images of different shapes: {queries.shape[1:]} against {references.shape[1:]}")
     r = torch.from_numpy(references.reshape(len(references), -1)).double()
-    distances, indices = [], []
+    distances, indices = [np.empty(0)], [np.empty(0, dtype=int)]
     for start in range(0, len(queries), chunk):
-        q = torch.from_numpy(queries[start:start + chunk].reshape(-1, r.shape[1])).double()
+        block = queries[start:start + chunk]
+        q = torch.from_numpy(block.reshape(len(block), -1)).double()
         best = (torch.cdist(q, r) / np.sqrt(r.shape[1])).min(dim=1)
         distances.append(best.values.numpy())
         indices.append(best.indices.numpy())

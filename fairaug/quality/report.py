@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -41,9 +42,9 @@ def write_quality_report(output_dir: Path, header: dict, groups: pd.DataFrame, p
     for attribute, table in pairwise.items():
         write_csv(table.reset_index(), output_dir / f"pairwise_kid_{attribute}.csv")
     write_csv(memorised, output_dir / "memorisation.csv")
-    overall = groups.iloc[0].to_dict()
-    write_json({**header, "overall": overall, "memorisation": memorisation, "mask_fidelity": fidelity,
-                "by_group": groups.to_dict(orient="records")}, output_dir / "quality.json")
+    records = json.loads(groups.to_json(orient="records"))  # NaN -> null: strict JSON
+    write_json({**header, "overall": records[0], "memorisation": memorisation, "mask_fidelity": fidelity,
+                "by_group": records}, output_dir / "quality.json")
 
     lines = [f"# Quality of {header['synthetic']}", "",
              f"Features: {header['features']} ({header['feature_dim']}-d). Real training images: "
@@ -51,12 +52,13 @@ def write_quality_report(output_dir: Path, header: dict, groups: pd.DataFrame, p
              "", "## FID / KID, real training images against synthetic ones",
              "The floor is the same measure for real held-out images against the same training images. Both "
              "are computed at the same sample size (n matched: the smaller of the synthetic and held-out "
-             "groups, 5 draws averaged), since FID's bias depends on it.", ""]
-    rows = [[r.attribute, r.group, _count(r.n_real), _count(r.n_matched), format_value(r.fid, 2),
-             format_value(r.fid_floor, 2), format_mean_std(r.kid, r.kid_std, 4), format_value(r.kid_floor, 4)]
+             "groups, random draws of that size averaged), since FID's bias depends on it.", ""]
+    rows = [[r.attribute, r.group, _count(r.n_real), _count(r.n_synthetic), _count(r.n_held_out),
+             _count(r.n_matched), format_value(r.fid, 2), format_value(r.fid_floor, 2),
+             format_mean_std(r.kid, r.kid_std, 4), format_value(r.kid_floor, 4), "" if pd.isna(r.note) else r.note]
             for r in groups.itertuples()]
-    lines += markdown_table(["attribute", "group", "n real train", "n matched", "FID", "FID floor", "KID",
-                             "KID floor"], rows)
+    lines += markdown_table(["attribute", "group", "n real train", "n synthetic", "n held-out", "n matched", "FID",
+                             "FID floor", "KID", "KID floor", "note"], rows)
     for attribute, table in pairwise.items():
         lines += ["", f"## KID, real {attribute} (rows) against synthetic {attribute} (columns)", ""]
         lines += markdown_table(["real \\ synthetic", *table.columns],

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from pathlib import Path
 
@@ -96,7 +97,7 @@ def build_components(cfg, age_groups: list[str], output_dir: Path) -> Components
 
 
 def run(cfg) -> dict:
-    if str(cfg.trainer.precision) in ("bf16-true", "16-true", "bf16", "16", "half"):
+    if str(cfg.trainer.precision).endswith("-true") and str(cfg.trainer.precision) not in ("32-true", "64-true"):
         raise ConfigError(f"trainer.precision={cfg.trainer.precision} would train the ControlNet's weights in half "
                           "precision, where lr 1e-5 updates round away; use bf16-mixed or 16-mixed")
     output_dir = Path(cfg.paths.output_dir)
@@ -144,7 +145,14 @@ def run(cfg) -> dict:
             log.info("%s is already at step %d (trainer.max_steps=%d): saving its model without training", resume,
                      start_step, max_steps)
             state = torch.load(resume, map_location="cpu", weights_only=True, mmap=True)["state_dict"]
-            module.load_state_dict(state, strict=module.strict_loading)
+            missing = module.load_state_dict(state, strict=module.strict_loading).missing_keys
+            trained = tuple(f"{name}." for name, child in module.named_children() if child in module.trained())
+            if any(key.startswith(trained) for key in missing):
+                raise ConfigError(f"diffusion.resume: {resume} does not hold this model's trained weights "
+                                  f"(missing e.g. {[k for k in missing if k.startswith(trained)][:3]})")
+            if Path(resume).resolve() != (output_dir / "checkpoints" / "last.ckpt").resolve():
+                (output_dir / "checkpoints").mkdir(exist_ok=True)
+                shutil.copy2(resume, output_dir / "checkpoints" / "last.ckpt")  # this run is resumable too
             steps, final_loss = start_step, float("nan")
         else:
             trainer.fit(module, train_dataloaders=loader, ckpt_path=resume, weights_only=True)
@@ -156,6 +164,7 @@ def run(cfg) -> dict:
             "training_masks.npy": lambda path: np.save(path, training_masks),
             "training_subjects.csv": lambda path: table[ATTRIBUTE_COLUMNS].to_csv(path, index=False),
             "split.json": lambda path: path.write_text((output_dir / "split.json").read_text())})
+        module.to(trainer.strategy.root_device)  # fit's teardown leaves it on the CPU
         module.save_grid("final")
     finally:
         finish(logger)
