@@ -103,8 +103,11 @@ def _load_part(name: str, folder: Path):
     return classes[name].from_pretrained(folder, local_files_only=True)
 
 
-def load_base(folder: str | Path) -> dict:
-    """The locked parts of a local diffusers-format Stable Diffusion folder (SD 2.1 layout)."""
+def check_base(folder) -> Path:
+    """A local diffusers-format Stable Diffusion folder, or a ConfigError naming what is wrong."""
+    if not folder:
+        raise ConfigError("diffusion=sd21 needs diffusion.pretrained=<local diffusers-format Stable Diffusion 2.1 "
+                          "folder>")
     folder = Path(folder)
     if not folder.is_dir():
         raise ConfigError(f"diffusion.pretrained: {folder} is not a folder; give a local diffusers-format Stable "
@@ -113,6 +116,12 @@ def load_base(folder: str | Path) -> dict:
     if missing:
         raise ConfigError(f"diffusion.pretrained: {folder} lacks {missing}; it must be a diffusers-format Stable "
                           "Diffusion folder (as StableDiffusionPipeline.save_pretrained writes)")
+    return folder
+
+
+def load_base(folder: str | Path) -> dict:
+    """The locked parts of a local diffusers-format Stable Diffusion folder (SD 2.1 layout)."""
+    folder = check_base(folder)
     try:
         return {name: _load_part(name, folder / name) for name in BASE_PARTS}
     except (OSError, ValueError, KeyError) as error:

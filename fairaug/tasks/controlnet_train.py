@@ -25,7 +25,13 @@ from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from fairaug.data.datamodule import CachedViewDataset, CohortDataModule
 from fairaug.data.splits import save_split
-from fairaug.diffusion.components import Components, save_components, stable_diffusion_components, tiny_components
+from fairaug.diffusion.components import (
+    Components,
+    check_base,
+    save_components,
+    stable_diffusion_components,
+    tiny_components,
+)
 from fairaug.diffusion.module import ControlNetModule, PromptedViews, prompt_weights
 from fairaug.diffusion.prompts import build_tokenizer, check_known, prompt_vocabulary, prompts_for, tokenize
 from fairaug.errors import ConfigError
@@ -88,9 +94,6 @@ def build_components(cfg, age_groups: list[str], output_dir: Path) -> Components
         tokenizer = build_tokenizer(prompt_vocabulary(meta["prompt_template"], age_groups), max_length=16)
         return tiny_components(diffusion, tokenizer, meta)
     if diffusion.name == "sd21":
-        if not diffusion.get("pretrained"):
-            raise ConfigError("diffusion=sd21 needs diffusion.pretrained=<local diffusers-format Stable Diffusion 2.1 "
-                              "folder>")
         meta["saved"] = ["controlnet", *(["unet", "text_encoder"] if diffusion.train_base else [])]
         return stable_diffusion_components(diffusion, meta)
     raise ConfigError(f"unknown diffusion model '{diffusion.name}'; known: tiny, sd21")
@@ -105,6 +108,8 @@ def run(cfg) -> dict:
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     write_text(OmegaConf.to_yaml(cfg, resolve=True), output_dir / "config.yaml")
     previous_split = _previous_split(cfg.diffusion.resume)
+    if cfg.diffusion.name == "sd21":  # before the views are cached at 512 px
+        check_base(cfg.diffusion.get("pretrained"))
     views, cohort = training_views(cfg, output_dir)
     table = views.table
     write_csv(table[ATTRIBUTE_COLUMNS], output_dir / "training_subjects.csv")
