@@ -47,8 +47,8 @@ def matched(reference: np.ndarray, synthetic: np.ndarray, held_out: np.ndarray, 
     n = min(len(synthetic), len(held_out))
     rng = np.random.default_rng(seed)
     results = {"synthetic": [], "floor": []}
-    for draw in range(draws):
-        for name, features in (("synthetic", synthetic), ("floor", held_out)):
+    for name, features in (("synthetic", synthetic), ("floor", held_out)):
+        for draw in range(draws if len(features) > n else 1):  # the smaller side is used whole: one draw
             chosen = features[rng.choice(len(features), n, replace=False)]
             results[name].append(fid_kid(reference, chosen, subset_size, seed + draw))
     mean = {name: pd.DataFrame(rows).mean().to_dict() for name, rows in results.items()}
