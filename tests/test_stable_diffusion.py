@@ -10,9 +10,10 @@ import pandas as pd
 import pytest
 import torch
 from diffusers import ControlNetModel
+from omegaconf import OmegaConf
 from PIL import Image
 
-from fairaug.diffusion.components import Components, load_base, load_components
+from fairaug.diffusion.components import load_components, stable_diffusion_components
 from fairaug.diffusion.module import ControlNetModule
 from fairaug.diffusion.prompts import tokenize
 from fairaug.diffusion.tiny_sd import save_tiny_stable_diffusion
@@ -87,9 +88,7 @@ def test_sd21_generation_decodes_full_size_images(trained, make_cfg, tmp_path):
 
 def test_v_prediction_targets_the_velocity(tmp_path):
     v_base = save_tiny_stable_diffusion(tmp_path / "v", size=SIZE, prediction_type="v_prediction")
-    locked = load_base(v_base)
-    parts = Components(locked["unet"], None, locked["text_encoder"], locked["tokenizer"], locked["scheduler"], {},
-                       locked["vae"])
+    parts = untrained_module(v_base).parts
     latents, noise, steps = torch.randn(2, 4, 8, 8), torch.randn(2, 4, 8, 8), torch.tensor([10, 900])
     target = parts.training_target(latents, noise, steps)
     assert torch.allclose(target, parts.scheduler.get_velocity(latents, noise, steps))
@@ -120,14 +119,17 @@ def test_bad_stable_diffusion_folders(base, trained, make_cfg, tmp_path):
         load_components(moved)
 
 
+def untrained_module(folder) -> ControlNetModule:
+    """SD from `folder` with a new ControlNet, as diffusion=sd21 builds it, in its training module."""
+    parts = stable_diffusion_components(OmegaConf.create({"pretrained": str(folder), "size": SIZE, "init_seed": 0}), {})
+    return ControlNetModule(parts, 1e-5, train_base=False, prompt_dropout=0.0,
+                            empty_ids=tokenize(parts.tokenizer, [""])[0])
+
+
 def test_locked_parts_are_computed_once_per_image_and_prompt(base):
     """Latents are still drawn afresh every step from each image's cached distribution."""
-    locked = load_base(base)
-    controlnet = ControlNetModel.from_unet(locked["unet"], conditioning_embedding_out_channels=(16, 32, 96))
-    parts = Components(locked["unet"], controlnet, locked["text_encoder"], locked["tokenizer"], locked["scheduler"],
-                       {}, locked["vae"])
-    module = ControlNetModule(parts, 1e-5, train_base=False, prompt_dropout=0.0,
-                              empty_ids=tokenize(parts.tokenizer, [""])[0])
+    module = untrained_module(base)
+    parts = module.parts
     pixels, index = torch.rand(2, 3, SIZE, SIZE) * 2 - 1, torch.tensor([5, 9])
     calls = []
     encode = parts.vae.encode
@@ -147,12 +149,7 @@ def test_locked_parts_are_computed_once_per_image_and_prompt(base):
 
 
 def test_a_resumed_optimizer_takes_this_runs_kernel_choice(base):
-    locked = load_base(base)
-    controlnet = ControlNetModel.from_unet(locked["unet"], conditioning_embedding_out_channels=(16, 32, 96))
-    parts = Components(locked["unet"], controlnet, locked["text_encoder"], locked["tokenizer"], locked["scheduler"],
-                       {}, locked["vae"])
-    module = ControlNetModule(parts, 1e-5, train_base=False, prompt_dropout=0.0,
-                              empty_ids=tokenize(parts.tokenizer, [""])[0])
+    module = untrained_module(base)
     checkpoint = {"optimizer_states": [{"param_groups": [{"fused": None, "foreach": True, "lr": 1e-5}]}]}
     module.on_load_checkpoint(checkpoint)  # saved by a run with gradient clipping, resumed without
     assert checkpoint["optimizer_states"][0]["param_groups"][0] == {"fused": True, "foreach": None, "lr": 1e-5}
