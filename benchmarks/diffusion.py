@@ -33,17 +33,10 @@ sys.path.insert(0, str(REPO))
 
 
 def compose(home: Path, *overrides: str):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
+    from benchmarks.data_pipeline import compose as compose_config
 
-    from fairaug.config import register_configs
-
-    register_configs()
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return hydra_compose("config", overrides=[f"paths.home={home}", f"paths.output_dir={home}/run",
-                                                  "data.n_subjects=100", "task=controlnet_train",
-                                                  "diffusion.grid_every=0", "trainer.enable_progress_bar=false",
-                                                  *overrides])
+    return compose_config(home, "data.n_subjects=100", "task=controlnet_train", "diffusion.grid_every=0",
+                          "trainer.enable_progress_bar=false", *overrides)
 
 
 def training_setup(cfg, output_dir: Path):

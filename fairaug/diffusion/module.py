@@ -50,40 +50,40 @@ class ControlNetModule(L.LightningModule):
         self.parts = parts
         self.unet, self.controlnet, self.text_encoder, self.vae = parts.unet, parts.controlnet, parts.text_encoder, \
             parts.vae
-        self.lr, self.train_base, self.prompt_dropout = lr, train_base, prompt_dropout
+        self.lr, self.prompt_dropout = lr, prompt_dropout
         self.register_buffer("empty_ids", empty_ids.reshape(1, -1), persistent=False)
         self.grid, self.grid_every, self.grid_dir = grid, grid_every, grid_dir
-        for module in self.frozen():
+        self.trained = [self.controlnet, *((self.unet, self.text_encoder) if train_base else ())]
+        # the VAE always; Stable Diffusion's UNet and text encoder too unless train_base
+        self.frozen = [m for m in (self.vae, self.unet, self.text_encoder) if m is not None and m not in self.trained]
+        for module in self.frozen:
             module.requires_grad_(False)
         if gradient_checkpointing:  # the diffusers networks recompute activations in the backward pass
-            for module in self.trained():
+            for module in self.trained:
                 if module is not self.text_encoder:
                     module.enable_gradient_checkpointing()
-        self.strict_loading = not self.frozen()  # checkpoints leave the locked parts out
+        self.strict_loading = not self.frozen  # checkpoints leave the locked parts out
         # What the locked parts compute never changes: each training image's latent distribution
         # and each prompt's embedding are computed once (diffusers' train_controlnet.py recomputes
         # both every step); latents are still drawn afresh from the distribution every step.
         self.latent_cache: dict[int, torch.Tensor] = {}
         self.text_cache: dict[tuple, torch.Tensor] = {}
 
-    def trained(self) -> list:
-        return [self.controlnet, *((self.unet, self.text_encoder) if self.train_base else ())]
-
-    def frozen(self) -> list:
-        """The VAE always; Stable Diffusion's UNet and text encoder too unless train_base."""
-        return [m for m in (self.vae, self.unet, self.text_encoder) if m is not None and m not in self.trained()]
+    def state_prefixes(self, modules: list) -> tuple[str, ...]:
+        """The state_dict key prefixes of these child modules."""
+        return tuple(f"{name}." for name, child in self.named_children() if child in modules)
 
     def on_fit_start(self) -> None:
         """Under mixed precision the locked parts are kept in half precision (memory), as
         diffusers' train_controlnet.py does; the trained ones stay float32 for the optimizer."""
         dtype = HALF_PRECISION.get(str(self.trainer.precision))
         if dtype is not None:
-            for module in self.frozen():
+            for module in self.frozen:
                 module.to(dtype)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Only what is trained goes into checkpoints/last.ckpt: not gigabytes of locked SD."""
-        frozen = tuple(f"{name}." for name, module in self.named_children() if module in self.frozen())
+        frozen = self.state_prefixes(self.frozen)
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith(frozen)}
 
     def training_step(self, batch, batch_idx):
@@ -120,7 +120,7 @@ class ControlNetModule(L.LightningModule):
         return (moments[:, 0] + moments[:, 1] * torch.randn_like(moments[:, 0])) * vae.config.scaling_factor
 
     def text_embeddings(self, ids: torch.Tensor) -> torch.Tensor:
-        if self.text_encoder not in self.frozen():
+        if self.text_encoder not in self.frozen:
             return self.text_encoder(ids)[0]
         keys = [tuple(row) for row in ids.tolist()]
         missing = sorted({k for k in keys if k not in self.text_cache})
@@ -182,5 +182,5 @@ class ControlNetModule(L.LightningModule):
                 group.update(self.optimizer_flags())
 
     def configure_optimizers(self):
-        return torch.optim.AdamW([p for m in self.trained() for p in m.parameters()], lr=self.lr, weight_decay=1e-2,
+        return torch.optim.AdamW([p for m in self.trained for p in m.parameters()], lr=self.lr, weight_decay=1e-2,
                                  **self.optimizer_flags())

@@ -151,7 +151,7 @@ def run(cfg) -> dict:
                      start_step, max_steps)
             state = torch.load(resume, map_location="cpu", weights_only=True, mmap=True)["state_dict"]
             missing = module.load_state_dict(state, strict=module.strict_loading).missing_keys
-            trained = tuple(f"{name}." for name, child in module.named_children() if child in module.trained())
+            trained = module.state_prefixes(module.trained)
             if any(key.startswith(trained) for key in missing):
                 raise ConfigError(f"diffusion.resume: {resume} does not hold this model's trained weights "
                                   f"(missing e.g. {[k for k in missing if k.startswith(trained)][:3]})")
