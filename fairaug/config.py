@@ -85,6 +85,39 @@ class UKBBDataConfig(DataConfig):
 
 
 @dataclass
+class PublicDataConfig(DataConfig):
+    """A public dataset read as distributed; `heart_failure` and `healthy` name the dataset's
+    diagnosis groups of each label, every other group is excluded (listed in skipped.csv)."""
+
+    heart_failure: list[str] = field(default_factory=list)
+    healthy: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ACDCDataConfig(PublicDataConfig):
+    name: str = "acdc"
+    heart_failure: list[str] = field(default_factory=lambda: ["DCM", "MINF"])
+    healthy: list[str] = field(default_factory=lambda: ["NOR"])
+
+
+@dataclass
+class MnMsDataConfig(PublicDataConfig):
+    name: str = "mnms"
+    metadata: Optional[str] = None  # null: the one *.csv in data.root
+    heart_failure: list[str] = field(default_factory=lambda: ["DCM"])
+    healthy: list[str] = field(default_factory=lambda: ["NOR"])
+
+
+@dataclass
+class SunnybrookDataConfig(PublicDataConfig):
+    name: str = "sunnybrook"
+    metadata: Optional[str] = None  # null: scd_patientdata.csv found under data.root
+    contours: Optional[str] = None  # null: the SCD_ManualContours folder found under data.root
+    heart_failure: list[str] = field(default_factory=lambda: ["HF-I", "HF-NI"])
+    healthy: list[str] = field(default_factory=lambda: ["N"])
+
+
+@dataclass
 class InputConfig:
     name: str = MISSING  # cine | volume | slice | frame | edes
     view: str = "sa"  # sa | la_4ch (cine and frame)
@@ -117,6 +150,9 @@ def register_configs() -> None:
     store = ConfigStore.instance()
     store.store(group="data", name="phantom_schema", node=PhantomDataConfig)
     store.store(group="data", name="ukbb_schema", node=UKBBDataConfig)
+    store.store(group="data", name="acdc_schema", node=ACDCDataConfig)
+    store.store(group="data", name="mnms_schema", node=MnMsDataConfig)
+    store.store(group="data", name="sunnybrook_schema", node=SunnybrookDataConfig)
     store.store(group="input", name="input_schema", node=InputConfig)
     store.store(group="split", name="split_schema", node=SplitConfig)
     store.store(group="sampler", name="sampler_schema", node=SamplerConfig)

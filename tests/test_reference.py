@@ -6,8 +6,9 @@ import pandas as pd
 import pytest
 
 from fairaug.config import ColumnsConfig
-from fairaug.data.sources import read_ukbb_layout
-from fairaug.data.views import ViewBuilder, load_short_axis
+from fairaug.data.sources.ukbb import read_ukbb_layout
+from fairaug.data.readers import reader_for
+from fairaug.data.views import ViewBuilder
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "sunnybrook"
 
@@ -24,7 +25,7 @@ def reference_row(tmp_path):
 
 
 def test_reads_real_cine(reference_row):
-    sa = load_short_axis(reference_row)
+    sa = reader_for(reference_row).short_axis(reference_row)
     assert sa.cine.shape == (256, 256, 12, 20)
     assert sa.spacing == pytest.approx((1.367188, 1.367188))
     assert (reference_row.label, sa.ed, sa.es) == (1, 18, 7)

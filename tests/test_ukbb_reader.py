@@ -6,7 +6,7 @@ import pytest
 
 from fairaug.config import ColumnsConfig
 from fairaug.data.metadata import read_metadata
-from fairaug.data.sources import read_ukbb_layout
+from fairaug.data.sources.ukbb import read_ukbb_layout
 from fairaug.errors import DataError
 
 

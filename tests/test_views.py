@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from fairaug.data.cache import build_view_cache
-from fairaug.data.views import ViewBuilder, load_short_axis
+from fairaug.data.readers import reader_for
+from fairaug.data.views import ViewBuilder
 from fairaug.errors import ConfigError, DataError
 
 SHAPES = {  # tiny phantom: 8 frames, time_step 2 -> 4; depth 8; size 24
@@ -86,6 +87,8 @@ def broken_cohort(tiny_cohort, tmp_path):
         shutil.copytree(folder, target)
         folders.append(str(target))
     rows["subject_dir"] = folders
+    for column in ("image_path", "ed_mask_path", "es_mask_path", "la_path"):
+        rows[column] = [str(Path(folder, Path(path).name)) for folder, path in zip(folders, rows[column])]
     ids = list(rows.subject_id)
     Path(folders[1], "sa.nii.gz").write_bytes(gzip.compress(b"not a nifti"))  # corrupt
     Path(folders[2], "seg_sa_ED.nii.gz").unlink()  # missing mask
@@ -142,7 +145,7 @@ def test_missing_es_frame_is_estimated_from_the_images(tiny_cohort):
     row = tiny_cohort.iloc[0].copy()
     truth = int(row.es_frame)
     row["es_frame"] = pd.NA
-    assert abs(load_short_axis(row).es - truth) <= 1
+    assert abs(reader_for(row).short_axis(row).es - truth) <= 1
 
 
 def test_cine_lengths_that_differ_need_input_frames(make_cfg, tiny_cohort, tmp_path):
@@ -151,7 +154,7 @@ def test_cine_lengths_that_differ_need_input_frames(make_cfg, tiny_cohort, tmp_p
     shutil.copytree(rows.subject_dir.iloc[1], shorter)
     cine = nib.load(shorter / "sa.nii.gz")
     nib.save(nib.Nifti1Image(np.asanyarray(cine.dataobj)[..., :6], cine.affine), shorter / "sa.nii.gz")
-    rows.loc[rows.index[1], "subject_dir"] = str(shorter)
+    rows.loc[rows.index[1], ["subject_dir", "image_path"]] = [str(shorter), str(shorter / "sa.nii.gz")]
     odd = rows.subject_id.iloc[1]
     with pytest.raises(ConfigError, match=f"6 frames: 1 subjects \\(e.g. {odd}\\), 8 frames: 2 subjects"):
         build_view_cache(rows, make_cfg("input=cine").input, tmp_path / "views", "skip")

@@ -25,6 +25,7 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from fairaug.data.cohort import Problems, settle_problems
+from fairaug.data.readers import NIFTI_READERS, reader_for
 from fairaug.data.views import ViewBuilder
 from fairaug.errors import ConfigError, DataError
 
@@ -32,7 +33,6 @@ log = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
 IMAGE_DTYPE = np.float16
-SUBJECT_FILES = ("sa.nii.gz", "seg_sa_ED.nii.gz", "seg_sa_ES.nii.gz", "la_4ch.nii.gz")
 
 
 @dataclass
@@ -64,15 +64,17 @@ class ViewCache:
 
 
 def _file_identity(row) -> list:
-    if getattr(row, "origin", "real") == "synthetic":
+    if row.get("origin", "real") == "synthetic":
         paths = [Path(row.image_file), Path(row.mask_file)]
     else:
-        paths = [Path(row.subject_dir) / name for name in SUBJECT_FILES]
+        paths = reader_for(row).files(row)
     identity = []
     for path in paths:
-        if path.exists():
-            stat = path.stat()
-            identity.append([path.name, stat.st_size, stat.st_mtime_ns])
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for file in files:
+            if file.exists():
+                stat = file.stat()
+                identity.append([str(file.relative_to(path.parent)), stat.st_size, stat.st_mtime_ns])
     return identity
 
 
@@ -80,7 +82,7 @@ def cache_key(cohort: pd.DataFrame, input_cfg) -> str:
     view = OmegaConf.to_container(input_cfg, resolve=True)
     view.pop("workers", None)
     subjects = [[r.subject_id, str(Path(r.subject_dir).resolve()), str(r.ed_frame), str(r.es_frame),
-                 _file_identity(r)] for r in cohort.itertuples()]
+                 _file_identity(r)] for _, r in cohort.iterrows()]
     blob = json.dumps({"version": CACHE_VERSION, "view": view, "subjects": subjects}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -100,11 +102,14 @@ def check_cine_lengths(cohort: pd.DataFrame, input_cfg) -> None:
     """Cines of different lengths cannot share one tensor shape unless input.frames resamples them."""
     if input_cfg.name != "cine" or input_cfg.frames:
         return
-    name = "la_4ch.nii.gz" if input_cfg.view == "la_4ch" else "sa.nii.gz"
+    column = "la_path" if input_cfg.view == "la_4ch" else "image_path"
     lengths = {}
     for row in cohort.itertuples():
+        path = getattr(row, column)
+        if getattr(row, "reader", "nifti") not in NIFTI_READERS or pd.isna(path):
+            continue  # other readers check their own frames; a missing file is reported per subject
         try:
-            shape = nib.load(Path(row.subject_dir) / name).shape
+            shape = nib.load(Path(path)).shape
         except (OSError, ValueError, nib.filebasedimages.ImageFileError):
             continue  # unreadable files are reported, per subject, by the view builder
         lengths.setdefault(shape[-1] if len(shape) == 4 else 1, []).append(row.subject_id)

@@ -10,14 +10,17 @@ import logging
 
 import pandas as pd
 
-from fairaug.data.groups import age_groups, bmi_group
+from fairaug.data.groups import UNKNOWN, age_groups, bmi_group
 from fairaug.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ["subject_id", "label", "sex", "age", "bmi", "age_group", "bmi_group", "origin",
-           "subject_dir", "ed_frame", "es_frame"]
-ATTRIBUTES = ["sex", "age_group", "bmi_group"]
+COLUMNS = ["subject_id", "label", "diagnosis", "sex", "age", "bmi", "age_group", "bmi_group", "vendor", "centre",
+           "origin", "subject_dir", "ed_frame", "es_frame", "reader", "image_path", "ed_mask_path", "es_mask_path",
+           "la_path"]
+# Sensitive attributes: categorical columns the samplers, reports and prompts group by.
+ATTRIBUTES = ["sex", "age_group", "bmi_group", "vendor", "centre"]
+LABEL_NAMES = {0: "healthy", 1: "heart failure"}  # canonical labels
 ON_ERROR = ("raise", "skip")
 
 Problems = list[tuple[str, str]]  # (subject_id, reason)
@@ -41,11 +44,26 @@ def settle_problems(problems: Problems, on_error: str, what: str) -> None:
 
 
 def finalise(table: pd.DataFrame, age_scheme: str, origin: str) -> pd.DataFrame:
-    """Derive the sensitive-attribute groups and order the columns."""
+    """Derive the sensitive-attribute groups, mark what the dataset does not record as
+    unknown (never a guessed value) and order the columns."""
     if table.empty:
         raise DataError("the cohort is empty: no usable subject")
     table = table.copy()
+    for column in COLUMNS:
+        if column not in table:
+            table[column] = pd.NA
+    table["age"] = pd.to_numeric(table["age"], errors="coerce").astype(float)
+    table["bmi"] = pd.to_numeric(table["bmi"], errors="coerce").astype(float)
     table["age_group"] = age_groups(table["age"], age_scheme)
     table["bmi_group"] = bmi_group(table["bmi"])
+    for column in ("sex", "vendor", "centre"):
+        table[column] = table[column].where(table[column].notna(), UNKNOWN).astype(str)
+    table["diagnosis"] = table["diagnosis"].where(table["diagnosis"].notna(), pd.NA)
+    table["reader"] = table["reader"].where(table["reader"].notna(), "nifti")
     table["origin"] = origin
     return table[COLUMNS].reset_index(drop=True)
+
+
+def recorded_attributes(table: pd.DataFrame) -> list[str]:
+    """The sensitive attributes this cohort records for at least one subject."""
+    return [a for a in ATTRIBUTES if a in table and (table[a].astype(str) != UNKNOWN).any()]

@@ -96,6 +96,7 @@ def read_metadata(path: Path, columns) -> tuple[pd.DataFrame, list[tuple[str, st
         "age": _age(frame, columns, path),
         "bmi": pd.to_numeric(frame[_require(frame, "bmi", columns.bmi, path)], errors="coerce"),
         "label": diagnosis_raw.map(lambda v: DIAGNOSIS_VALUES.get(lookup_key(v))),
+        "diagnosis": diagnosis_raw.astype(str).str.strip(),
     })
     frame_problems = {}
     for name in ("ed_frame", "es_frame"):

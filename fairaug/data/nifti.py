@@ -13,13 +13,29 @@ from fairaug.errors import DataError
 READ_ERRORS = (OSError, EOFError, ValueError, zlib.error, nib.filebasedimages.ImageFileError)
 
 
-def load(path: Path, subject: str, ndim: int, needed_by: str = "") -> tuple[np.ndarray, tuple[float, ...]]:
-    """The array with `ndim` axes (trailing singleton axes dropped or added) and voxel sizes."""
+def _open(path: Path, subject: str, needed_by: str):
     if not path.is_file():
         reason = f" ({needed_by} needs it)" if needed_by else ""
         raise DataError(f"subject {subject}: {path.name} not found in {path.parent}{reason}")
     try:
-        image = nib.load(path)
+        return nib.load(path)
+    except READ_ERRORS as error:
+        raise DataError(f"subject {subject}: cannot read {path} ({type(error).__name__}: {error})") from error
+
+
+def ndim(path: Path, subject: str) -> int:
+    """Axes of the stored image, trailing singleton axes not counted."""
+    shape = list(_open(path, subject, "").shape)
+    while len(shape) > 3 and shape[-1] == 1:
+        shape.pop()
+    return len(shape)
+
+
+def load_with_affine(path: Path, subject: str, ndim: int, needed_by: str = ""
+                     ) -> tuple[np.ndarray, tuple[float, ...], np.ndarray]:
+    """The array with `ndim` axes (trailing singleton axes dropped or added), voxel sizes and affine."""
+    image = _open(path, subject, needed_by)
+    try:
         array = np.asanyarray(image.dataobj)
         zooms = tuple(float(z) for z in image.header.get_zooms())
     except READ_ERRORS as error:
@@ -30,4 +46,10 @@ def load(path: Path, subject: str, ndim: int, needed_by: str = "") -> tuple[np.n
         array = array[..., None] if ndim == 3 else array[:, :, None, :]
     if array.ndim != ndim:
         raise DataError(f"subject {subject}: {path.name} has shape {array.shape}, expected {ndim} axes")
+    return array, zooms, image.affine
+
+
+def load(path: Path, subject: str, ndim: int, needed_by: str = "") -> tuple[np.ndarray, tuple[float, ...]]:
+    """The array with `ndim` axes (trailing singleton axes dropped or added) and voxel sizes."""
+    array, zooms, _ = load_with_affine(path, subject, ndim, needed_by)
     return array, zooms

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
-from fairaug.data.cohort import COLUMNS, Problems, settle_problems
+from fairaug.data.cohort import COLUMNS, LABEL_NAMES, UNKNOWN, Problems, settle_problems
 from fairaug.data.groups import BMI_GROUPS
 from fairaug.data.metadata import DIAGNOSIS_VALUES, SEX_VALUES, lookup_key
 from fairaug.errors import ConfigError, DataError
@@ -69,7 +69,8 @@ def read_synthetic(folder: Path, max_samples: int | None, seed: int, on_error: s
     if max_samples is not None and len(table) > max_samples:
         table = table.sample(int(max_samples), random_state=seed).sort_index()
     table = table.assign(label=table.label.astype(int))
-    return table[[*COLUMNS, "image_file", "mask_file", "source_subject"]].reset_index(drop=True), problems
+    table = table.assign(vendor=UNKNOWN, centre=UNKNOWN, diagnosis=table.label.map(LABEL_NAMES))
+    return table.reindex(columns=[*COLUMNS, "image_file", "mask_file", "source_subject"]).reset_index(drop=True), problems
 
 
 def generator_subjects(folder: Path, table: pd.DataFrame) -> set[str]:

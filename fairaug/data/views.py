@@ -3,7 +3,7 @@
 | view   | tensor        | content                                                      |
 |--------|---------------|--------------------------------------------------------------|
 | cine   | (1, T, H, W)  | mid-ventricular short-axis slice over the cycle (or 4-chamber) |
-| volume | (1, D, H, W)  | short-axis stack at ED, `depth` slices base to apex           |
+| volume | (1, D, H, W)  | the heart's short-axis slices at ED, base to apex, resampled to `depth` |
 | slice  | (1, H, W)     | one short-axis slice at ED                                    |
 | frame  | (1, H, W)     | one time frame (ed, es or an index), short axis or 4-chamber  |
 | edes   | (3, H, W)     | ED, ES, ED of one short-axis slice; masks stacked the same way |
@@ -16,81 +16,17 @@ percentile of the crop. Arrays are (Y, X) so that they display like the scanner 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from fairaug.data import nifti
+from fairaug.data.readers import ShortAxis, frame_index, reader_for
 from fairaug.data.synthetic import synthetic_edes
 from fairaug.errors import ConfigError, DataError
 
 VIEWS = ("cine", "volume", "slice", "frame", "edes")
 LONG_AXIS_VIEWS = ("cine", "frame")
-
-
-@dataclass
-class ShortAxis:
-    """A subject's short-axis cine with its ED/ES masks and frames."""
-
-    subject: str
-    cine: np.ndarray  # (X, Y, Z, T)
-    spacing: tuple[float, float]
-    seg_ed: np.ndarray  # (X, Y, Z)
-    ed: int
-    es: int
-    folder: Path
-
-    def seg_es(self) -> np.ndarray:
-        seg, _ = nifti.load(self.folder / "seg_sa_ES.nii.gz", self.subject, 3, "the ES mask")
-        _check_same_shape(self.subject, "seg_sa_ES.nii.gz", seg.shape, self.cine.shape[:3])
-        return seg
-
-    def centre(self) -> tuple[float, float]:
-        heart = np.argwhere(self.seg_ed > 0)
-        if len(heart) == 0:
-            raise DataError(f"subject {self.subject}: seg_sa_ED.nii.gz is empty, no heart to centre on")
-        return float(heart[:, 0].mean()), float(heart[:, 1].mean())
-
-    def mid_slice(self) -> int:
-        ventricle = np.flatnonzero(np.isin(self.seg_ed, (1, 2)).any(axis=(0, 1)))
-        return int(ventricle[len(ventricle) // 2]) if len(ventricle) else self.cine.shape[2] // 2
-
-
-def _check_same_shape(subject: str, name: str, shape, expected) -> None:
-    if tuple(shape) != tuple(expected):
-        raise DataError(f"subject {subject}: {name} has shape {tuple(shape)} but sa.nii.gz has "
-                        f"{tuple(expected)} (image/mask mismatch)")
-
-
-def _frame_index(value, n_frames: int, subject: str, what: str) -> int:
-    index = int(value)
-    if not 0 <= index < n_frames:
-        raise DataError(f"subject {subject}: {what} {index} is outside the cine's {n_frames} frames")
-    return index
-
-
-def estimate_es(cine: np.ndarray, seg_ed: np.ndarray) -> int:
-    """ES as the frame where the ED blood pool region is darkest (the cavity is smallest)."""
-    pool = seg_ed == 1
-    if not pool.any():
-        return int(cine.shape[3] * 0.35)
-    return int(np.argmin(cine[pool].mean(axis=0)))
-
-
-def load_short_axis(row: pd.Series) -> ShortAxis:
-    folder = Path(row.subject_dir)
-    cine, zooms = nifti.load(folder / "sa.nii.gz", row.subject_id, 4)
-    seg_ed, _ = nifti.load(folder / "seg_sa_ED.nii.gz", row.subject_id, 3, "cropping around the heart")
-    _check_same_shape(row.subject_id, "seg_sa_ED.nii.gz", seg_ed.shape, cine.shape[:3])
-    n_frames = cine.shape[3]
-    ed = 0 if pd.isna(row.ed_frame) else _frame_index(row.ed_frame, n_frames, row.subject_id, "ed_frame")
-    es = (estimate_es(cine, seg_ed) if pd.isna(row.es_frame)
-          else _frame_index(row.es_frame, n_frames, row.subject_id, "es_frame"))
-    return ShortAxis(row.subject_id, cine, (zooms[0], zooms[1]), seg_ed, ed, es, folder)
 
 
 def crop_resize(planes: np.ndarray, centre, spacing, crop_mm: float, size: int, mask: bool = False) -> np.ndarray:
@@ -140,7 +76,7 @@ class ViewBuilder:
             return synthetic_edes(row, cfg)
         if cfg.view == "la_4ch":
             return self._long_axis(row), None
-        sa = load_short_axis(row)
+        sa = reader_for(row).short_axis(row)
         centre = sa.centre()
         z = self._slice(sa)
 
@@ -151,7 +87,7 @@ class ViewBuilder:
             frames = self._frames(sa.cine.shape[3], sa.ed)
             return normalise(crop(np.moveaxis(sa.cine[:, :, z, frames], -1, 0)))[None], None
         if cfg.name == "volume":
-            stack = crop(np.moveaxis(sa.cine[:, :, :, sa.ed], -1, 0))
+            stack = crop(np.moveaxis(sa.cine[:, :, self._volume_slices(sa), sa.ed], -1, 0))
             volume = F.interpolate(torch.from_numpy(stack)[None, None], size=(cfg.depth, cfg.size, cfg.size),
                                    mode="trilinear", align_corners=False)[0]
             return normalise(volume.numpy()), None
@@ -160,10 +96,18 @@ class ViewBuilder:
         if cfg.name == "frame":
             t = self._named_frame(sa.cine.shape[3], sa.ed, sa.es, sa.subject)
             return normalise(crop(sa.cine[:, :, z, t]))[None], None
-        seg_es = sa.seg_es()
+        seg_es = sa.seg_es
         image = normalise(crop(np.stack([sa.cine[:, :, z, sa.ed], sa.cine[:, :, z, sa.es], sa.cine[:, :, z, sa.ed]])))
         masks = crop(np.stack([sa.seg_ed[:, :, z], seg_es[:, :, z], sa.seg_ed[:, :, z]]).astype(np.float32), mask=True)
         return image, masks.astype(np.uint8)
+
+    @staticmethod
+    def _volume_slices(sa: ShortAxis) -> np.ndarray:
+        """The slices whose ED mask holds the LV, base to apex."""
+        slices = sa.base_to_apex()
+        if len(slices) == 0:
+            raise DataError(f"subject {sa.subject}: the ED mask marks no LV slice, so the volume view has no heart")
+        return slices
 
     def _slice(self, sa: ShortAxis) -> int:
         if self.cfg.slice_index is None:
@@ -184,21 +128,21 @@ class ViewBuilder:
     def _named_frame(self, n_frames: int, ed: int, es: int, subject: str) -> int:
         named = {"ed": ed, "es": es}
         frame = str(self.cfg.frame)
-        return named[frame] if frame in named else _frame_index(frame, n_frames, subject, "input.frame")
+        return named[frame] if frame in named else frame_index(frame, n_frames, subject, "input.frame")
 
     def _long_axis(self, row: pd.Series) -> np.ndarray:
         cfg = self.cfg
-        cine, zooms = nifti.load(Path(row.subject_dir) / "la_4ch.nii.gz", row.subject_id, 4, "input.view=la_4ch")
+        cine, zooms = reader_for(row).long_axis(row)
         planes = np.moveaxis(cine[:, :, 0, :], -1, 0)
         centre = ((cine.shape[0] - 1) / 2.0, (cine.shape[1] - 1) / 2.0)
-        ed = 0 if pd.isna(row.ed_frame) else _frame_index(row.ed_frame, cine.shape[3], row.subject_id, "ed_frame")
+        ed = 0 if pd.isna(row.ed_frame) else frame_index(row.ed_frame, cine.shape[3], row.subject_id, "ed_frame")
         if cfg.name == "cine":
             frames = self._frames(cine.shape[3], ed)
         else:
             if cfg.frame == "es" and pd.isna(row.es_frame):
                 raise DataError(f"subject {row.subject_id}: input.frame=es on the 4-chamber view needs es_frame "
                                 "in the metadata")
-            es = -1 if pd.isna(row.es_frame) else _frame_index(row.es_frame, cine.shape[3], row.subject_id, "es_frame")
+            es = -1 if pd.isna(row.es_frame) else frame_index(row.es_frame, cine.shape[3], row.subject_id, "es_frame")
             frames = [self._named_frame(cine.shape[3], ed, es, row.subject_id)]
         image = normalise(crop_resize(planes[frames], centre, zooms[:2], cfg.crop_mm, cfg.size))
         return image[None] if cfg.name == "cine" else image

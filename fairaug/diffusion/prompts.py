@@ -15,11 +15,11 @@ import pandas as pd
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
+from fairaug.data.cohort import LABEL_NAMES
 from fairaug.data.groups import BMI_GROUPS
 from fairaug.errors import DataError
 
 DEFAULT_TEMPLATE = "{sex}, age in {age_group}, {bmi_group} BMI, {diagnosis}"
-DIAGNOSES = {0: "healthy", 1: "heart failure"}
 SPECIAL = ["[PAD]", "[UNK]"]
 _WORD = re.compile(r"[a-z0-9\-]+")
 
@@ -31,7 +31,7 @@ def words(text: str) -> list[str]:
 def prompt_for(row, template: str) -> str:
     """The prompt of one cohort row (needs label, sex, age_group, bmi_group)."""
     text = template.format(sex=row["sex"], age_group=row["age_group"], bmi_group=row["bmi_group"],
-                           diagnosis=DIAGNOSES[int(row["label"])])
+                           diagnosis=LABEL_NAMES[int(row["label"])])
     return text[:1].upper() + text[1:]
 
 
@@ -42,7 +42,7 @@ def prompts_for(table: pd.DataFrame, template: str) -> list[str]:
 def prompt_vocabulary(template: str, age_groups) -> list[str]:
     """Every word a prompt of `template` can contain, for any sex, BMI group, diagnosis and
     the given age groups."""
-    values = ["female", "male", *BMI_GROUPS, *DIAGNOSES.values(), *age_groups]
+    values = ["female", "male", *BMI_GROUPS, *LABEL_NAMES.values(), *age_groups]
     found = words(re.sub(r"\{\w+\}", " ", template)) + [w for v in values for w in words(str(v))]
     return sorted(set(found))
 

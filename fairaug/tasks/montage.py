@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
+from fairaug.data.cohort import LABEL_NAMES  # noqa: E402
 from fairaug.data.sources import load_cohort  # noqa: E402
 from fairaug.data.views import ViewBuilder  # noqa: E402
 from fairaug.errors import ConfigError  # noqa: E402
@@ -25,7 +26,6 @@ from fairaug.io import write_figure  # noqa: E402
 log = logging.getLogger(__name__)
 
 MASK_COLOURS = ListedColormap([(0, 0, 0, 0), (1.0, 0.2, 0.2, 0.45), (0.2, 1.0, 0.3, 0.45), (0.2, 0.5, 1.0, 0.45)])
-DIAGNOSIS = {0: "healthy", 1: "heart failure"}
 
 
 def _panels(row, edes: ViewBuilder):
@@ -61,7 +61,7 @@ def run(cfg) -> dict:
             ax.set_title(f"{row.subject_id} {name}", fontsize=7)
     for r, (key, members) in enumerate(groups):
         values = dict(zip(keys, key))
-        label = DIAGNOSIS[values.pop("label")] + ", " + ", ".join(str(v) for v in values.values())
+        label = LABEL_NAMES[values.pop("label")] + ", " + ", ".join(str(v) for v in values.values())
         axes[r, 0].text(-0.08, 0.5, f"{label}\n(n={len(members)})", transform=axes[r, 0].transAxes,
                         ha="right", va="center", fontsize=8)
     fig.suptitle("ED / ES mid-ventricular slices; red LV blood pool, green LV myocardium, blue RV", fontsize=9)

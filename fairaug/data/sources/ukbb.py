@@ -1,4 +1,8 @@
-"""Where cohorts come from. Each source returns the cohort table and its skipped subjects."""
+"""The UK Biobank layout (and the built-in phantom, written in it).
+
+<root>/<subject_id>/sa.nii.gz (4D short-axis cine), seg_sa_ED.nii.gz / seg_sa_ES.nii.gz
+(canonical labels), la_4ch.nii.gz (optional 4-chamber cine) and one metadata CSV.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +14,10 @@ from fairaug.config import ColumnsConfig
 from fairaug.data.cohort import Problems, check_on_error, finalise, settle_problems
 from fairaug.data.metadata import read_metadata
 from fairaug.data.phantom.generate import generate, phantom_spec
-from fairaug.errors import ConfigError, DataError
+from fairaug.errors import DataError
 
 REQUIRED_FILE = "sa.nii.gz"
+LONG_AXIS_FILE = "la_4ch.nii.gz"
 
 
 def read_ukbb_layout(root: Path, metadata: Path, columns, on_error: str, age_scheme: str
@@ -23,11 +28,18 @@ def read_ukbb_layout(root: Path, metadata: Path, columns, on_error: str, age_sch
     if not root.is_dir():
         raise DataError(f"data.root is not a folder: {root}")
     table, problems = read_metadata(metadata, columns)
-    table["subject_dir"] = [str(root / subject) for subject in table.subject_id]
-    missing = [not (Path(d) / REQUIRED_FILE).is_file() for d in table.subject_dir]
+    folders = [root / subject for subject in table.subject_id]
+    missing = [not (folder / REQUIRED_FILE).is_file() for folder in folders]
     problems += [(s, f"{REQUIRED_FILE} not found in {d}")
-                 for s, d, m in zip(table.subject_id, table.subject_dir, missing) if m]
+                 for s, d, m in zip(table.subject_id, folders, missing) if m]
     settle_problems(problems, on_error, f"reading the cohort in {root}")
+    table = table.assign(
+        subject_dir=[str(f) for f in folders], reader="nifti",
+        image_path=[str(f / REQUIRED_FILE) for f in folders],
+        ed_mask_path=[str(f / "seg_sa_ED.nii.gz") for f in folders],
+        es_mask_path=[str(f / "seg_sa_ES.nii.gz") for f in folders],
+        la_path=[str(f / LONG_AXIS_FILE) if (f / LONG_AXIS_FILE).is_file() else pd.NA for f in folders],
+    )
     table = table[[not m for m in missing]]
     return finalise(table, age_scheme, origin="real"), problems
 
@@ -39,12 +51,3 @@ def load_phantom(cfg) -> tuple[pd.DataFrame, Problems]:
 
 def load_ukbb(cfg) -> tuple[pd.DataFrame, Problems]:
     return read_ukbb_layout(Path(cfg.root), Path(cfg.metadata), cfg.columns, cfg.on_error, cfg.age_groups)
-
-
-SOURCES = {"phantom": load_phantom, "ukbb": load_ukbb}
-
-
-def load_cohort(data_cfg) -> tuple[pd.DataFrame, Problems]:
-    if data_cfg.name not in SOURCES:
-        raise ConfigError(f"unknown data source '{data_cfg.name}'; known: {sorted(SOURCES)}")
-    return SOURCES[data_cfg.name](data_cfg)
