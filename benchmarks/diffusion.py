@@ -50,7 +50,7 @@ def training_setup(cfg, output_dir: Path):
 
     output_dir.mkdir(parents=True, exist_ok=True)
     views, cohort = training_views(cfg, output_dir)
-    parts = build_components(cfg, sorted(cohort.age_group.unique()), output_dir)
+    parts = build_components(cfg, cohort, output_dir)
     prompts = prompts_for(views.table, parts.meta["prompt_template"])
     dataset = PromptedViews(views, tokenize(parts.tokenizer, prompts))
     weights = torch.as_tensor(prompt_weights(prompts, float(cfg.diffusion.max_weight_ratio)), dtype=torch.double)
@@ -192,13 +192,14 @@ def bench_generation(base: Path, size: int, batch: int, steps: int, rounds: int)
 
 def bench_default_generation(cfg, home: Path, rounds: int) -> None:
     import numpy as np
+    import pandas as pd
     import torch
 
     from fairaug.diffusion.prompts import tokenize
     from fairaug.diffusion.sampling import sample
     from fairaug.tasks.controlnet_train import build_components
 
-    parts = build_components(cfg, ["50s", "60s", "70s"], home / "default_generation")
+    parts = build_components(cfg, pd.DataFrame({"age_group": ["50s", "60s", "70s"]}), home / "default_generation")
     generation = compose(home).generation
     batch, size = int(generation.batch_size), int(cfg.diffusion.size)
     ids = tokenize(parts.tokenizer, ["Female, age in 60s, obese BMI, heart failure"] * batch)

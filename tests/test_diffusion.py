@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 import torch
 from omegaconf import OmegaConf
 
@@ -32,7 +33,7 @@ def test_prompts_and_a_tokenizer_built_from_their_words(tmp_path):
     row = {"sex": "female", "age_group": "60s", "bmi_group": "obese", "label": 1}
     prompt = prompt_for(row, DEFAULT_TEMPLATE)
     assert prompt == "Female, age in 60s, obese BMI, heart failure"
-    tokenizer = build_tokenizer(prompt_vocabulary(DEFAULT_TEMPLATE, ["50s", "60s"]), max_length=12)
+    tokenizer = build_tokenizer(prompt_vocabulary(DEFAULT_TEMPLATE, pd.DataFrame({"age_group": ["50s", "60s"]})), max_length=12)
     tokenizer.save_pretrained(tmp_path)
     loaded = load_tokenizer(tmp_path)
     assert torch.equal(tokenize(loaded, [prompt]), tokenize(tokenizer, [prompt]))
@@ -133,7 +134,7 @@ def test_generation_writes_a_dataset_that_classify_can_train_on(trained, make_cf
     assert manifest.prompt.iloc[0].endswith(("healthy", "heart failure"))
     json.loads((out / "generation.json").read_text())
 
-    uninterrupted = {name: (out / name).read_bytes() for name in manifest.image}
+    uninterrupted = {name: np.asarray(Image.open(out / name)).astype(int) for name in manifest.image}
 
     # a killed run: the last subjects missing, a half-written PNG left behind
     for name in manifest.image[-3:]:
@@ -144,7 +145,10 @@ def test_generation_writes_a_dataset_that_classify_can_train_on(trained, make_cf
     resumed = pd.read_csv(out / "manifest.csv")
     assert len(resumed) == len(manifest) and resumed.subject_id.is_unique
     assert not list(out.glob("images/.*"))
-    assert all((out / name).read_bytes() == data for name, data in uninterrupted.items())  # same images
+    # same seeds, same images: up to one grey level where a resumed batch holds other subjects (CPU kernels
+    # round differently by batch size)
+    assert all(np.abs(np.asarray(Image.open(out / name)).astype(int) - image).max() <= 1
+               for name, image in uninterrupted.items())
     # killed after its last images but before the manifest: the rerun completes the manifest
     manifest.iloc[:-2].to_csv(out / "manifest.csv", index=False)
     synth_generate.run(make_cfg(*settings))

@@ -15,6 +15,7 @@ from fairaug.data.cache import ViewCache, build_view_cache
 from fairaug.data.samplers import build_sampler
 from fairaug.data.sources import load_cohort
 from fairaug.data.splits import SPLITS, make_split
+from fairaug.data.views import check_view_available
 from fairaug.data.synthetic import generator_subjects, read_synthetic
 from fairaug.errors import ConfigError, DataError
 
@@ -63,6 +64,7 @@ class CohortDataModule(L.LightningDataModule):
             return
         cfg = self.cfg
         cohort, problems = load_cohort(cfg.data)
+        check_view_available(cohort, cfg.input, cfg.data.name)
         synthetic, synthetic_problems = self._synthetic(cohort)
         rows = pd.concat([cohort, synthetic], ignore_index=True) if len(synthetic) else cohort
         self.cache = build_view_cache(rows, cfg.input, Path(cfg.paths.cache_dir) / "views", cfg.data.on_error)

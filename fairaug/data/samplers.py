@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import RandomSampler, Sampler, WeightedRandomSampler
 
-from fairaug.data.cohort import ATTRIBUTES
+from fairaug.data.cohort import ATTRIBUTES, UNKNOWN
 from fairaug.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 SAMPLERS = ("random", "label_balanced", "group_balanced")
 
 
 def group_weights(table: pd.DataFrame, attributes) -> np.ndarray:
-    """1 / size of each sample's (label x attributes) group: every group is drawn equally often."""
+    """1 / size of each sample's (label x attributes) group: every group is drawn equally often.
+    Attributes the data records for no subject (ACDC has no sex) are left out, with a warning."""
     unknown = [a for a in attributes if a not in ATTRIBUTES]
     if unknown:
         raise ConfigError(f"sampler.attributes has unknown attribute(s) {unknown}; known: {ATTRIBUTES}")
-    keys = ["label", *attributes]
+    absent = [a for a in attributes if not (table[a].astype(str) != UNKNOWN).any()]
+    if absent:
+        log.warning("sampler.attributes %s are not recorded for any training subject: balancing over %s", absent,
+                    ["label", *(a for a in attributes if a not in absent)])
+    keys = ["label", *(a for a in attributes if a not in absent)]
     sizes = table.groupby(keys, observed=True)["label"].transform("size")
     return (1.0 / sizes.to_numpy(dtype=float))
 

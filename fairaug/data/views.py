@@ -53,6 +53,13 @@ def normalise(image: np.ndarray) -> np.ndarray:
     return np.clip((image - low) / max(high - low, 1e-6), 0.0, 1.0).astype(np.float32)
 
 
+def check_view_available(cohort: pd.DataFrame, cfg, source: str) -> None:
+    """Refuse, before any work, a view that no subject of the data can provide."""
+    if cfg.view == "la_4ch" and cohort["la_path"].isna().all():
+        raise ConfigError(f"data={source} has no 4-chamber cine for any subject: input.view=la_4ch needs "
+                          "la_4ch.nii.gz files (UK Biobank layout); use input.view=sa")
+
+
 class ViewBuilder:
     """Turns a cohort row into the view's image (and masks, for `edes`)."""
 

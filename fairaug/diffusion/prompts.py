@@ -15,23 +15,40 @@ import pandas as pd
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-from fairaug.data.cohort import LABEL_NAMES
+from fairaug.data.cohort import ATTRIBUTES, LABEL_NAMES, UNKNOWN
 from fairaug.data.groups import BMI_GROUPS
-from fairaug.errors import DataError
+from fairaug.errors import ConfigError, DataError
 
 DEFAULT_TEMPLATE = "{sex}, age in {age_group}, {bmi_group} BMI, {diagnosis}"
 SPECIAL = ["[PAD]", "[UNK]"]
 _WORD = re.compile(r"[a-z0-9\-]+")
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
 def words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
+def _values(row) -> dict[str, str]:
+    values = {a: str(row.get(a, UNKNOWN)) for a in ATTRIBUTES}
+    return {**values, "diagnosis": LABEL_NAMES[int(row["label"])]}
+
+
+def check_template(template: str) -> None:
+    unknown = sorted(set(_PLACEHOLDER.findall(template)) - {*ATTRIBUTES, "diagnosis"})
+    if unknown:
+        raise ConfigError(f"diffusion.prompt_template has unknown placeholder(s) {unknown}; known: "
+                          f"{[*ATTRIBUTES, 'diagnosis']}")
+
+
 def prompt_for(row, template: str) -> str:
-    """The prompt of one cohort row (needs label, sex, age_group, bmi_group)."""
-    text = template.format(sex=row["sex"], age_group=row["age_group"], bmi_group=row["bmi_group"],
-                           diagnosis=LABEL_NAMES[int(row["label"])])
+    """The prompt of one cohort row. A comma-separated part of the template whose attribute
+    the data does not record for this subject is left out ("age in unknown" says nothing)."""
+    check_template(template)
+    values = _values(row)
+    parts = [part for part in template.split(",")
+             if all(values[name] != UNKNOWN for name in _PLACEHOLDER.findall(part))]
+    text = ",".join(parts).strip().format(**values)
     return text[:1].upper() + text[1:]
 
 
@@ -39,11 +56,13 @@ def prompts_for(table: pd.DataFrame, template: str) -> list[str]:
     return [prompt_for(row, template) for _, row in table.iterrows()]
 
 
-def prompt_vocabulary(template: str, age_groups) -> list[str]:
-    """Every word a prompt of `template` can contain, for any sex, BMI group, diagnosis and
-    the given age groups."""
-    values = ["female", "male", *BMI_GROUPS, *LABEL_NAMES.values(), *age_groups]
-    found = words(re.sub(r"\{\w+\}", " ", template)) + [w for v in values for w in words(str(v))]
+def prompt_vocabulary(template: str, cohort: pd.DataFrame) -> list[str]:
+    """Every word a prompt of `template` can contain, for any sex, BMI group and diagnosis
+    and the cohort's other attribute values (age groups, vendors, centres)."""
+    check_template(template)
+    values = ["female", "male", *BMI_GROUPS, *LABEL_NAMES.values(),
+              *(v for a in ATTRIBUTES if a in cohort for v in cohort[a].astype(str).unique())]
+    found = words(_PLACEHOLDER.sub(" ", template)) + [w for v in values for w in words(str(v))]
     return sorted(set(found))
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from fairlearn.metrics import MetricFrame
 
+from fairaug.data.cohort import ATTRIBUTES, UNKNOWN
 from fairaug.data.groups import BMI_GROUPS
 from fairaug.errors import ConfigError, DataError
 from fairaug.fairness.markdown import format_value, markdown_table
@@ -38,21 +39,42 @@ class FairnessReport:
     by_group: pd.DataFrame
     attributes: dict
     settings: dict = field(default_factory=dict)
+    not_recorded: list[str] = field(default_factory=list)  # asked for, but unknown for every subject
 
 
-def attribute_columns(predictions: pd.DataFrame, cfg) -> dict[str, pd.Series]:
-    """Sensitive feature per reported attribute, intersections joined as 'female×obese'."""
-    columns = {}
+def check_attributes(cfg) -> None:
+    """Fail on an attribute name that no cohort has, before anything is trained."""
+    asked = [*cfg.attributes, *(a for combo in cfg.intersections for a in combo)]
+    unknown = sorted({a for a in asked if a not in ATTRIBUTES})
+    if unknown:
+        raise ConfigError(f"fairness.attributes/intersections name unknown attribute(s) {unknown}; known: {ATTRIBUTES}")
+
+
+def _recorded(predictions: pd.DataFrame, attribute: str) -> bool:
+    return predictions[attribute].notna().any() and (predictions[attribute].astype(str) != UNKNOWN).any()
+
+
+def attribute_columns(predictions: pd.DataFrame, cfg) -> tuple[dict[str, pd.Series], list[str]]:
+    """Sensitive feature per reported attribute, intersections joined as 'female×obese'; and
+    the attributes left out because the data records them for no subject (ACDC has no sex)."""
+    columns, not_recorded = {}, []
     for attribute in cfg.attributes:
         if attribute not in predictions:
             raise DataError(f"predictions have no '{attribute}' column (fairness.attributes)")
+        if not _recorded(predictions, attribute):
+            not_recorded.append(attribute)
+            continue
         columns[attribute] = predictions[attribute].astype(str)
     for combo in cfg.intersections:
         missing = [a for a in combo if a not in predictions]
         if len(combo) < 2 or missing:
             raise ConfigError(f"fairness.intersections entry {list(combo)} needs two or more known columns")
+        absent = [a for a in combo if not _recorded(predictions, a)]
+        if absent:
+            not_recorded.append("×".join(combo))
+            continue
         columns["×".join(combo)] = predictions[list(combo)].astype(str).agg("×".join, axis=1)
-    return columns
+    return columns, not_recorded
 
 
 def _defined(pick, *values) -> float:
@@ -140,19 +162,22 @@ def evaluate(predictions: pd.DataFrame, cfg, seed: int = 0) -> FairnessReport:
     y_true, y_pred = predictions["label"].to_numpy(int), predictions["pred"].to_numpy(int)
     overall = {name: _clean(metric(y_true, y_pred)) for name, metric in GROUP_METRICS.items()}
     rows, attributes = [], {}
-    for attribute, feature in attribute_columns(predictions, cfg).items():
+    columns, not_recorded = attribute_columns(predictions, cfg)
+    for attribute, feature in columns.items():
         attribute_rows, attributes[attribute] = _attribute_report(attribute, feature, y_true, y_pred, cfg, seed)
         rows += attribute_rows
     by_group = pd.DataFrame(rows, columns=BY_GROUP_COLUMNS)
     settings = {"n_boot": int(cfg.n_boot), "ci": float(cfg.ci), "min_count": int(cfg.min_count),
                 "n": len(predictions)}
-    return FairnessReport(overall, by_group, attributes, settings)
+    return FairnessReport(overall, by_group, attributes, settings, not_recorded)
 
 
 def report_markdown(report: FairnessReport, title: str) -> str:
     lines = [f"# {title}", "", f"{report.settings['n']} subjects; intervals: {report.settings['ci']:.0%} bootstrap "
              f"({report.settings['n_boot']} resamples).", "", "## Overall", ""]
     lines += markdown_table(["metric", "value"], [[k, format_value(v)] for k, v in report.overall.items()])
+    if report.not_recorded:
+        lines += ["", f"Not reported: {', '.join(report.not_recorded)} (not recorded for any subject of this data)."]
     for attribute, summary in report.attributes.items():
         table = report.by_group[report.by_group.attribute == attribute]
         lines += ["", f"## {attribute}", ""]
@@ -175,8 +200,8 @@ def write_report(report: FairnessReport, output_dir: Path, title: str = "Fairnes
 
     output_dir = Path(output_dir)
     write_csv(report.by_group, output_dir / "by_group.csv")
-    write_json({"overall": report.overall, "attributes": report.attributes, "settings": report.settings},
-               output_dir / "fairness.json")
+    write_json({"overall": report.overall, "attributes": report.attributes, "settings": report.settings,
+                "not_recorded": report.not_recorded}, output_dir / "fairness.json")
     write_text(report_markdown(report, title), output_dir / "report.md")
     return [plot_balanced_accuracy(report.by_group[report.by_group.attribute == attribute], attribute, output_dir)
             for attribute in report.attributes]

@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 
 from fairaug.data.datamodule import CohortDataModule
 from fairaug.data.splits import save_split
-from fairaug.fairness.report import evaluate, write_report
+from fairaug.fairness.report import check_attributes, evaluate, write_report
 from fairaug.io import write_csv, write_json, write_text
 from fairaug.loggers import build_logger, finish, log_config, log_fairness
 from fairaug.models.callbacks import DataWaitMonitor
@@ -26,7 +26,8 @@ from fairaug.models.zoo import build_model
 
 log = logging.getLogger(__name__)
 
-PREDICTION_COLUMNS = ["subject_id", "label", "prob", "pred", "sex", "age", "bmi", "age_group", "bmi_group", "origin"]
+PREDICTION_COLUMNS = ["subject_id", "label", "prob", "pred", "sex", "age", "bmi", "age_group", "bmi_group", "vendor",
+                      "centre", "origin"]
 MONITOR = "val/balanced_accuracy"
 
 
@@ -48,6 +49,7 @@ def run(cfg) -> dict:
     output_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     write_text(OmegaConf.to_yaml(cfg, resolve=True), output_dir / "config.yaml")
+    check_attributes(cfg.fairness)
 
     data = CohortDataModule(cfg)
     data.prepare()

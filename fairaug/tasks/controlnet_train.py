@@ -84,14 +84,14 @@ def training_views(cfg, output_dir: Path) -> tuple[CachedViewDataset, pd.DataFra
     return CachedViewDataset(data.cache, train), data.cohort
 
 
-def build_components(cfg, age_groups: list[str], output_dir: Path) -> Components:
+def build_components(cfg, cohort: pd.DataFrame, output_dir: Path) -> Components:
     """diffusion=tiny: built from its config with a tokenizer of the prompt words;
     diffusion=sd21: Stable Diffusion from diffusion.pretrained plus a new ControlNet."""
     diffusion = cfg.diffusion
     meta = {"kind": str(diffusion.name), "size": int(diffusion.size), "prompt_template": str(diffusion.prompt_template),
             "model_id": f"fairaug-{diffusion.name}-{output_dir.name}"}
     if diffusion.name == "tiny":
-        tokenizer = build_tokenizer(prompt_vocabulary(meta["prompt_template"], age_groups), max_length=16)
+        tokenizer = build_tokenizer(prompt_vocabulary(meta["prompt_template"], cohort), max_length=16)
         return tiny_components(diffusion, tokenizer, meta)
     if diffusion.name == "sd21":
         meta["saved"] = ["controlnet", *(["unet", "text_encoder"] if diffusion.train_base else [])]
@@ -114,7 +114,7 @@ def run(cfg) -> dict:
     table = views.table
     write_csv(table[ATTRIBUTE_COLUMNS], output_dir / "training_subjects.csv")
 
-    parts = build_components(cfg, sorted(cohort.age_group.unique()), output_dir)
+    parts = build_components(cfg, cohort, output_dir)
     prompts = prompts_for(table, parts.meta["prompt_template"])
     check_known(prompts, parts.tokenizer)
     input_ids = tokenize(parts.tokenizer, prompts)
