@@ -33,13 +33,25 @@ def test_prompts_and_a_tokenizer_built_from_their_words(tmp_path):
     row = {"sex": "female", "age_group": "60s", "bmi_group": "obese", "label": 1}
     prompt = prompt_for(row, DEFAULT_TEMPLATE)
     assert prompt == "Female, age in 60s, obese BMI, heart failure"
-    tokenizer = build_tokenizer(prompt_vocabulary(DEFAULT_TEMPLATE, pd.DataFrame({"age_group": ["50s", "60s"]})), max_length=12)
+    vocabulary = prompt_vocabulary(DEFAULT_TEMPLATE, pd.DataFrame({"age_group": ["50s", "60s"]}))
+    tokenizer = build_tokenizer(vocabulary, max_length=12)
     tokenizer.save_pretrained(tmp_path)
     loaded = load_tokenizer(tmp_path)
     assert torch.equal(tokenize(loaded, [prompt]), tokenize(tokenizer, [prompt]))
     assert (tokenize(loaded, [prompt]) != 1).all()  # no [UNK]
     with pytest.raises(DataError, match=r"\['90s'\] the tiny tokenizer does not know; its vocabulary: .*'60s'"):
         check_known([prompt.replace("60s", "90s")], loaded)
+
+
+def test_prompts_leave_out_what_the_data_does_not_record():
+    acdc = {"sex": "unknown", "age_group": "unknown", "bmi_group": "obese", "label": 1}
+    assert prompt_for(acdc, DEFAULT_TEMPLATE) == "Obese BMI, heart failure"
+    mnms = {"sex": "male", "age_group": "50s", "bmi_group": "unknown", "vendor": "Siemens", "label": 0}
+    assert prompt_for(mnms, "{sex}, age in {age_group}, {bmi_group} BMI, {vendor} scanner, {diagnosis}") == (
+        "Male, age in 50s, Siemens scanner, healthy")
+    assert "siemens" in prompt_vocabulary("{vendor}, {diagnosis}", pd.DataFrame({"vendor": ["Siemens", "GE"]}))
+    with pytest.raises(ConfigError, match=r"placeholder\(s\) \['ethnicity'\]"):
+        prompt_for(mnms, "{ethnicity}, {diagnosis}")
 
 
 @pytest.fixture

@@ -127,3 +127,23 @@ def test_groups_below_min_count_are_reported_but_left_out_of_the_criteria(predic
     bmi = report.attributes["bmi_group"]
     assert bmi["worst_group"] != "underweight" and "underweight" in bmi["excluded_groups"]
     assert evaluate(predictions, fairness_cfg(min_count=1)).attributes["bmi_group"]["worst_group"] == "underweight"
+
+
+def test_attributes_no_subject_records_are_left_out_and_named(predictions, tmp_path):
+    acdc_like = predictions.assign(sex="unknown", vendor="unknown")
+    report = evaluate(acdc_like, fairness_cfg(attributes=["sex", "age_group", "vendor"],
+                                              intersections=[["sex", "age_group"]]))
+    assert report.not_recorded == ["sex", "vendor", "sex×age_group"]
+    assert set(report.by_group.attribute) == {"age_group"} and list(report.attributes) == ["age_group"]
+    write_report(report, tmp_path)
+    assert json.loads((tmp_path / "fairness.json").read_text())["not_recorded"] == report.not_recorded
+    assert "Not reported: sex, vendor, sex×age_group" in (tmp_path / "report.md").read_text()
+
+
+def test_unknown_attribute_names_are_refused_with_the_known_ones():
+    from fairaug.errors import ConfigError
+    from fairaug.fairness.report import check_attributes
+
+    with pytest.raises(ConfigError, match=r"unknown attribute\(s\) \['sexx'\]; known: \['sex'"):
+        check_attributes(fairness_cfg(attributes=["sexx"]))
+    check_attributes(fairness_cfg(attributes=["sex", "vendor", "centre"]))

@@ -43,3 +43,8 @@ def test_sampler_is_seeded_and_rejects_unknown_attributes(train):
     assert list(build_sampler(cfg, train, 3)) == list(build_sampler(cfg, train, 3))
     with pytest.raises(ConfigError, match="ethnicity"):
         group_weights(train, ["ethnicity"])
+
+
+def test_attributes_no_subject_records_are_left_out_of_the_balance(train):
+    no_sex = train.assign(sex="unknown")
+    assert np.allclose(group_weights(no_sex, ["sex", "bmi_group"]), group_weights(no_sex, ["bmi_group"]))

@@ -160,3 +160,39 @@ def test_cine_lengths_that_differ_need_input_frames(make_cfg, tiny_cohort, tmp_p
         build_view_cache(rows, make_cfg("input=cine").input, tmp_path / "views", "skip")
     cache = build_view_cache(rows, make_cfg("input=cine", "input.frames=4").input, tmp_path / "views", "raise")
     assert cache.images().shape == (3, 1, 4, 24, 24)
+
+
+def _rewrite(folder: Path, transform) -> None:
+    """Apply `transform` to the slice axis of every short-axis file of a subject folder."""
+    for name in ("sa.nii.gz", "seg_sa_ED.nii.gz", "seg_sa_ES.nii.gz"):
+        image = nib.load(folder / name)
+        nib.save(nib.Nifti1Image(transform(np.asanyarray(image.dataobj)), image.affine), folder / name)
+
+
+def test_volume_view_holds_the_heart_base_to_apex_whatever_the_stored_order(make_cfg, tiny_cohort, tmp_path):
+    row = tiny_cohort.iloc[3]
+    sa = reader_for(row).short_axis(row)
+    area = np.isin(sa.seg_ed, (1, 2)).sum(axis=(0, 1))
+    assert area[sa.base_to_apex()[0]] > area[sa.base_to_apex()[-1]]  # the LV narrows towards the apex
+    build = ViewBuilder(make_cfg("input=volume").input)
+    expected, _ = build(row)
+    variants = {"apex_first": lambda a: a[:, :, ::-1].copy(),
+                "padded": lambda a: np.concatenate([np.zeros_like(a[:, :, :2]), a, np.zeros_like(a[:, :, :1])], axis=2)}
+    for name, transform in variants.items():
+        folder = tmp_path / name
+        shutil.copytree(row.subject_dir, folder)
+        _rewrite(folder, transform)
+        moved = row.copy()
+        for column in ("image_path", "ed_mask_path", "es_mask_path"):
+            moved[column] = str(folder / Path(row[column]).name)
+        image, _ = build(moved)
+        assert np.allclose(image, expected, atol=1e-5), name
+
+
+def test_a_view_the_data_cannot_provide_is_refused_before_any_work(make_cfg, tiny_cohort):
+    from fairaug.data.views import check_view_available
+
+    no_long_axis = tiny_cohort.assign(la_path=pd.NA)
+    with pytest.raises(ConfigError, match="data=acdc has no 4-chamber cine"):
+        check_view_available(no_long_axis, make_cfg("input=cine", "input.view=la_4ch").input, "acdc")
+    check_view_available(no_long_axis, make_cfg("input=cine").input, "acdc")
