@@ -6,11 +6,13 @@ The fixture datasets are tiny phantom subjects written in each dataset's publish
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from fairaug.tasks import classify, cohort
+from fairaug.tasks import classify, cohort, controlnet_train, synth_generate
 from tests.layouts.sunnybrook import write_sunnybrook
+from tests.test_diffusion import TINY_DIFFUSION
 
 
 @pytest.fixture(scope="module")
@@ -40,3 +42,20 @@ def test_cohort_then_classify(name, datasets, make_cfg, tmp_path):
     fairness = json.loads((tmp_path / "classify" / "fairness.json").read_text())
     assert set(fairness["attributes"]) == recorded
     assert set(fairness["not_recorded"]) == {"sex", "age_group", "bmi_group"} - recorded
+
+
+def test_generator_trains_and_generates_on_masks_without_rv(datasets, make_cfg, tmp_path):
+    """Sunnybrook has no RV outline and no BMI: the ControlNet trains on labels 0-2 and the
+    prompts leave the BMI out."""
+    overrides, _, _ = datasets["sunnybrook"]
+    run_dir = tmp_path / "generator"
+    controlnet_train.run(make_cfg(*TINY_DIFFUSION, "data=sunnybrook", *overrides, f"paths.output_dir={run_dir}"))
+    out = tmp_path / "synthetic"
+    synth_generate.run(make_cfg("task=synth_generate", "data=sunnybrook", *overrides, f"generation.model={run_dir}",
+                                f"generation.output={out}", "generation.steps=2"))
+    manifest = pd.read_csv(out / "manifest.csv")
+    assert len(manifest) == len(pd.read_csv(run_dir / "training_subjects.csv"))
+    assert not manifest.prompt.str.contains("BMI|unknown").any()
+    assert manifest.prompt.str.match(r"^(Female|Male), age in \d0s, (healthy|heart failure)$").all()
+    masks = np.load(run_dir / "model" / "training_masks.npy")
+    assert set(np.unique(masks)) <= {0, 1, 2}
