@@ -11,6 +11,8 @@ import pandas as pd
 import pytest
 
 from fairaug.tasks import classify, cohort, controlnet_train, synth_generate
+from tests.layouts.acdc import write_acdc
+from tests.layouts.mnms import write_mnms
 from tests.layouts.sunnybrook import write_sunnybrook
 from tests.test_diffusion import TINY_DIFFUSION
 
@@ -20,11 +22,16 @@ def datasets(tiny_cohort, tmp_path_factory):
     """name -> (data overrides, number of usable subjects, attributes the dataset records)."""
     root = tmp_path_factory.mktemp("public")
     subjects = tiny_cohort.head(24)
-    sunnybrook = write_sunnybrook(root / "sunnybrook", subjects)
-    return {"sunnybrook": ([f"data.root={sunnybrook}"], len(subjects), {"sex", "age_group"})}
+    return {
+        "acdc": ([f"data.root={write_acdc(root / 'acdc', subjects)}"], len(subjects), {"bmi_group"}),
+        "mnms": ([f"data.root={write_mnms(root / 'mnms', subjects)}"], len(subjects),
+                 {"sex", "age_group", "bmi_group"}),
+        "sunnybrook": ([f"data.root={write_sunnybrook(root / 'sunnybrook', subjects)}"], len(subjects),
+                       {"sex", "age_group"}),
+    }
 
 
-@pytest.mark.parametrize("name", ["sunnybrook"])
+@pytest.mark.parametrize("name", ["acdc", "mnms", "sunnybrook"])
 def test_cohort_then_classify(name, datasets, make_cfg, tmp_path):
     overrides, n_subjects, recorded = datasets[name]
     result = cohort.run(make_cfg("task=cohort", f"data={name}", *overrides))

@@ -6,29 +6,14 @@ from __future__ import annotations
 import pandas as pd
 
 from fairaug.data.cohort import Problems
+from fairaug.data.sources.acdc import load_acdc
+from fairaug.data.sources.mnms import load_mnms
+from fairaug.data.sources.sunnybrook import load_sunnybrook
 from fairaug.data.sources.ukbb import load_phantom, load_ukbb
 from fairaug.errors import ConfigError
 
-
-def _acdc(cfg):
-    from fairaug.data.sources.acdc import load_acdc
-
-    return load_acdc(cfg)
-
-
-def _mnms(cfg):
-    from fairaug.data.sources.mnms import load_mnms
-
-    return load_mnms(cfg)
-
-
-def _sunnybrook(cfg):
-    from fairaug.data.sources.sunnybrook import load_sunnybrook
-
-    return load_sunnybrook(cfg)
-
-
-SOURCES = {"phantom": load_phantom, "ukbb": load_ukbb, "acdc": _acdc, "mnms": _mnms, "sunnybrook": _sunnybrook}
+SOURCES = {"phantom": load_phantom, "ukbb": load_ukbb, "acdc": load_acdc, "mnms": load_mnms,
+           "sunnybrook": load_sunnybrook}
 
 
 def load_cohort(data_cfg) -> tuple[pd.DataFrame, Problems]:
