@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
 import torch
 from omegaconf import OmegaConf
+from PIL import Image
 
 from fairaug.diffusion.components import load_components
 from fairaug.diffusion.planning import balance_counts, make_plan

@@ -25,7 +25,7 @@ def datasets(tiny_cohort, tmp_path_factory):
     return {
         "acdc": ([f"data.root={write_acdc(root / 'acdc', subjects)}"], len(subjects), {"bmi_group"}),
         "mnms": ([f"data.root={write_mnms(root / 'mnms', subjects)}"], len(subjects),
-                 {"sex", "age_group", "bmi_group"}),
+                 {"sex", "age_group", "bmi_group", "vendor", "centre"}),
         "sunnybrook": ([f"data.root={write_sunnybrook(root / 'sunnybrook', subjects)}"], len(subjects),
                        {"sex", "age_group"}),
     }
@@ -42,13 +42,14 @@ def test_cohort_then_classify(name, datasets, make_cfg, tmp_path):
     assert table.groupby("label").lv_ef_percent.median().diff().iloc[-1] < 0
 
     metrics = classify.run(make_cfg("task=classify", f"data={name}", *overrides, "input=edes", "loader.batch_size=4",
+                                    "fairness.attributes=[sex,age_group,bmi_group,vendor,centre]",
                                     "paths.output_dir=" + str(tmp_path / "classify")))
     assert 0 <= metrics["balanced_accuracy"] <= 1
     predictions = pd.read_csv(tmp_path / "classify" / "predictions.csv")
     assert len(predictions) == metrics["n_test"] > 0
     fairness = json.loads((tmp_path / "classify" / "fairness.json").read_text())
     assert set(fairness["attributes"]) == recorded
-    assert set(fairness["not_recorded"]) == {"sex", "age_group", "bmi_group"} - recorded
+    assert set(fairness["not_recorded"]) == {"sex", "age_group", "bmi_group", "vendor", "centre"} - recorded
 
 
 def test_generator_trains_and_generates_on_masks_without_rv(datasets, make_cfg, tmp_path):

@@ -15,8 +15,8 @@ from fairaug.data.cache import ViewCache, build_view_cache
 from fairaug.data.samplers import build_sampler
 from fairaug.data.sources import load_cohort
 from fairaug.data.splits import SPLITS, make_split
-from fairaug.data.views import check_view_available
 from fairaug.data.synthetic import generator_subjects, read_synthetic
+from fairaug.data.views import check_view_available
 from fairaug.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)

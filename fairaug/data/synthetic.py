@@ -70,7 +70,8 @@ def read_synthetic(folder: Path, max_samples: int | None, seed: int, on_error: s
         table = table.sample(int(max_samples), random_state=seed).sort_index()
     table = table.assign(label=table.label.astype(int))
     table = table.assign(vendor=UNKNOWN, centre=UNKNOWN, diagnosis=table.label.map(LABEL_NAMES))
-    return table.reindex(columns=[*COLUMNS, "image_file", "mask_file", "source_subject"]).reset_index(drop=True), problems
+    columns = [*COLUMNS, "image_file", "mask_file", "source_subject"]
+    return table.reindex(columns=columns).reset_index(drop=True), problems
 
 
 def generator_subjects(folder: Path, table: pd.DataFrame) -> set[str]:
