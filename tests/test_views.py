@@ -196,3 +196,21 @@ def test_a_view_the_data_cannot_provide_is_refused_before_any_work(make_cfg, tin
     with pytest.raises(ConfigError, match="data=acdc has no 4-chamber cine"):
         check_view_available(no_long_axis, make_cfg("input=cine", "input.view=la_4ch").input, "acdc")
     check_view_available(no_long_axis, make_cfg("input=cine").input, "acdc")
+
+
+@pytest.mark.parametrize("name,corrupt,message", [
+    ("seg_sa_ED.nii.gz", lambda a: np.where(a == 2, 255, a).astype(np.uint8), r"label\(s\) \[255\]"),
+    ("seg_sa_ES.nii.gz", lambda a: a.astype(np.float32) * 0.5, "non-integer labels"),
+    ("sa.nii.gz", lambda a: np.where(a > a.mean(), np.inf, a).astype(np.float32), "NaN or infinite voxel"),
+])
+def test_masks_outside_0_3_and_non_finite_images_are_refused(make_cfg, tiny_cohort, tmp_path, name, corrupt,
+                                                             message):
+    row = tiny_cohort.iloc[0].copy()
+    folder = tmp_path / "subject"
+    shutil.copytree(row.subject_dir, folder)
+    image = nib.load(folder / name)
+    nib.save(nib.Nifti1Image(corrupt(np.asanyarray(image.dataobj)), image.affine), folder / name)
+    for column in ("image_path", "ed_mask_path", "es_mask_path"):
+        row[column] = str(folder / Path(row[column]).name)
+    with pytest.raises(DataError, match=f"subject {row.subject_id}: {name} .*{message}"):
+        ViewBuilder(make_cfg("input=edes").input)(row)

@@ -72,7 +72,7 @@ class ShortAxis:
 
 
 def _is_given(value) -> bool:
-    return not (value is None or (isinstance(value, float) and np.isnan(value)) or pd.isna(value) or value == "")
+    return not (value is None or pd.isna(value) or value == "")
 
 
 def frame_index(value, n_frames: int, subject: str, what: str) -> int:
@@ -88,6 +88,13 @@ def estimate_es(cine: np.ndarray, seg_ed: np.ndarray) -> int:
     if not pool.any():
         return int(cine.shape[3] * 0.35)
     return int(np.argmin(cine[pool].mean(axis=0)))
+
+
+def check_finite(image: np.ndarray, subject: str, path: Path) -> None:
+    """NaN or inf voxels would turn the whole normalised view into NaN: refuse them."""
+    if np.issubdtype(image.dtype, np.floating) and not np.isfinite(image).all():
+        bad = int((~np.isfinite(image)).sum())
+        raise DataError(f"subject {subject}: {path.name} holds {bad} NaN or infinite voxel(s)")
 
 
 def canonical_labels(mask: np.ndarray, label_map: dict | None, subject: str, path: Path) -> np.ndarray:
@@ -120,6 +127,7 @@ class NiftiReader:
         subject = row.subject_id
         image = Path(row.image_path)
         cine, zooms, affine = nifti.load_with_affine(image, subject, 4)
+        check_finite(cine, subject, image)
         n_frames = cine.shape[3]
         ed = 0 if not _is_given(row.ed_frame) else frame_index(row.ed_frame, n_frames, subject, "ed_frame")
         seg_ed = self._mask(row, Path(row.ed_mask_path), ed, cine.shape, "cropping around the heart")
@@ -148,6 +156,7 @@ class NiftiReader:
         if not _is_given(row.get("la_path")):
             raise DataError(f"subject {row.subject_id}: no 4-chamber cine in this dataset (input.view=la_4ch)")
         cine, zooms = nifti.load(Path(row.la_path), row.subject_id, 4, "input.view=la_4ch")
+        check_finite(cine, row.subject_id, Path(row.la_path))
         return cine, zooms
 
     def files(self, row) -> list[Path]:
