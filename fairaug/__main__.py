@@ -10,7 +10,7 @@ from fairaug.tasks.registry import TASKS
 register_configs()
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg) -> dict:
     return TASKS[cfg.task.name](cfg)
 

@@ -1,6 +1,6 @@
 """Typed schemas for the config groups users edit most.
 
-Each YAML file in `conf/data`, `conf/input`, `conf/split` and `conf/sampler` extends one
+Each YAML file in `fairaug/conf/data`, `conf/input`, `conf/split` and `conf/sampler` extends one
 of these schemas, so a misspelt key or a wrong type is an error naming the key instead
 of a silently ignored setting.
 """
@@ -8,10 +8,13 @@ of a silently ignored setting.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
+
+CONFIG_DIR = Path(__file__).resolve().parent / "conf"  # shipped inside the package, so a wheel runs
 
 
 @dataclass

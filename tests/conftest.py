@@ -8,9 +8,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from fairaug.config import register_configs
+from fairaug.config import CONFIG_DIR, register_configs
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = CONFIG_DIR
 
 # A phantom small enough to generate in seconds, balanced so every split holds both classes.
 TINY_PHANTOM = [
