@@ -1,105 +1,139 @@
-"""M&Ms-1 (Multi-Centre, Multi-Vendor & Multi-Disease) as distributed.
+"""M&Ms-1 (Multi-Centre, Multi-Vendor & Multi-Disease) read exactly as distributed.
 
-Subjects at any depth as <code>/<code>_sa.nii.gz (4D cine) and <code>_sa_gt.nii.gz (4D,
-labelled at ED and ES only, canonical labels); one information CSV whose first column is
-an unnamed index, with `External code, VendorName, Vendor, Centre, ED, ES, Age, Pathology,
-Sex, Height, Weight` (ED/ES 0-based). Vendor and centre become sensitive attributes.
+Subjects at any depth under data.root as <code>/<code>_sa.nii.gz (4D cine) and
+<code>/<code>_sa_gt.nii.gz (4D, labelled at ED and ES only, canonical labels; absent for the
+unlabelled subjects); one information CSV whose first column is an unnamed index, with
+`External code, VendorName, Vendor, Centre, ED, ES, Age, Pathology, Sex, Height, Weight`
+(ED and ES counted from 0). Vendor and centre are recorded as sensitive attributes.
 """
 
 from __future__ import annotations
 
+import math
+from collections import defaultdict
 from pathlib import Path
 
+import nibabel as nib
 import pandas as pd
 
 from fairaug.data.cohort import Problems
-from fairaug.data.metadata import SEX_VALUES, lookup_key
+from fairaug.data.nifti import READ_ERRORS
 from fairaug.data.sources.public import bmi_from, exclusion_reason, finish, group_labels
 from fairaug.errors import DataError
 
-REQUIRED_COLUMNS = ("External code", "VendorName", "Centre", "ED", "ES", "Age", "Pathology", "Sex", "Height",
-                    "Weight")
-
-
-def metadata_file(root: Path, configured: str | None) -> Path:
-    if configured:
-        path = Path(configured)
-        if not path.is_file():
-            raise DataError(f"data.metadata not found: {path}")
-        return path
-    found = sorted(root.glob("*.csv"))
-    if len(found) != 1:
-        listed = [p.name for p in found] or "none"
-        raise DataError(f"{root}: expected one M&Ms information *.csv, found {listed}; set data.metadata=<file>")
-    return found[0]
-
-
-def read_information(path: Path) -> pd.DataFrame:
-    try:
-        frame = pd.read_csv(path, dtype={"External code": str}, encoding="utf-8-sig")
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as error:
-        raise DataError(f"{path}: not a readable CSV ({error})") from error
-    frame.columns = [str(c).strip() for c in frame.columns]
-    missing = [c for c in REQUIRED_COLUMNS if c not in frame]
-    if missing:
-        raise DataError(f"{path}: missing column(s) {missing}; columns are {list(frame.columns)}")
-    codes = frame["External code"].astype(str).str.strip()
-    if codes.duplicated().any():
-        raise DataError(f"{path}: duplicate External code(s) {sorted(set(codes[codes.duplicated()]))[:5]}")
-    return frame.assign(**{"External code": codes})
-
-
-def subject_folders(root: Path) -> dict[str, Path]:
-    """code -> folder, for every <code>/<code>_sa.nii.gz under root."""
-    return {p.parent.name: p.parent for p in sorted(root.rglob("*_sa.nii.gz"))
-            if p.name == f"{p.parent.name}_sa.nii.gz"}
-
-
-def _text(value) -> str:
-    """A category as text: 1.0 -> '1' (pandas reads integer columns with gaps as floats)."""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value).strip()
-
-
-def _frame(value, name: str) -> int:
-    frame = pd.to_numeric(value, errors="coerce")
-    if pd.isna(frame) or frame < 0 or frame % 1:
-        raise ValueError(f"{name} {value!r} is not a frame index")
-    return int(frame)
+CODE = "External code"
+REQUIRED_COLUMNS = (CODE, "VendorName", "Centre", "ED", "ES", "Age", "Pathology", "Sex", "Height", "Weight")
+SEXES = {"F": "female", "M": "male"}
 
 
 def load_mnms(cfg) -> tuple[pd.DataFrame, Problems]:
     root = Path(cfg.root)
     if not root.is_dir():
         raise DataError(f"data.root is not a folder: {root}")
-    path = metadata_file(root, cfg.metadata)
-    frame, folders, labels = read_information(path), subject_folders(root), group_labels(cfg)
+    path = information_file(root, cfg.metadata)
+    information, folders, labels = read_information(path), subject_folders(root), group_labels(cfg)
     rows, errors, excluded = [], [], []
-    for record in frame.to_dict("records"):
-        code = record["External code"]
-        folder = folders.get(code)
-        if folder is None:
-            errors.append((code, f"{path.name} lists it, but no {code}/{code}_sa.nii.gz is under {root}"))
-            continue
-        group = str(record["Pathology"]).strip().upper()
-        sex = SEX_VALUES.get(lookup_key(record["Sex"])) if pd.notna(record["Sex"]) else None
-        gt = folder / f"{code}_sa_gt.nii.gz"
+    for record in information.to_dict("records"):
+        code, group = record[CODE], record["Pathology"]
         try:
-            ed, es = _frame(record["ED"], "ED"), _frame(record["ES"], "ES")
-            if pd.notna(record["Sex"]) and sex is None:
-                raise ValueError(f"unknown Sex {record['Sex']!r} (expected M/F)")
-        except ValueError as error:
-            errors.append((code, f"{path.name}: {error}"))
-            continue
-        if not gt.is_file():
-            excluded.append((code, f"unlabelled: no {gt.name} in {folder}"))
-        elif group not in labels:
-            excluded.append((code, exclusion_reason(group, cfg)))
-        rows.append({"subject_id": code, "label": labels.get(group), "diagnosis": group, "sex": sex,
-                     "age": pd.to_numeric(record["Age"], errors="coerce"),
-                     "bmi": bmi_from(record["Height"], record["Weight"]), "vendor": _text(record["VendorName"]),
-                     "centre": _text(record["Centre"]), "ed_frame": ed, "es_frame": es, "reader": "nifti",
-                     "subject_dir": str(folder), "image_path": str(folder / f"{code}_sa.nii.gz"),
-                     "ed_mask_path": str(gt), "es_mask_path": str(gt)})
+            if group.upper() not in labels:
+                excluded.append((code, exclusion_reason(group, cfg) if group else f"no Pathology in {path.name}"))
+                continue
+            folder = _folder(code, folders.get(code, []), path, root)
+            gt = folder / f"{code}_sa_gt.nii.gz"
+            if not gt.is_file():
+                excluded.append((code, f"unlabelled: no {gt.name} in {folder}"))
+                continue
+            rows.append({"subject_id": code, "label": labels[group.upper()], "diagnosis": group,
+                         "sex": _sex(record["Sex"], path), "age": _number(record, "Age", path),
+                         "bmi": bmi_from(_number(record, "Height", path), _number(record, "Weight", path)),
+                         "vendor": record["VendorName"] or pd.NA, "centre": record["Centre"] or pd.NA,
+                         "reader": "nifti", "subject_dir": str(folder), "la_path": pd.NA,
+                         **_files_and_frames(folder, gt, record, path)})
+        except DataError as error:
+            errors.append((code, str(error)))
     return finish(rows, errors, excluded, cfg, f"the M&Ms dataset in {root}")
+
+
+def information_file(root: Path, configured: str | None) -> Path:
+    """data.metadata, or the one *.csv in data.root."""
+    if configured:
+        if not Path(configured).is_file():
+            raise DataError(f"data.metadata not found: {configured}")
+        return Path(configured)
+    found = sorted(root.glob("*.csv"))
+    if len(found) != 1:
+        listed = f"found {[p.name for p in found]}" if found else "found none"
+        raise DataError(f"expected one M&Ms information *.csv in {root} ({listed}); set data.metadata=<file>")
+    return found[0]
+
+
+def read_information(path: Path) -> pd.DataFrame:
+    """The information CSV as stripped text, one row per External code."""
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        raise DataError(f"cannot read {path} ({type(error).__name__}: {error})") from error
+    table.columns = [str(c).strip() for c in table.columns]
+    missing = [c for c in REQUIRED_COLUMNS if c not in table]
+    if missing:
+        raise DataError(f"{path} has no column(s) {missing} (found {list(table.columns)})")
+    table = table.apply(lambda column: column.str.strip())
+    table = table[table[CODE] != ""]
+    twice = sorted(set(table[CODE][table[CODE].duplicated()]))
+    if twice:
+        raise DataError(f"{path} lists External code(s) {twice[:5]} more than once")
+    return table
+
+
+def subject_folders(root: Path) -> dict[str, list[Path]]:
+    """code -> every folder under root holding <code>/<code>_sa.nii.gz."""
+    found = defaultdict(list)
+    for cine in sorted(root.rglob("*_sa.nii.gz")):
+        if cine.name == f"{cine.parent.name}_sa.nii.gz":
+            found[cine.parent.name].append(cine.parent)
+    return found
+
+
+def _folder(code: str, found: list[Path], path: Path, root: Path) -> Path:
+    if not found:
+        raise DataError(f"{path.name} lists it, but no {code}/{code}_sa.nii.gz is under {root}")
+    if len(found) > 1:
+        raise DataError(f"{code}_sa.nii.gz found in {len(found)} folders: {[str(f) for f in found]}")
+    return found[0]
+
+
+def _sex(value: str, path: Path):
+    if value == "":
+        return pd.NA
+    if value.upper() not in SEXES:
+        raise DataError(f"unknown Sex {value!r} in {path.name} (expected M or F)")
+    return SEXES[value.upper()]
+
+
+def _number(record: dict, column: str, path: Path) -> float:
+    """A numeric value; NaN when the cell is empty."""
+    try:
+        return float(record[column]) if record[column] != "" else math.nan
+    except ValueError:
+        raise DataError(f"{column} {record[column]!r} in {path.name} is not a number") from None
+
+
+def _files_and_frames(folder: Path, gt: Path, record: dict, path: Path) -> dict:
+    """The cine and its labels, with ED and ES checked against the cine's frames (header only)."""
+    cine = folder / f"{folder.name}_sa.nii.gz"
+    try:
+        shape = nib.load(cine).shape
+    except READ_ERRORS as error:
+        raise DataError(f"cannot read {cine} ({type(error).__name__}: {error})") from error
+    if len(shape) != 4:
+        raise DataError(f"{cine} has shape {shape}; expected a 4D cine (X, Y, Z, T)")
+    frames = {}
+    for key in ("ED", "ES"):
+        value = _number(record, key, path)
+        if math.isnan(value) or value % 1 or not 0 <= value < shape[3]:
+            raise DataError(f"{key} {record[key]!r} in {path.name} is not a frame of {cine.name} "
+                            f"(0..{shape[3] - 1}, counted from 0)")
+        frames[key] = int(value)
+    return {"image_path": str(cine), "ed_mask_path": str(gt), "es_mask_path": str(gt),
+            "ed_frame": frames["ED"], "es_frame": frames["ES"]}
