@@ -7,6 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fairaug.data.cohort_summary import plot_counts
+from fairaug.data.groups import age_groups
+from fairaug.errors import ConfigError, DataError
 from fairaug.tasks import cohort
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "sunnybrook"
@@ -69,3 +72,27 @@ def test_unreadable_subject_raises_or_is_listed(make_cfg, tiny_cohort, tmp_path)
     assert result["n_subjects"] == 5
     skipped = pd.read_csv(tmp_path / "run" / "skipped.csv")
     assert list(skipped.subject_id) == [broken] and "seg_sa_ES.nii.gz" in skipped.reason.iloc[0]
+
+
+def test_unexpected_failure_names_the_subject(make_cfg, tiny_cohort, monkeypatch):
+    broken = tiny_cohort.subject_id.iloc[1]
+    real = cohort.lv_measurements
+
+    def fails_for_one(sa):
+        if sa.subject == broken:
+            raise ZeroDivisionError("float division by zero")
+        return real(sa)
+
+    monkeypatch.setattr(cohort, "lv_measurements", fails_for_one)
+    with pytest.raises(DataError, match=f"{broken}: ZeroDivisionError: float division by zero"):
+        cohort.run(make_cfg("task=cohort", "input.workers=1"))
+
+
+def test_counts_plot_without_any_recorded_attribute(tiny_cohort, tmp_path):
+    assert plot_counts(tiny_cohort.assign(diagnosis="DCM"), [], tmp_path / "counts.png").stat().st_size > 0
+
+
+def test_age_tertiles_need_ages(tiny_cohort):
+    assert age_groups(tiny_cohort.age, "tertile").nunique() == 3
+    with pytest.raises(ConfigError, match="tertile needs at least three distinct ages.*0 of 5 subjects have an age"):
+        age_groups(pd.Series([np.nan] * 5), "tertile")

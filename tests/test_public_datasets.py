@@ -67,3 +67,33 @@ def test_generator_trains_and_generates_on_masks_without_rv(datasets, make_cfg, 
     assert manifest.prompt.str.match(r"^(Female|Male), age in \d0s, (healthy|heart failure)$").all()
     masks = np.load(run_dir / "model" / "training_masks.npy")
     assert set(np.unique(masks)) <= {0, 1, 2}
+
+    # the synthetic subjects (BMI group unknown, like their donors) join the classifier's training
+    classify.run(make_cfg("task=classify", "data=sunnybrook", *overrides, "input=edes", f"data.synthetic.path={out}",
+                          "paths.output_dir=" + str(tmp_path / "classify")))
+    used = pd.read_csv(tmp_path / "classify" / "synthetic.csv")
+    assert len(used) == len(manifest) and set(used.bmi_group) == {"unknown"}
+
+
+def test_generated_subjects_keep_their_donors_vendor_and_centre(datasets, make_cfg, tmp_path):
+    """A prompt may name the vendor (M&Ms records it): the balance plan's synthetic subjects
+    take vendor and centre from the subject whose masks they are drawn on, and the prompt says it."""
+    overrides, _, _ = datasets["mnms"]
+    run_dir = tmp_path / "generator"
+    controlnet_train.run(make_cfg(*TINY_DIFFUSION, "data=mnms", *overrides, f"paths.output_dir={run_dir}",
+                                  "diffusion.prompt_template='{sex}, {vendor} scanner, {diagnosis}'"))
+    training = pd.read_csv(run_dir / "training_subjects.csv", dtype={"centre": str}).set_index("subject_id")
+    out = tmp_path / "synthetic"
+    synth_generate.run(make_cfg("task=synth_generate", "generation=balance", "data=mnms", *overrides,
+                                f"generation.model={run_dir}", f"generation.output={out}", "generation.steps=2",
+                                "generation.max_samples=6"))
+    manifest = pd.read_csv(out / "manifest.csv", dtype={"centre": str})
+    assert len(manifest) == 6
+    donors = training.loc[manifest.source_subject]
+    assert list(manifest.vendor) == list(donors.vendor) and list(manifest.centre) == list(donors.centre)
+    assert all(f", {vendor} scanner, " in prompt for vendor, prompt in zip(manifest.vendor, manifest.prompt))
+
+    classify.run(make_cfg("task=classify", "data=mnms", *overrides, "input=edes", f"data.synthetic.path={out}",
+                          "paths.output_dir=" + str(tmp_path / "classify")))
+    used = pd.read_csv(tmp_path / "classify" / "synthetic.csv", dtype={"centre": str})
+    assert set(used.vendor) <= set(training.vendor) and "unknown" not in set(used.centre)

@@ -81,8 +81,6 @@ def _edit(root, **columns):
 
 NAME = code(BROKEN)
 BREAKAGES = {
-    "no folder": (lambda root: shutil.rmtree(subject_dir(root, BROKEN)),
-                  rf"{INFORMATION} lists it, but no {NAME}/{NAME}_sa.nii.gz is under"),
     "two folders": (lambda root: shutil.copytree(subject_dir(root, BROKEN), root / "Extra" / "Copy" / NAME),
                     rf"{NAME}_sa.nii.gz found in 2 folders"),
     "unknown Sex": (lambda root: _edit(root, Sex="X"), rf"unknown Sex 'X' in {INFORMATION} \(expected M or F\)"),
@@ -110,6 +108,17 @@ def test_excluded_subjects_need_no_files(make_cfg, root):
     shutil.rmtree(subject_dir(root, HCM))  # a partial download without the HCM subject is fine
     table, problems = load_mnms(mnms_cfg(make_cfg, root))
     assert len(table) == 6 and "'HCM'" in dict(problems)[code(HCM)]
+
+
+def test_subjects_missing_from_this_copy_are_listed_not_fatal(make_cfg, root):
+    shutil.rmtree(subject_dir(root, BROKEN))  # the CSV lists the whole release; this copy lacks one subject
+    table, problems = load_mnms(mnms_cfg(make_cfg, root))
+    assert NAME not in set(table.subject_id) and len(table) == 5
+    assert re.search(rf"not in this copy of the dataset: no {NAME}/{NAME}_sa.nii.gz under", dict(problems)[NAME])
+    for i in range(8):  # no subject at all: data.root is the wrong folder
+        shutil.rmtree(subject_dir(root, i, unlabelled=i == UNLABELLED), ignore_errors=True)
+    with pytest.raises(DataError, match=rf"none of the \d+ subjects {INFORMATION} lists .* set data.root"):
+        load_mnms(mnms_cfg(make_cfg, root))
 
 
 def test_bad_information_files(make_cfg, root):

@@ -120,6 +120,19 @@ def test_cohort_rows_labels_from_original_id_and_demographics(root, phantom):
     assert Path(first.ed_mask_path) == Path(first.es_mask_path) == expert(root, "SC-HF-I-01")
 
 
+def test_of_several_series_the_one_the_contours_fit(root, caplog):
+    series = series_of(root, BROKEN)
+    localiser = shutil.copytree(series, series.parent / "CINESAX_900")  # later, but missing outlined images
+    outlined = {int(p.name[8:12]) for p in expert(root, "SC-HF-I-01").glob("*contour*")}
+    for path in localiser.glob("*.dcm"):
+        if int(pydicom.dcmread(path, stop_before_pixels=True).InstanceNumber) in outlined:
+            path.unlink()
+    shutil.copytree(series, series.parent / "CINESAX_12")  # an identical earlier repeat
+    table, _ = load(root)
+    assert table.set_index("subject_id").loc[BROKEN, "image_path"] == str(series)
+    assert "fit 2 series ['CINESAX_12', 'CINESAX_300']; using the last acquired, CINESAX_300" in caplog.text
+
+
 def test_metadata_and_contours_found_or_configured(root):
     shutil.copy(root / "scd_patientdata.csv", root / "SCD_IMAGES_01" / "scd_patientdata.csv")
     with pytest.raises(DataError, match="expected one scd_patientdata.csv.*data.metadata"):
@@ -144,7 +157,18 @@ def _no_image_folder(root):
 def _no_series(root):
     series = series_of(root, BROKEN)
     series.rename(series.parent / "SAX_OTHER")
-    return f"{BROKEN}: expected one CINESAX_<n> series in .*{BROKEN}"
+    return f"{BROKEN}: no CINESAX_<n> series in .*{BROKEN}"
+
+
+def _no_series_fits(root):
+    series = series_of(root, BROKEN)
+    other = shutil.copytree(series, series.parent / "CINESAX_9")
+    for path in other.glob("*.dcm"):
+        if int(pydicom.dcmread(path, stop_before_pixels=True).InstanceNumber) % 8 == 1:  # drop one phase
+            path.unlink()
+    folder = expert(root, "SC-HF-I-01")
+    shutil.copy(next(folder.glob("*icontour*")), folder / "IM-0001-0999-icontour-manual.txt")
+    return f"{BROKEN}: none of its 2 series fits the contours in .*SC-HF-I-01"
 
 
 def _missing_phase(root):
@@ -187,8 +211,9 @@ def _unreadable_dicom(root):
     return f"{BROKEN}: cannot read the DICOM file .*CINESAX_300/{path.name}"
 
 
-@pytest.mark.parametrize("breaks", [_no_image_folder, _no_series, _missing_phase, _unknown_instance, _no_contours,
-                                    _one_phase, _three_phases, _unreadable_dicom], ids=lambda f: f.__name__[1:])
+@pytest.mark.parametrize("breaks", [_no_image_folder, _no_series, _no_series_fits, _missing_phase, _unknown_instance,
+                                    _no_contours, _one_phase, _three_phases, _unreadable_dicom],
+                         ids=lambda f: f.__name__[1:])
 def test_bad_input_raises_naming_subject_and_file_or_is_skipped(root, breaks):
     expected = breaks(root)
     with pytest.raises(DataError, match=expected):

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fairaug.data.cache import build_view_cache
+from fairaug.data.cache import build_view_cache, cache_key
 from fairaug.data.readers import reader_for
 from fairaug.data.views import ViewBuilder
 from fairaug.errors import ConfigError, DataError
@@ -139,6 +139,8 @@ def test_cache_matches_builder_and_is_reused(make_cfg, tiny_cohort, tmp_path):
     assert again.folder == cache.folder and (again.folder / "images.bin").stat().st_mtime_ns == stamp
     other = build_view_cache(rows, make_cfg("input=edes", "input.size=16").input, tmp_path, "raise")
     assert other.folder != cache.folder and other.shape == (3, 16, 16)
+    relabelled = rows.assign(reader="acdc")  # same files, read with another label map: not the same view
+    assert cache_key(relabelled, cfg.input) != cache_key(rows, cfg.input)
 
 
 def test_missing_es_frame_is_estimated_from_the_images(tiny_cohort):

@@ -31,7 +31,8 @@ from fairaug.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1
+# Bumped whenever what a view holds changes for the same files (2: volume slices base to apex).
+CACHE_VERSION = 2
 IMAGE_DTYPE = np.float16
 
 
@@ -81,8 +82,8 @@ def _file_identity(row) -> list:
 def cache_key(cohort: pd.DataFrame, input_cfg) -> str:
     view = OmegaConf.to_container(input_cfg, resolve=True)
     view.pop("workers", None)
-    subjects = [[r.subject_id, str(Path(r.subject_dir).resolve()), str(r.ed_frame), str(r.es_frame),
-                 _file_identity(r)] for _, r in cohort.iterrows()]
+    subjects = [[r.subject_id, str(r.get("reader")), str(Path(r.subject_dir).resolve()), str(r.ed_frame),
+                 str(r.es_frame), _file_identity(r)] for _, r in cohort.iterrows()]
     blob = json.dumps({"version": CACHE_VERSION, "view": view, "subjects": subjects}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

@@ -58,12 +58,16 @@ def finalise(table: pd.DataFrame, age_scheme: str, origin: str) -> pd.DataFrame:
     table["bmi_group"] = bmi_group(table["bmi"])
     for column in ("sex", "vendor", "centre"):
         table[column] = table[column].where(table[column].notna(), UNKNOWN).astype(str)
-    table["diagnosis"] = table["diagnosis"].where(table["diagnosis"].notna(), pd.NA)
     table["reader"] = table["reader"].where(table["reader"].notna(), "nifti")
     table["origin"] = origin
     return table[COLUMNS].reset_index(drop=True)
 
 
+def is_recorded(values: pd.Series) -> bool:
+    """Whether an attribute column holds a value (not missing, not unknown) for any subject."""
+    return bool((values.notna() & (values.astype(str) != UNKNOWN)).any())
+
+
 def recorded_attributes(table: pd.DataFrame) -> list[str]:
     """The sensitive attributes this cohort records for at least one subject."""
-    return [a for a in ATTRIBUTES if a in table and (table[a].astype(str) != UNKNOWN).any()]
+    return [a for a in ATTRIBUTES if a in table and is_recorded(table[a])]

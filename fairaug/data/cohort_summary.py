@@ -63,16 +63,19 @@ def summary_markdown(table: pd.DataFrame, skipped: pd.DataFrame, title: str, att
         rows.append([LABEL_NAMES[int(key[0])], *key[1:], len(group), *(_median_iqr(group[m]) for m in MEASURES)])
     lines += markdown_table(["label", *(["sex"] if "sex" in attributes else []), "n", *MEASURES.values()], rows)
     if not skipped.empty:
-        reasons = skipped.reason.str.replace(r"^.*?: ", "", regex=False).value_counts()
+        reasons = skipped.reason.value_counts()
         lines += ["", "## Left out", ""]
         lines += markdown_table(["reason", "n"], [[r, int(n)] for r, n in reasons.head(20).items()])
     return "\n".join(lines) + "\n"
 
 
 def plot_counts(table: pd.DataFrame, attributes: list[str], path: Path) -> Path:
-    """One panel per attribute: subjects per group, healthy and heart failure side by side."""
-    fig, axes = plt.subplots(1, len(attributes), figsize=(3.4 * len(attributes), 3.2), squeeze=False)
-    for ax, attribute in zip(axes[0], attributes):
+    """One panel for the diagnosis groups and one per attribute: subjects per group, healthy
+    and heart failure side by side."""
+    panels = ["diagnosis", *attributes]
+    table = table.assign(diagnosis=table.diagnosis.fillna("–"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.2), squeeze=False)
+    for ax, attribute in zip(axes[0], panels):
         counts = counts_by_label(table, attribute)
         x = np.arange(len(counts))
         for i, (label, name) in enumerate(LABEL_NAMES.items()):

@@ -9,7 +9,7 @@ import pandas as pd
 import torch
 from torch.utils.data import RandomSampler, Sampler, WeightedRandomSampler
 
-from fairaug.data.cohort import ATTRIBUTES, UNKNOWN
+from fairaug.data.cohort import ATTRIBUTES, is_recorded
 from fairaug.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,7 @@ def group_weights(table: pd.DataFrame, attributes) -> np.ndarray:
     unknown = [a for a in attributes if a not in ATTRIBUTES]
     if unknown:
         raise ConfigError(f"sampler.attributes has unknown attribute(s) {unknown}; known: {ATTRIBUTES}")
-    absent = [a for a in attributes if not (table[a].astype(str) != UNKNOWN).any()]
+    absent = [a for a in attributes if not is_recorded(table[a])]
     if absent:
         log.warning("sampler.attributes %s are not recorded for any training subject: balancing over %s", absent,
                     ["label", *(a for a in attributes if a not in absent)])

@@ -6,8 +6,9 @@ diffusion model's generation writes them. Its rows carry `origin=synthetic`, joi
 training split only, and serve the `edes` view.
 
 manifest.csv columns: subject_id, image, mask (file names relative to the folder), label
-(0/1 or healthy / heart failure), sex, age_group, bmi_group; others (prompt,
-source_subject, seed, model_id) are kept for the record.
+(0/1 or healthy / heart failure), sex, age_group, bmi_group ("unknown" where the real data
+does not record it); optional vendor and centre; others (prompt, source_subject, seed,
+model_id) are kept for the record.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from fairaug.errors import ConfigError, DataError
 MANIFEST = "manifest.csv"
 GENERATOR_SUBJECTS = "generator_subjects.csv"  # the real subjects the generating model was trained on
 REQUIRED = ("subject_id", "image", "mask", "label", "sex", "age_group", "bmi_group")
+SITE = ("vendor", "centre")  # optional: written by generation, absent from older manifests
 
 
 def read_synthetic(folder: Path, max_samples: int | None, seed: int, on_error: str) -> tuple[pd.DataFrame, Problems]:
@@ -34,7 +36,7 @@ def read_synthetic(folder: Path, max_samples: int | None, seed: int, on_error: s
     manifest = folder / MANIFEST
     if not manifest.is_file():
         raise DataError(f"data.synthetic.path: no {MANIFEST} in {folder}")
-    frame = pd.read_csv(manifest, dtype={"subject_id": str})
+    frame = pd.read_csv(manifest, dtype={"subject_id": str, **dict.fromkeys(SITE, str)})
     missing = [c for c in REQUIRED if c not in frame]
     if missing:
         raise DataError(f"{manifest}: missing column(s) {missing}")
@@ -43,7 +45,7 @@ def read_synthetic(folder: Path, max_samples: int | None, seed: int, on_error: s
         raise DataError(f"{manifest}: duplicate subject ids {duplicates[:5]}")
     table = pd.DataFrame({
         "subject_id": frame.subject_id, "label": frame.label.map(lambda v: DIAGNOSIS_VALUES.get(lookup_key(v))),
-        "sex": frame.sex.map(lambda v: SEX_VALUES.get(lookup_key(v))), "age": np.nan, "bmi": np.nan,
+        "sex": frame.sex.map(_sex), "age": np.nan, "bmi": np.nan,
         "age_group": frame.age_group.astype(str), "bmi_group": frame.bmi_group.astype(str), "origin": "synthetic",
         "subject_dir": str(folder), "ed_frame": pd.NA, "es_frame": pd.NA,
         "image_file": [str(folder / name) for name in frame.image],
@@ -59,8 +61,8 @@ def read_synthetic(folder: Path, max_samples: int | None, seed: int, on_error: s
             reasons.append(f"unknown sex {frame.sex.iloc[i]!r}")
         if row.age_group in ("", "nan"):
             reasons.append("missing age_group")
-        if row.bmi_group not in BMI_GROUPS:
-            reasons.append(f"unknown bmi_group {row.bmi_group!r} (expected one of {list(BMI_GROUPS)})")
+        if row.bmi_group not in (*BMI_GROUPS, UNKNOWN):
+            reasons.append(f"unknown bmi_group {row.bmi_group!r} (expected one of {[*BMI_GROUPS, UNKNOWN]})")
         reasons += [f"{Path(p).name} not found" for p in (row.image_file, row.mask_file) if not Path(p).is_file()]
         if reasons:
             problems.append((row.subject_id, f"{MANIFEST}: " + "; ".join(reasons)))
@@ -69,9 +71,17 @@ def read_synthetic(folder: Path, max_samples: int | None, seed: int, on_error: s
     if max_samples is not None and len(table) > max_samples:
         table = table.sample(int(max_samples), random_state=seed).sort_index()
     table = table.assign(label=table.label.astype(int))
-    table = table.assign(vendor=UNKNOWN, centre=UNKNOWN, diagnosis=table.label.map(LABEL_NAMES))
+    site = {c: frame.loc[table.index, c].fillna(UNKNOWN).astype(str) if c in frame else UNKNOWN for c in SITE}
+    table = table.assign(**site, diagnosis=table.label.map(LABEL_NAMES))
     columns = [*COLUMNS, "image_file", "mask_file", "source_subject"]
     return table.reindex(columns=columns).reset_index(drop=True), problems
+
+
+def _sex(value):
+    """female/male, UNKNOWN where the manifest says so, None (an error) for anything else."""
+    if str(value).strip().lower() == UNKNOWN:
+        return UNKNOWN
+    return SEX_VALUES.get(lookup_key(value))
 
 
 def generator_subjects(folder: Path, table: pd.DataFrame) -> set[str]:

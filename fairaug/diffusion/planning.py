@@ -1,5 +1,8 @@
 """What to generate: the paper's copy of the training set, random prompts, or a fairness-aware
-plan that fills the (label x sex x age group x BMI group) cells the training split lacks."""
+plan that fills the (label x sex x age group x BMI group) cells the training split lacks.
+
+Vendor and centre are not cells to fill (not every vendor exists at every centre): each
+synthetic subject takes them from the training subject whose masks it is drawn on."""
 
 from __future__ import annotations
 
@@ -8,9 +11,11 @@ import itertools
 import numpy as np
 import pandas as pd
 
+from fairaug.data.cohort import UNKNOWN
 from fairaug.errors import ConfigError
 
 CELL = ["label", "sex", "age_group", "bmi_group"]
+FROM_DONOR = ["vendor", "centre"]
 MODES = ("copy", "random_prompt", "balance")
 
 
@@ -56,6 +61,8 @@ def make_plan(mode: str, training: pd.DataFrame, cfg, seed: int) -> tuple[pd.Dat
                 rows.append({**{c: getattr(cell, c) for c in CELL}, "source_subject": source})
         plan = pd.DataFrame(rows, columns=[*CELL, "source_subject"])
     plan = plan.reset_index(drop=True)
+    donors = training.set_index("subject_id").reindex(columns=FROM_DONOR).fillna(UNKNOWN)
+    plan[FROM_DONOR] = donors.loc[plan.source_subject].to_numpy()
     plan.insert(0, "subject_id", [f"S{i:06d}" for i in range(len(plan))])
     plan["seed"] = [int(np.random.SeedSequence([seed, i]).generate_state(1)[0]) for i in range(len(plan))]
     return plan, counts

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from fairlearn.metrics import MetricFrame
 
-from fairaug.data.cohort import ATTRIBUTES, UNKNOWN
+from fairaug.data.cohort import ATTRIBUTES, is_recorded
 from fairaug.data.groups import BMI_GROUPS
 from fairaug.errors import ConfigError, DataError
 from fairaug.fairness.markdown import format_value, markdown_table
@@ -50,10 +50,6 @@ def check_attributes(cfg) -> None:
         raise ConfigError(f"fairness.attributes/intersections name unknown attribute(s) {unknown}; known: {ATTRIBUTES}")
 
 
-def _recorded(predictions: pd.DataFrame, attribute: str) -> bool:
-    return predictions[attribute].notna().any() and (predictions[attribute].astype(str) != UNKNOWN).any()
-
-
 def attribute_columns(predictions: pd.DataFrame, cfg) -> tuple[dict[str, pd.Series], list[str]]:
     """Sensitive feature per reported attribute, intersections joined as 'female×obese'; and
     the attributes left out because the data records them for no subject (ACDC has no sex)."""
@@ -61,7 +57,7 @@ def attribute_columns(predictions: pd.DataFrame, cfg) -> tuple[dict[str, pd.Seri
     for attribute in cfg.attributes:
         if attribute not in predictions:
             raise DataError(f"predictions have no '{attribute}' column (fairness.attributes)")
-        if not _recorded(predictions, attribute):
+        if not is_recorded(predictions[attribute]):
             not_recorded.append(attribute)
             continue
         columns[attribute] = predictions[attribute].astype(str)
@@ -69,7 +65,7 @@ def attribute_columns(predictions: pd.DataFrame, cfg) -> tuple[dict[str, pd.Seri
         missing = [a for a in combo if a not in predictions]
         if len(combo) < 2 or missing:
             raise ConfigError(f"fairness.intersections entry {list(combo)} needs two or more known columns")
-        absent = [a for a in combo if not _recorded(predictions, a)]
+        absent = [a for a in combo if not is_recorded(predictions[a])]
         if absent:
             not_recorded.append("×".join(combo))
             continue

@@ -15,6 +15,7 @@ import pandas as pd
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import OmegaConf
 
+from fairaug.data.cohort import ATTRIBUTES
 from fairaug.data.datamodule import CohortDataModule
 from fairaug.data.splits import save_split
 from fairaug.fairness.report import check_attributes, evaluate, write_report
@@ -55,7 +56,7 @@ def run(cfg) -> dict:
     data.prepare()
     split_id = save_split(data.split, data.cohort, output_dir)
     if len(data.synthetic):
-        write_csv(data.synthetic[["subject_id", "label", "sex", "age_group", "bmi_group", "image_file"]],
+        write_csv(data.synthetic[["subject_id", "label", *ATTRIBUTES, "image_file"]],
                   output_dir / "synthetic.csv")
     if data.skipped:
         write_csv(pd.DataFrame(data.skipped, columns=["subject_id", "reason"]), output_dir / "skipped.csv")

@@ -37,6 +37,8 @@ def measure(row: pd.Series) -> tuple[str, dict | None, str | None]:
         return row.subject_id, {**lv_measurements(sa), **geometry(sa), "ed_frame": sa.ed, "es_frame": sa.es}, None
     except DataError as error:
         return row.subject_id, None, str(error).removeprefix(f"subject {row.subject_id}: ")
+    except Exception as error:  # noqa: BLE001 - reported with the subject that caused it
+        return row.subject_id, None, f"{type(error).__name__}: {error}"
 
 
 def measure_all(cohort: pd.DataFrame, workers: int) -> tuple[pd.DataFrame, list[tuple[str, str]]]:

@@ -23,6 +23,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
+from fairaug.data.cohort import ATTRIBUTES
 from fairaug.data.datamodule import CachedViewDataset, CohortDataModule
 from fairaug.data.splits import save_split
 from fairaug.diffusion.components import (
@@ -40,7 +41,7 @@ from fairaug.loggers import build_logger, finish, log_config
 from fairaug.tasks.classify import trainer_arguments
 
 log = logging.getLogger(__name__)
-ATTRIBUTE_COLUMNS = ["subject_id", "label", "sex", "age_group", "bmi_group"]
+ATTRIBUTE_COLUMNS = ["subject_id", "label", *ATTRIBUTES]
 GRID_ROWS = 4
 
 

@@ -32,6 +32,9 @@ def load_mnms(cfg) -> tuple[pd.DataFrame, Problems]:
         raise DataError(f"data.root is not a folder: {root}")
     path = information_file(root, cfg.metadata)
     information, folders, labels = read_information(path), subject_folders(root), group_labels(cfg)
+    if not folders.keys() & set(information[CODE]):
+        raise DataError(f"none of the {len(information)} subjects {path.name} lists has a <code>/<code>_sa.nii.gz "
+                        f"under {root}; set data.root to the M&Ms dataset folder")
     rows, errors, excluded = [], [], []
     for record in information.to_dict("records"):
         code, group = record[CODE], record["Pathology"]
@@ -39,7 +42,10 @@ def load_mnms(cfg) -> tuple[pd.DataFrame, Problems]:
             if group.upper() not in labels:
                 excluded.append((code, exclusion_reason(group, cfg) if group else f"no Pathology in {path.name}"))
                 continue
-            folder = _folder(code, folders.get(code, []), path, root)
+            if code not in folders:  # the CSV lists the whole release; a copy may hold part of it
+                excluded.append((code, f"not in this copy of the dataset: no {code}/{code}_sa.nii.gz under {root}"))
+                continue
+            folder = _folder(code, folders[code])
             gt = folder / f"{code}_sa_gt.nii.gz"
             if not gt.is_file():
                 excluded.append((code, f"unlabelled: no {gt.name} in {folder}"))
@@ -95,9 +101,7 @@ def subject_folders(root: Path) -> dict[str, list[Path]]:
     return found
 
 
-def _folder(code: str, found: list[Path], path: Path, root: Path) -> Path:
-    if not found:
-        raise DataError(f"{path.name} lists it, but no {code}/{code}_sa.nii.gz is under {root}")
+def _folder(code: str, found: list[Path]) -> Path:
     if len(found) > 1:
         raise DataError(f"{code}_sa.nii.gz found in {len(found)} folders: {[str(f) for f in found]}")
     return found[0]

@@ -1,16 +1,17 @@
 """The Sunnybrook Cardiac Data (SCD) read exactly as distributed.
 
 Anywhere under data.root: `scd_patientdata.csv` (PatientID, OriginalID, Gender, Age,
-Pathology); `<PatientID>/CINESAX_<n>/*.dcm`, one DICOM series holding every slice and
-phase; `SCD_ManualContours/<OriginalID, number padded to 2>/contours-manual/IRCCI-expert/
-IM-0001-<InstanceNumber>-[io]contour-manual.txt`, the expert's inner (blood pool) and outer
-(epicardium) outlines at ED and ES. The label follows the category in OriginalID
-(SC-HF-I-1 -> HF-I), never the free-text Pathology. There is no RV outline, so label 3
-never appears, and no BMI.
+Pathology); `<PatientID>/CINESAX_<n>/*.dcm`, one DICOM series holding every slice and phase
+(of several, the one the contours fit); `SCD_ManualContours/<OriginalID, number padded to 2>/
+contours-manual/IRCCI-expert/IM-0001-<InstanceNumber>-[io]contour-manual.txt`, the expert's
+inner (blood pool) and outer (epicardium) outlines at ED and ES. The label follows the
+category in OriginalID (SC-HF-I-1 -> HF-I), never the free-text Pathology. There is no RV
+outline, so label 3 never appears, and no BMI.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ from fairaug.data.dicom import CineSeries, read_series
 from fairaug.data.readers import ShortAxis
 from fairaug.data.sources.public import exclusion_reason, finish, group_labels
 from fairaug.errors import DataError
+
+log = logging.getLogger(__name__)
 
 METADATA_FILE = "scd_patientdata.csv"
 CONTOURS_FOLDER = "SCD_ManualContours"
@@ -227,13 +230,39 @@ def _files_and_phases(subject: str, survey: _Survey, root: Path, contour_folder:
     if len(folders) != 1:
         found = f"found {[str(f) for f in folders]}" if folders else "none found"
         raise DataError(f"subject {subject}: expected one image folder named {subject} under {root} ({found})")
-    series = sorted(d for d in folders[0].iterdir() if d.is_dir() and d.name.upper().startswith(SERIES_PREFIX))
-    if len(series) != 1:
-        found = f"found {[d.name for d in series]}" if series else "none found"
-        raise DataError(f"subject {subject}: expected one {SERIES_PREFIX}<n> series in {folders[0]} ({found})")
+    candidates = sorted((d for d in folders[0].iterdir() if d.is_dir() and d.name.upper().startswith(SERIES_PREFIX)),
+                        key=_series_number)
+    if not candidates:
+        raise DataError(f"subject {subject}: no {SERIES_PREFIX}<n> series in {folders[0]}")
     if not contour_folder.is_dir():
         raise DataError(f"subject {subject}: no expert contours: {contour_folder} not found")
-    contours = read_contours(contour_folder, read_series(series[0], subject, pixels=False), subject)
+    series, contours = _contoured_series(subject, candidates, contour_folder)
     ed, es = ed_es(contours, subject, contour_folder)
-    return {"image_path": str(series[0]), "ed_mask_path": str(contour_folder), "es_mask_path": str(contour_folder),
+    return {"image_path": str(series), "ed_mask_path": str(contour_folder), "es_mask_path": str(contour_folder),
             "subject_dir": str(folders[0]), "ed_frame": ed, "es_frame": es}
+
+
+def _series_number(folder: Path) -> int:
+    suffix = folder.name[len(SERIES_PREFIX):]
+    return int(suffix) if suffix.isdigit() else -1
+
+
+def _contoured_series(subject: str, candidates: list[Path], contour_folder: Path) -> tuple[Path, list[Contour]]:
+    """The series the expert outlined: the only one, or among several the ones every contour
+    file's image exists in; of those the last acquired (highest <n>), with a warning."""
+    if len(candidates) == 1:
+        return candidates[0], read_contours(contour_folder, read_series(candidates[0], subject, pixels=False), subject)
+    fits, reasons = {}, []
+    for folder in candidates:
+        try:
+            fits[folder] = read_contours(contour_folder, read_series(folder, subject, pixels=False), subject)
+        except DataError as error:
+            reasons.append(f"{folder.name}: {str(error).removeprefix(f'subject {subject}: ')}")
+    if not fits:
+        raise DataError(f"subject {subject}: none of its {len(candidates)} series fits the contours in "
+                        f"{contour_folder}:\n    " + "\n    ".join(reasons))
+    chosen = list(fits)[-1]
+    if len(fits) > 1:
+        log.warning("Subject %s: the contours fit %d series %s; using the last acquired, %s", subject, len(fits),
+                    [f.name for f in fits], chosen.name)
+    return chosen, fits[chosen]
