@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
+
+from fairaug.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parent / "conf"  # shipped inside the package, so a wheel runs
 
@@ -24,6 +26,17 @@ class SyntheticConfig:
 
 
 @dataclass
+class PlausibleConfig:
+    """[low, high] of each recorded value; a subject outside is an error (or, with
+    data.on_error=skip, left out and listed in skipped.csv), never a one-subject group."""
+
+    age: list[float] = field(default_factory=lambda: [18.0, 110.0])  # years; adults (widen for paediatric data)
+    bmi: list[float] = field(default_factory=lambda: [12.0, 80.0])  # kg/m²
+    height_cm: list[float] = field(default_factory=lambda: [120.0, 230.0])  # where BMI is computed (ACDC, M&Ms)
+    weight_kg: list[float] = field(default_factory=lambda: [25.0, 350.0])
+
+
+@dataclass
 class DataConfig:
     name: str = MISSING
     root: str = MISSING
@@ -31,6 +44,7 @@ class DataConfig:
     age_groups: str = "decade"  # decade | tertile
     use_real: bool = True  # false: train on the synthetic subjects only (validation and test stay real)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    plausible: PlausibleConfig = field(default_factory=PlausibleConfig)
 
 
 @dataclass
@@ -149,7 +163,15 @@ class SamplerConfig:
     attributes: list[str] = field(default_factory=list)
 
 
+def _required(key: str, what: str):
+    raise ConfigError(f"this preset needs {key}=<{what}>; it was not given")
+
+
 def register_configs() -> None:
+    # `${required:key,what}` in a preset: unlike `???`, which a merge onto an existing null
+    # silently drops, it refuses to resolve until the user sets the key.
+    if not OmegaConf.has_resolver("required"):
+        OmegaConf.register_new_resolver("required", _required)
     store = ConfigStore.instance()
     store.store(group="data", name="phantom_schema", node=PhantomDataConfig)
     store.store(group="data", name="ukbb_schema", node=UKBBDataConfig)

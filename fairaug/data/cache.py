@@ -92,6 +92,8 @@ def _build_one(job):
     builder, row = job
     try:
         image, masks = builder(row)
+        if not np.isfinite(image).all():  # the readers refuse NaN/inf voxels; a cached view must never hold one
+            raise DataError(f"subject {row.subject_id}: its {builder.cfg.name} view holds NaN or infinite values")
         return row.subject_id, image, masks, None
     except DataError as error:
         return row.subject_id, None, None, str(error)

@@ -85,9 +85,11 @@ def read_metadata(path: Path, columns) -> tuple[pd.DataFrame, list[tuple[str, st
         frame = pd.read_csv(path, dtype=dict.fromkeys(id_columns, str))
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as error:
         raise DataError(f"{path}: not a readable CSV ({error})") from error
-    ids = frame[_require(frame, "subject_id", columns.subject_id, path)].astype(str).str.strip()
-    if ids.duplicated().any():
-        raise DataError(f"{path}: duplicate subject ids {sorted(set(ids[ids.duplicated()]))[:5]}")
+    raw_ids = frame[_require(frame, "subject_id", columns.subject_id, path)]
+    ids = raw_ids.astype("string").str.strip().fillna("").astype(str)  # a missing id is "", never "nan"
+    twice = ids[(ids != "") & ids.duplicated()]
+    if len(twice):
+        raise DataError(f"{path}: duplicate subject ids {sorted(set(twice))[:5]}")
     sex_raw = frame[_require(frame, "sex", columns.sex, path)]
     diagnosis_raw = frame[_require(frame, "diagnosis", columns.diagnosis, path)]
     table = pd.DataFrame({
@@ -112,6 +114,9 @@ def read_metadata(path: Path, columns) -> tuple[pd.DataFrame, list[tuple[str, st
 
     problems = []
     for i, row in table.iterrows():
+        if row.subject_id == "":
+            problems.append((f"line {i + 2}", "empty subject id"))  # the CSV's header is line 1
+            continue
         reasons = list(frame_problems.get(i, []))
         if pd.isna(row.sex):
             reasons.append(f"unknown sex {sex_raw.iloc[i]!r} (expected 0/1, female/male)")
@@ -124,6 +129,6 @@ def read_metadata(path: Path, columns) -> tuple[pd.DataFrame, list[tuple[str, st
         if reasons:
             problems.append((row.subject_id, "; ".join(reasons)))
     bad = {subject for subject, _ in problems}
-    table = table[~table.subject_id.isin(bad)].reset_index(drop=True)
+    table = table[~table.subject_id.isin(bad) & (table.subject_id != "")].reset_index(drop=True)
     table["label"] = table["label"].astype(int)
     return table, [(s, f"{path.name}: {r}") for s, r in problems]

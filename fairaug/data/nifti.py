@@ -1,7 +1,14 @@
-"""NIfTI reading that names the subject and file when something is wrong."""
+"""NIfTI reading that names the subject and file when something is wrong.
+
+A .nii.gz is decompressed to its end before it is parsed: nibabel alone stops reading
+where the voxels end, before the gzip trailer, so a corrupt stream whose damage decompresses
+to the right length is read as garbage voxels without any error. Reading to the end checks
+the stream's CRC. An uncompressed .nii has no checksum to check.
+"""
 
 from __future__ import annotations
 
+import gzip
 import zlib
 from pathlib import Path
 
@@ -31,10 +38,22 @@ def ndim(path: Path, subject: str) -> int:
     return len(shape)
 
 
+def _open_verified(path: Path, subject: str, needed_by: str):
+    """The image with its whole gzip stream read and CRC-checked (see the module docstring)."""
+    image = _open(path, subject, needed_by)  # existence and header errors, and the image class
+    if path.suffix != ".gz":
+        return image
+    try:
+        with gzip.open(path) as stream:
+            return type(image).from_bytes(stream.read())
+    except READ_ERRORS as error:
+        raise DataError(f"subject {subject}: cannot read {path} ({type(error).__name__}: {error})") from error
+
+
 def load_with_affine(path: Path, subject: str, ndim: int, needed_by: str = ""
                      ) -> tuple[np.ndarray, tuple[float, ...], np.ndarray]:
     """The array with `ndim` axes (trailing singleton axes dropped or added), voxel sizes and affine."""
-    image = _open(path, subject, needed_by)
+    image = _open_verified(path, subject, needed_by)
     try:
         array = np.asanyarray(image.dataobj)
         zooms = tuple(float(z) for z in image.header.get_zooms())

@@ -16,8 +16,6 @@ SPLITS = ("train", "val", "test")
 
 
 def _stratified(ids: pd.Series, labels: pd.Series, size: float, seed: int, what: str):
-    if not 0.0 < size < 1.0:
-        raise ConfigError(f"split.{what} must be between 0 and 1, got {size}")
     try:
         return train_test_split(ids, test_size=size, stratify=labels, random_state=seed)
     except ValueError as error:
@@ -40,15 +38,30 @@ def _with_prevalence(part: pd.DataFrame, prevalence: float | None, seed: int, na
     return pd.concat([positives, negatives]).sort_index()
 
 
-def make_split(cohort: pd.DataFrame, cfg, seed: int, fold: int | None) -> pd.DataFrame:
-    """A (subject_id, split) table; each subject in exactly one split. With a `fold`, the test
-    set is that fold of a stratified `split.n_splits`-fold split; without, a `test_size` holdout."""
-    ids, labels = cohort.subject_id, cohort.label
-    if fold is not None:
+def check_sizes(cfg, fold: int | None) -> None:
+    """Refuse sizes that leave no training subjects instead of quietly shrinking one."""
+    for name in ("test_size", "val_size"):
+        if not 0.0 < cfg[name] < 1.0:
+            raise ConfigError(f"split.{name} must be between 0 and 1, got {cfg[name]}")
+    if fold is None:
+        test, what = cfg.test_size, f"split.test_size={cfg.test_size}"
+    else:
         if cfg.n_splits < 2:
             raise ConfigError(f"split.n_splits must be at least 2 for k-fold, got {cfg.n_splits}")
         if not 0 <= fold < cfg.n_splits:
             raise ConfigError(f"fold={fold} is outside split.n_splits={cfg.n_splits}")
+        test, what = 1.0 / cfg.n_splits, f"one fold of split.n_splits={cfg.n_splits} ({1.0 / cfg.n_splits:.3g})"
+    if test + cfg.val_size >= 1.0:
+        raise ConfigError(f"{what} + split.val_size={cfg.val_size} = {test + cfg.val_size:.3g} leaves no training "
+                          "subjects; the two must sum to less than 1")
+
+
+def make_split(cohort: pd.DataFrame, cfg, seed: int, fold: int | None) -> pd.DataFrame:
+    """A (subject_id, split) table; each subject in exactly one split. With a `fold`, the test
+    set is that fold of a stratified `split.n_splits`-fold split; without, a `test_size` holdout."""
+    check_sizes(cfg, fold)
+    ids, labels = cohort.subject_id, cohort.label
+    if fold is not None:
         folds = StratifiedKFold(n_splits=cfg.n_splits, shuffle=True, random_state=seed)
         try:
             rest, test = list(folds.split(ids, labels))[fold]
@@ -59,7 +72,7 @@ def make_split(cohort: pd.DataFrame, cfg, seed: int, fold: int | None) -> pd.Dat
         rest_ids, test_ids = _stratified(ids, labels, cfg.test_size, seed, "test_size")
     rest_labels = labels.loc[rest_ids.index]
     val_fraction = cfg.val_size / (1.0 - (cfg.test_size if fold is None else 1.0 / cfg.n_splits))
-    train_ids, val_ids = _stratified(rest_ids, rest_labels, min(val_fraction, 0.9), seed, "val_size")
+    train_ids, val_ids = _stratified(rest_ids, rest_labels, val_fraction, seed, "val_size")
     split = pd.Series("train", index=cohort.index)
     split[ids.isin(val_ids)] = "val"
     split[ids.isin(test_ids)] = "test"

@@ -13,6 +13,7 @@ model_id) are kept for the record.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -22,17 +23,22 @@ from PIL import Image, UnidentifiedImageError
 from fairaug.data.cohort import COLUMNS, LABEL_NAMES, UNKNOWN, Problems, settle_problems
 from fairaug.data.groups import BMI_GROUPS
 from fairaug.data.metadata import DIAGNOSIS_VALUES, SEX_VALUES, lookup_key
+from fairaug.data.plausibility import inside
 from fairaug.errors import ConfigError, DataError
 
 MANIFEST = "manifest.csv"
 GENERATOR_SUBJECTS = "generator_subjects.csv"  # the real subjects the generating model was trained on
 REQUIRED = ("subject_id", "image", "mask", "label", "sex", "age_group", "bmi_group")
 SITE = ("vendor", "centre")  # optional: written by generation, absent from older manifests
+# The age groups fairaug derives: decades ('60s', data.age_groups=decade), ranges ('45-58', tertile).
+AGE_GROUP = re.compile(rf"(1[01]|[1-9])?0s|\d{{1,3}}-\d{{1,3}}|{UNKNOWN}")
 
 
 def read_synthetic(folder: Path, max_samples: int | None, seed: int, on_error: str) -> tuple[pd.DataFrame, Problems]:
     """Cohort rows of a synthetic dataset (at most `max_samples`, drawn with `seed`)."""
     folder = Path(folder)
+    if max_samples is not None and max_samples < 0:
+        raise ConfigError(f"data.synthetic.max_samples must be a count of subjects (0 or more), got {max_samples}")
     manifest = folder / MANIFEST
     if not manifest.is_file():
         raise DataError(f"data.synthetic.path: no {MANIFEST} in {folder}")
@@ -48,8 +54,8 @@ def read_synthetic(folder: Path, max_samples: int | None, seed: int, on_error: s
         "sex": frame.sex.map(_sex), "age": np.nan, "bmi": np.nan,
         "age_group": frame.age_group.astype(str), "bmi_group": frame.bmi_group.astype(str), "origin": "synthetic",
         "subject_dir": str(folder), "ed_frame": pd.NA, "es_frame": pd.NA,
-        "image_file": [str(folder / name) for name in frame.image],
-        "mask_file": [str(folder / name) for name in frame["mask"]],
+        "image_file": [_entry(folder, name) for name in frame.image],
+        "mask_file": [_entry(folder, name) for name in frame["mask"]],
         "source_subject": frame["source_subject"].astype(str) if "source_subject" in frame else pd.NA,
     })
     problems = []
@@ -59,11 +65,17 @@ def read_synthetic(folder: Path, max_samples: int | None, seed: int, on_error: s
             reasons.append(f"unknown label {frame.label.iloc[i]!r}")
         if pd.isna(row.sex):
             reasons.append(f"unknown sex {frame.sex.iloc[i]!r}")
-        if row.age_group in ("", "nan"):
-            reasons.append("missing age_group")
+        if not AGE_GROUP.fullmatch(row.age_group):
+            reasons.append(f"unknown age_group {row.age_group!r} (expected a decade such as '60s', a range such as "
+                           f"'45-58', or '{UNKNOWN}')")
         if row.bmi_group not in (*BMI_GROUPS, UNKNOWN):
             reasons.append(f"unknown bmi_group {row.bmi_group!r} (expected one of {[*BMI_GROUPS, UNKNOWN]})")
-        reasons += [f"{Path(p).name} not found" for p in (row.image_file, row.mask_file) if not Path(p).is_file()]
+        for column, entry in (("image", frame.image.iloc[i]), ("mask", frame["mask"].iloc[i])):
+            path = row[f"{column}_file"]
+            if pd.isna(path):
+                reasons.append(f"{column} {entry!r} is not a path inside {folder}")
+            elif not Path(path).is_file():
+                reasons.append(f"{Path(path).name} not found")
         if reasons:
             problems.append((row.subject_id, f"{MANIFEST}: " + "; ".join(reasons)))
     settle_problems(problems, on_error, f"reading the synthetic dataset in {folder}")
@@ -75,6 +87,14 @@ def read_synthetic(folder: Path, max_samples: int | None, seed: int, on_error: s
     table = table.assign(**site, diagnosis=table.label.map(LABEL_NAMES))
     columns = [*COLUMNS, "image_file", "mask_file", "source_subject"]
     return table.reindex(columns=columns).reset_index(drop=True), problems
+
+
+def _entry(folder: Path, name) -> str | None:
+    """A manifest file entry as a path inside the dataset folder; None when it points elsewhere."""
+    try:
+        return str(inside(folder, str(name), "manifest entry"))
+    except DataError:
+        return None
 
 
 def _sex(value):

@@ -5,18 +5,31 @@ from __future__ import annotations
 
 import pandas as pd
 
-from fairaug.data.cohort import Problems
+from fairaug.data.cohort import Problems, settle_problems
+from fairaug.data.groups import age_groups
+from fairaug.data.plausibility import check_ranges, cohort_problems, ranges
 from fairaug.data.sources.acdc import load_acdc
 from fairaug.data.sources.mnms import load_mnms
 from fairaug.data.sources.sunnybrook import load_sunnybrook
 from fairaug.data.sources.ukbb import load_phantom, load_ukbb
-from fairaug.errors import ConfigError
+from fairaug.errors import ConfigError, DataError
 
 SOURCES = {"phantom": load_phantom, "ukbb": load_ukbb, "acdc": load_acdc, "mnms": load_mnms,
            "sunnybrook": load_sunnybrook}
 
 
 def load_cohort(data_cfg) -> tuple[pd.DataFrame, Problems]:
+    """The source's cohort, less the subjects that fail the checks every cohort must pass
+    (raised, or with data.on_error=skip listed among the skipped)."""
     if data_cfg.name not in SOURCES:
         raise ConfigError(f"unknown data source '{data_cfg.name}'; known: {sorted(SOURCES)}")
-    return SOURCES[data_cfg.name](data_cfg)
+    check_ranges(ranges(data_cfg))
+    table, skipped = SOURCES[data_cfg.name](data_cfg)
+    problems = cohort_problems(table, data_cfg)
+    settle_problems(problems, data_cfg.on_error, f"checking the cohort of data={data_cfg.name}")
+    if problems:
+        table = table[~table.subject_id.astype(str).isin({s for s, _ in problems})]
+        if table.empty:
+            raise DataError("the cohort is empty: no usable subject")
+        table = table.assign(age_group=age_groups(table.age, data_cfg.age_groups)).reset_index(drop=True)
+    return table, [*skipped, *problems]

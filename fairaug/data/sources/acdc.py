@@ -18,6 +18,7 @@ import pandas as pd
 
 from fairaug.data.cohort import Problems
 from fairaug.data.nifti import READ_ERRORS
+from fairaug.data.plausibility import ranges
 from fairaug.data.sources.public import bmi_from, exclusion_reason, finish, group_labels
 from fairaug.errors import DataError
 
@@ -42,8 +43,8 @@ def load_acdc(cfg) -> tuple[pd.DataFrame, Problems]:
                 excluded.append((subject, exclusion_reason(group, cfg)))
                 continue
             rows.append({"subject_id": subject, "label": labels[group.upper()], "diagnosis": group,
-                         "bmi": _bmi(info, found[0] / INFO_FILE), "reader": "acdc", "subject_dir": str(found[0]),
-                         "la_path": pd.NA, **_files_and_frames(found[0], info)})
+                         "bmi": _bmi(info, found[0] / INFO_FILE, ranges(cfg)), "reader": "acdc",
+                         "subject_dir": str(found[0]), "la_path": pd.NA, **_files_and_frames(found[0], info)})
         except DataError as error:
             errors.append((subject, str(error)))
     return finish(rows, errors, excluded, cfg, f"the ACDC dataset in {root}")
@@ -102,8 +103,12 @@ def _frame(info: dict, key: str, n_frames: int, limit: str, path: Path) -> int:
     return int(value) - 1
 
 
-def _bmi(info: dict, path: Path) -> float:
-    return bmi_from(_number(info, "Height", path), _number(info, "Weight", path))
+def _bmi(info: dict, path: Path, plausible) -> float:
+    height, weight = _number(info, "Height", path), _number(info, "Weight", path)
+    try:
+        return bmi_from(height, weight, plausible)
+    except DataError as error:
+        raise DataError(f"{path}: {error}") from None
 
 
 def _files_and_frames(folder: Path, info: dict) -> dict:

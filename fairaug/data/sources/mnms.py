@@ -18,6 +18,7 @@ import pandas as pd
 
 from fairaug.data.cohort import Problems
 from fairaug.data.nifti import READ_ERRORS
+from fairaug.data.plausibility import ranges
 from fairaug.data.sources.public import bmi_from, exclusion_reason, finish, group_labels
 from fairaug.errors import DataError
 
@@ -52,7 +53,7 @@ def load_mnms(cfg) -> tuple[pd.DataFrame, Problems]:
                 continue
             rows.append({"subject_id": code, "label": labels[group.upper()], "diagnosis": group,
                          "sex": _sex(record["Sex"], path), "age": _number(record, "Age", path),
-                         "bmi": bmi_from(_number(record, "Height", path), _number(record, "Weight", path)),
+                         "bmi": _bmi(record, path, ranges(cfg)),
                          "vendor": record["VendorName"] or pd.NA, "centre": record["Centre"] or pd.NA,
                          "reader": "nifti", "subject_dir": str(folder), "la_path": pd.NA,
                          **_files_and_frames(folder, gt, record, path)})
@@ -121,6 +122,14 @@ def _number(record: dict, column: str, path: Path) -> float:
         return float(record[column]) if record[column] != "" else math.nan
     except ValueError:
         raise DataError(f"{column} {record[column]!r} in {path.name} is not a number") from None
+
+
+def _bmi(record: dict, path: Path, plausible) -> float:
+    height, weight = _number(record, "Height", path), _number(record, "Weight", path)
+    try:
+        return bmi_from(height, weight, plausible)
+    except DataError as error:
+        raise DataError(f"{error} in {path.name}") from None
 
 
 def _files_and_frames(folder: Path, gt: Path, record: dict, path: Path) -> dict:

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 
 from fairaug.data.cohort import Problems, check_on_error, finalise, settle_problems
-from fairaug.errors import ConfigError
+from fairaug.data.plausibility import out_of_range
+from fairaug.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +32,16 @@ def exclusion_reason(group: str, cfg) -> str:
             f"({list(cfg.healthy)}): excluded (set data.heart_failure / data.healthy to include it)")
 
 
-def bmi_from(height_cm, weight_kg) -> float:
-    """BMI from height (cm) and weight (kg); NaN when either is missing or not positive."""
+def bmi_from(height_cm, weight_kg, plausible) -> float:
+    """BMI from height (cm) and weight (kg); NaN when either is missing or not positive.
+    A height or weight outside data.plausible is a DataError naming it."""
     height, weight = pd.to_numeric(height_cm, errors="coerce"), pd.to_numeric(weight_kg, errors="coerce")
     if not (height > 0 and weight > 0 and np.isfinite(height) and np.isfinite(weight)):
         return float("nan")
+    reasons = [r for r in (out_of_range(float(height), "height_cm", plausible),
+                           out_of_range(float(weight), "weight_kg", plausible)) if r]
+    if reasons:
+        raise DataError("; ".join(reasons))
     return float(weight / (height / 100.0) ** 2)
 
 

@@ -1,0 +1,86 @@
+"""What every cohort must pass before anything uses it, whatever its source: recorded values
+within plausible ranges (data.plausible), subject ids usable as file names, and every file
+confined to the data's own folders.
+
+Confinement is lexical (`..` and absolute paths are resolved against the folder, symlinks
+are not followed): a dataset whose subject folders are symlinks to other disks stays valid,
+while an id like `../1000006` or a manifest entry `/etc/x.png` cannot reach outside.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from pathlib import Path
+
+import pandas as pd
+from omegaconf import OmegaConf
+
+from fairaug.config import PlausibleConfig
+from fairaug.data.cohort import Problems
+from fairaug.errors import ConfigError, DataError
+
+PATH_COLUMNS = ("subject_dir", "image_path", "ed_mask_path", "es_mask_path", "la_path")
+_UNSAFE_ID = re.compile(r"[/\\\x00-\x1f]")
+
+
+def ranges(data_cfg):
+    """data.plausible, or its defaults for a run config saved before it existed."""
+    return data_cfg.get("plausible") or OmegaConf.structured(PlausibleConfig)
+
+
+def check_ranges(plausible) -> None:
+    for name, bounds in plausible.items():
+        if len(bounds) != 2 or not bounds[0] < bounds[1]:
+            raise ConfigError(f"data.plausible.{name} must be [low, high] with low < high, got {list(bounds)}")
+
+
+def out_of_range(value: float, name: str, plausible) -> str | None:
+    """Why `value` is implausible for data.plausible.`name`; None when it is fine or missing."""
+    low, high = plausible[name]
+    if value is None or (isinstance(value, float) and math.isnan(value)) or low <= value <= high:
+        return None
+    return f"{name} {value:g} is outside data.plausible.{name}=[{low:g}, {high:g}]"
+
+
+def id_problem(subject) -> str | None:
+    """Why a subject id cannot be used (it names folders and files); None when it can."""
+    text = "" if subject is None or pd.isna(subject) else str(subject)
+    if not text.strip():
+        return "empty subject id"
+    if _UNSAFE_ID.search(text) or text.startswith(".") or text != text.strip():
+        return f"subject id {text!r} is not a safe file name (no '/', '\\\\', control characters, leading '.' or " \
+               "surrounding spaces)"
+    return None
+
+
+def confined(path, roots: list[Path]) -> bool:
+    """Whether `path` lies inside one of `roots` once `..` is resolved (lexically)."""
+    target = os.path.abspath(path)
+    return any(os.path.commonpath([target, os.path.abspath(root)]) == os.path.abspath(root) for root in roots)
+
+
+def inside(folder: Path, entry: str, what: str) -> Path:
+    """`folder / entry` for a relative entry that stays inside `folder`; DataError otherwise."""
+    if os.path.isabs(entry) or not confined(Path(folder) / entry, [Path(folder)]):
+        raise DataError(f"{what} {entry!r} is not a path inside {folder}")
+    return Path(folder) / entry
+
+
+def cohort_problems(table: pd.DataFrame, data_cfg) -> Problems:
+    """(subject, reason) for every row with an unsafe id, an implausible age or BMI, or a file
+    outside data.root (or data.contours where the source has one)."""
+    plausible = ranges(data_cfg)
+    check_ranges(plausible)
+    roots = [Path(data_cfg.root), *([Path(data_cfg.contours)] if data_cfg.get("contours") else [])]
+    problems = []
+    for row in table.itertuples(index=False):
+        reasons = [id_problem(row.subject_id), out_of_range(row.age, "age", plausible),
+                   out_of_range(row.bmi, "bmi", plausible)]
+        reasons += [f"{column} {value} lies outside {', '.join(map(str, roots))}" for column in PATH_COLUMNS
+                    if not pd.isna(value := getattr(row, column)) and not confined(value, roots)]
+        reasons = [r for r in reasons if r]
+        if reasons:
+            problems.append((str(row.subject_id), "; ".join(reasons)))
+    return problems
