@@ -18,7 +18,8 @@
 #   PIPELINE=1 ./multirun.sh
 #   PIPELINE=1 SEEDS=3 SWEEP_DIR=/path ./multirun.sh diffusion.steps=500   # overrides go to every stage
 set -euo pipefail
-sweep_dir="${SWEEP_DIR:-${FAIRAUG_HOME:-$HOME/.fairaug}/runs/protocol/$(date +%Y-%m-%d_%H-%M-%S)}"
+# the pid ($$) keeps two protocols started in the same second apart
+sweep_dir="${SWEEP_DIR:-${FAIRAUG_HOME:-$HOME/.fairaug}/runs/protocol/$(date +%Y-%m-%d_%H-%M-%S)_$$}"
 if [[ -n "${PAPER:-}" ]]; then
   size=(model=resnet18 input.size=224 trainer.max_epochs=50 trainer.accelerator=gpu
         trainer.precision=bf16-mixed loader.num_workers=8 loader.batch_size=32)

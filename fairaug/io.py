@@ -1,25 +1,65 @@
-"""Writes that never leave a half-written file: write beside the target, then rename."""
+"""Writes that never leave a half-written file or folder: build beside the target, then rename."""
 
 from __future__ import annotations
 
+import glob
 import json
 import os
+import re
+import shutil
+import socket
+import uuid
 from pathlib import Path
 
 import pandas as pd
 
+# A staging folder's name says which process on which host builds it, so a later run can tell
+# a killed run's leftovers from a concurrent run's work (the host keeps pids of other machines
+# sharing the folder, e.g. over NFS, out of the judgement).
+_OWNER = re.compile(r"\.tmp-(?P<host>.+)-(?P<pid>\d+)-[0-9a-f]{8}$")
+
 
 def replace_atomically(path: Path, write) -> Path:
-    """Call write(staging_path), then rename the staging file onto `path`."""
+    """Call write(staging_path), then rename the staging file onto `path`.
+
+    An OSError of the write (a full disk, a quota) is raised again naming `path`: the staging
+    name it would otherwise carry is gone by the time anyone reads it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        write(staging)
+        try:
+            write(staging)
+        except OSError as error:
+            raise OSError(error.errno, error.strerror or str(error), str(path)) from error
         os.replace(staging, path)
     finally:
         staging.unlink(missing_ok=True)
     return path
+
+
+def staging_folder(target: Path) -> Path:
+    """A new, not yet created, name beside `target` to build it under, owned by this process."""
+    return target.with_name(f".{target.name}.tmp-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        pass
+    return True
+
+
+def remove_abandoned(target: Path) -> None:
+    """Remove the staging folders of `target` whose owner, a process of this host, has died."""
+    host = socket.gethostname()
+    for staging in Path(target).parent.glob(f".{glob.escape(Path(target).name)}.tmp-*"):
+        owner = _OWNER.search(staging.name)
+        if owner and owner["host"] == host and not _alive(int(owner["pid"])):
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> Path:

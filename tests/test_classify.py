@@ -3,8 +3,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 from hydra.errors import ConfigCompositionException
 
+from fairaug.errors import ConfigError
+from fairaug.quality.features import classifier_features
 from fairaug.tasks import classify, montage
 from fairaug.tasks.classify import PREDICTION_COLUMNS
 
@@ -36,6 +39,33 @@ def test_same_config_same_numbers(make_cfg, tmp_path):
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "a" / "predictions.csv"),
                                   pd.read_csv(tmp_path / "b" / "predictions.csv"))
     assert first["balanced_accuracy"] == second["balanced_accuracy"]
+
+
+def test_a_rerun_keeps_only_its_checkpoint_and_later_tasks_load_the_recorded_one(make_cfg):
+    cfg = make_cfg("input=edes")
+    classify.run(cfg)
+    classify.run(cfg)  # e.g. a killed run rerun into its folder
+    out = Path(cfg.paths.output_dir)
+    assert [p.name for p in (out / "checkpoints").iterdir()] == ["best.ckpt"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["best_checkpoint"] == "checkpoints/best.ckpt"
+    # synth_quality's feature extractor loads the recorded checkpoint, whatever its name
+    tested = out / "checkpoints" / "tested.ckpt"
+    (out / "checkpoints" / "best.ckpt").rename(tested)
+    (out / "metrics.json").write_text(json.dumps({**metrics, "best_checkpoint": "checkpoints/tested.ckpt"}))
+    features = classifier_features(out, (3, 24, 24))
+    state = torch.load(tested, map_location="cpu", weights_only=True)["state_dict"]
+    for name, weights in features.net.state_dict().items():
+        assert torch.equal(weights, state[f"net.{name}"])
+    torch.save({"state_dict": {}}, out / "checkpoints" / "tested.ckpt")  # replaced by a rerun that did not finish
+    with pytest.raises(ConfigError, match="is not the checkpoint .* records as tested"):
+        classifier_features(out, (3, 24, 24))
+    tested.unlink()
+    with pytest.raises(ConfigError, match="tested.ckpt, the checkpoint .* records as tested, is missing"):
+        classifier_features(out, (3, 24, 24))
+    (out / "metrics.json").unlink()
+    with pytest.raises(ConfigError, match="no metrics.json"):
+        classifier_features(out, (3, 24, 24))
 
 
 def test_la_4ch_cine(make_cfg):

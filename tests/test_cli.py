@@ -1,8 +1,11 @@
 """The real entry point in a subprocess (slow tier): single runs, sweeps, bad overrides."""
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -60,6 +63,31 @@ def test_failed_job_does_not_lose_the_summary(tmp_path, fairaug_home):
     rebuilt = fairaug("task=evaluate", f"sweep_dir={sweep}", f"paths.runs_dir={tmp_path / 'runs'}", cwd=tmp_path)
     assert rebuilt.returncode == 0, rebuilt.stderr[-3000:]
     assert json.loads((sweep / "summary.json").read_text())["completed"] == 2
+
+
+def test_a_killed_sweep_lists_every_job_with_its_status(tmp_path, fairaug_home):
+    """Job 2 of 4 would train for ever: the sweep is killed in it."""
+    sweep = tmp_path / "sweep"
+    tiny_run = [o for o in TINY_RUN if not o.startswith("trainer.max_epochs=")]
+    process = subprocess.Popen([sys.executable, "-m", "fairaug", "-m", "task=classify", "input=slice",
+                                "trainer.max_epochs=1,1,100000,1", *TINY_PHANTOM, *tiny_run,
+                                f"paths.home={fairaug_home}", f"hydra.sweep.dir={sweep}"], cwd=tmp_path,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 600  # a hang guard, not a measurement
+        while "job 2 incomplete" not in ((sweep / "summary.md").read_text() if (sweep / "summary.md").exists() else ""):
+            assert process.poll() is None and time.monotonic() < deadline, "job 2 never started"
+            time.sleep(1)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=60)
+    expected = "2 of 4 jobs completed; job 2 incomplete, job 3 not started"
+    assert expected in (sweep / "summary.md").read_text()
+    rebuilt = fairaug("task=evaluate", f"sweep_dir={sweep}", f"paths.runs_dir={tmp_path / 'runs'}", cwd=tmp_path)
+    assert rebuilt.returncode == 0, rebuilt.stderr[-3000:]
+    assert expected in (sweep / "summary.md").read_text()
+    assert pd.read_csv(sweep / "summary.csv").status.tolist() == ["completed", "completed", "incomplete",
+                                                                   "not started"]
 
 
 def test_unknown_override_fails_naming_the_key(tmp_path):

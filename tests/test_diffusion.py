@@ -1,6 +1,7 @@
 """ControlNet training and synthetic generation on CPU with the tiny model (fast tier)."""
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -109,11 +110,23 @@ def test_controlnet_training_sees_the_training_split_only_and_saves_a_loadable_m
 
 
 def test_training_resumes_from_the_last_checkpoint(trained, make_cfg, tmp_path):
-    run_dir, _ = trained
-    cfg = make_cfg(*TINY_DIFFUSION, "trainer.max_steps=9", f"diffusion.resume={run_dir}",
-                   f"paths.output_dir={tmp_path / 'resumed'}")
-    resumed = controlnet_train.run(cfg)
-    assert (resumed["start_step"], resumed["steps"]) == (6, 9)
+    run_dir, first = trained
+    folder = shutil.copytree(run_dir, tmp_path / "resumed")
+    with pytest.raises(ConfigError, match=rf"{folder} already holds a task=controlnet_train run .*diffusion.resume="):
+        controlnet_train.run(make_cfg(*TINY_DIFFUSION, f"paths.output_dir={folder}"))  # would start over
+    # continued in place: the training sessions and the log are appended to
+    in_place = [*TINY_DIFFUSION, "trainer.max_steps=9", "trainer.log_every_n_steps=1", f"diffusion.resume={folder}",
+                f"paths.output_dir={folder}"]
+    resumed = controlnet_train.run(make_cfg(*in_place))
+    assert (resumed["start_step"], resumed["steps"]) == (6, 9) and np.isfinite(resumed["final_loss"])
+    assert resumed["sessions"][0] == first["sessions"][0]
+    assert [(s["start_step"], s["steps"]) for s in resumed["sessions"]] == [(0, 6), (6, 9)]
+    log = pd.read_csv(folder / "logs" / "metrics.csv")
+    assert (log.step >= 6).any()
+    again = controlnet_train.run(make_cfg(*in_place))  # already at step 9: nothing to train, nothing lost
+    assert (again["steps"], again["final_loss"], again["sessions"]) == (9, resumed["final_loss"], resumed["sessions"])
+    assert json.loads((folder / "metrics.json").read_text()) == again
+    pd.testing.assert_frame_equal(pd.read_csv(folder / "logs" / "metrics.csv"), log)
     with pytest.raises(ConfigError, match="no checkpoint"):
         controlnet_train.run(make_cfg(*TINY_DIFFUSION, f"diffusion.resume={tmp_path / 'nowhere'}"))
     # a checkpoint already at trainer.max_steps (a run killed before it saved model/): its model is saved

@@ -3,6 +3,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from fairaug.loggers import build_logger
 from fairaug.tasks import classify
 
 
@@ -58,3 +59,35 @@ def test_wandb_offline_one_run_per_job_grouped_without_subject_ids(make_cfg, wan
         text = path.read_text()
         assert not any(subject in text for subject in predictions.subject_id)
     assert list((outputs[0] / "wandb").glob("offline-run-*/files/media/images/fairness/*.png"))
+
+
+def test_wandb_run_of_a_failed_job_ends_failed(make_cfg, wandb_offline, monkeypatch):
+    import wandb
+
+    exit_codes, real_finish = [], wandb.finish
+
+    def finish(exit_code=None, **kwargs):
+        exit_codes.append(exit_code)
+        real_finish(exit_code=exit_code, **kwargs)
+
+    def fail(*args):
+        raise RuntimeError("boom after training")
+
+    monkeypatch.setattr(wandb, "finish", finish)
+    monkeypatch.setattr(classify, "predictions_table", fail)
+    with pytest.raises(RuntimeError, match="boom"):
+        classify.run(make_cfg("input=slice", "logger=wandb"))
+    assert exit_codes == [1]
+    assert wandb.run is None  # finished: the next job of the sweep gets its own run
+
+
+def test_csv_log_continued_in_place_keeps_the_earlier_rows(make_cfg, tmp_path):
+    cfg = make_cfg().logger
+    first = build_logger(cfg, tmp_path)
+    first.log_metrics({"train/loss": 0.9}, step=4)
+    first.save()
+    second = build_logger(cfg, tmp_path, continued=True)
+    second.log_metrics({"train/loss": 0.5, "lr": 0.1}, step=8)  # a new column as well
+    second.save()
+    logged = pd.read_csv(tmp_path / "logs" / "metrics.csv")
+    assert list(logged.step) == [4, 8] and list(logged["train/loss"]) == [0.9, 0.5]

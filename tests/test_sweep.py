@@ -1,3 +1,4 @@
+import fcntl
 import json
 from pathlib import Path
 
@@ -9,9 +10,10 @@ from scipy.stats import wilcoxon
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
 from fairaug.errors import ConfigError
+from fairaug.fairness import sweep
 from fairaug.fairness.compare import compare
 from fairaug.fairness.report import evaluate, write_report
-from fairaug.fairness.sweep import STATUS_FILE, summarise
+from fairaug.fairness.sweep import LOCK_FILE, STATUS_FILE, summarise
 from fairaug.tasks import evaluate as evaluate_task
 
 from .test_fairness import fairness_cfg
@@ -66,6 +68,49 @@ def test_summary_is_mean_and_std_over_runs_and_lists_failures(tmp_path):
     assert (tmp_path / "pooled" / "by_group.csv").exists()
     markdown = (tmp_path / "summary.md").read_text()
     assert "3 of 4 jobs completed" in markdown and "## Failed jobs" in markdown and " ± " in markdown
+
+
+def test_summary_lists_every_launched_job_of_a_killed_sweep(tmp_path):
+    """A sweep of 4 jobs killed in job 2: jobs 0-1 finished, job 2 started (its folder holds an
+    earlier run's results), job 3 never started (its folder, and folder 4, hold jobs of an
+    earlier sweep into the same folder, with other overrides)."""
+    (tmp_path / "multirun.yaml").write_text(yaml.safe_dump({"hydra": {
+        "sweeper": {"_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper", "max_batch_size": None,
+                    "params": None},
+        "overrides": {"task": ["seed=0,1,2,3", "fold=0"]}}}))
+    fake_sweep(tmp_path, 0.2, seeds=range(3))
+    (tmp_path / "2" / STATUS_FILE).write_text(json.dumps({"status": "started"}))
+    fake_job(tmp_path / "3", 7, 0, 0.2)
+    fake_job(tmp_path / "4", 8, 0, 0.2)
+    summary = summarise(tmp_path, fairness_cfg())
+    assert (summary["jobs"], summary["completed"], summary["failed"]) == (4, 2, [])
+    assert (summary["incomplete"], summary["not_started"]) == (["2"], ["3"])
+    csv = pd.read_csv(tmp_path / "summary.csv")
+    assert list(csv.status) == ["completed", "completed", "incomplete", "not started"]
+    assert csv.overrides.iloc[3] == "seed=3 fold=0"
+    assert "# Sweep summary: 2 of 4 jobs completed; job 2 incomplete, job 3 not started" in (
+        tmp_path / "summary.md").read_text()
+    (tmp_path / "1" / STATUS_FILE).write_text(json.dumps({"status": "failed", "error": "ValueError: boom"}))
+    assert "1 of 4 jobs completed; job 1 failed, job 2 incomplete, job 3 not started" in sweep.status_line(
+        summarise(tmp_path, fairness_cfg()))
+
+
+def test_summary_is_written_under_the_sweep_lock(tmp_path, monkeypatch):
+    fake_sweep(tmp_path, 0.2, seeds=range(2))
+    held = []
+
+    def write_json(data, path):  # another writer cannot take the lock while the summary is written
+        with open(tmp_path / LOCK_FILE) as other:
+            try:
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                held.append(False)
+            except BlockingIOError:
+                held.append(True)
+        path.write_text(json.dumps(data))
+
+    monkeypatch.setattr(sweep, "write_json", write_json)
+    summarise(tmp_path, fairness_cfg())
+    assert held == [True]
 
 
 def test_compare_arms_pairs_runs_by_seed(tmp_path):

@@ -14,8 +14,6 @@ import json
 import logging
 import os
 import shutil
-import uuid
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +26,8 @@ from fairaug.data.cohort import Problems, settle_problems
 from fairaug.data.readers import NIFTI_READERS, reader_for
 from fairaug.data.views import ViewBuilder
 from fairaug.errors import ConfigError, DataError
+from fairaug.io import remove_abandoned, staging_folder
+from fairaug.processes import worker_pool
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ def check_cine_lengths(cohort: pd.DataFrame, input_cfg) -> None:
 def _write(cohort: pd.DataFrame, builder: ViewBuilder, staging: Path, workers: int) -> ViewCache:
     jobs = [(builder, row) for _, row in cohort.iterrows()]
     index, skipped, shape = [], [], None
-    pool = ProcessPoolExecutor(workers) if workers > 1 and len(jobs) > 1 else None
+    pool = worker_pool(workers) if workers > 1 and len(jobs) > 1 else None
     results = pool.map(_build_one, jobs, chunksize=4) if pool else map(_build_one, jobs)
     try:
         with open(staging / "images.bin", "wb") as images, open(staging / "masks.bin", "wb") as masks:
@@ -153,10 +153,11 @@ def build_view_cache(cohort: pd.DataFrame, input_cfg, cache_dir: Path, on_error:
     """Open the cache for this cohort and view, building it first if needed."""
     builder = ViewBuilder(input_cfg)
     folder = Path(cache_dir) / f"{input_cfg.name}-{cache_key(cohort, input_cfg)}"
+    remove_abandoned(folder)  # a killed run's half-built cache, however this call ends
     if not (folder / "meta.json").exists():
         check_cine_lengths(cohort, input_cfg)
         folder.parent.mkdir(parents=True, exist_ok=True)
-        staging = folder.parent / f".{folder.name}.tmp-{uuid.uuid4().hex[:8]}"
+        staging = staging_folder(folder)
         staging.mkdir()
         try:
             log.info("Preparing the %s view of %d subjects into %s", input_cfg.name, len(cohort), folder)

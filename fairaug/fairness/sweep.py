@@ -1,23 +1,31 @@
 """Sweep summaries: every job of a Hydra multirun as mean ± std, plus pooled predictions.
 
 Hydra skips its end-of-multirun callback when any job raised, so the summary is rebuilt
-at the end of every job instead (`SweepSummaryCallback.on_job_end`): whatever happens to
-later jobs, the sweep folder holds the summary of all jobs so far, failed ones listed with
-their error. `python -m fairaug task=evaluate sweep_dir=<dir>` rebuilds it at any time.
+when every job starts and ends instead (`SweepSummaryCallback`): whatever happens to the
+sweep, even a kill, its folder holds a summary that lists every job the sweep launches
+(expanded from multirun.yaml as Hydra's basic sweeper does) with its status: completed,
+failed (with its error), incomplete (started, never finished) or not started.
+`python -m fairaug task=evaluate sweep_dir=<dir>` rebuilds it at any time.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import re
 import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import yaml
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import OmegaConf
@@ -31,6 +39,7 @@ from fairaug.io import write_csv, write_json, write_text
 log = logging.getLogger(__name__)
 
 STATUS_FILE = "job_status.json"
+LOCK_FILE = ".summary.lock"
 OVERALL_METRICS = ("balanced_accuracy", "auroc", "accuracy", "f1", "precision", "recall", "specificity")
 OVERALL_RATES = ("tpr", "fpr", "fnr", "selection_rate")  # from the run's fairness.json
 GROUP_COLUMNS = ("balanced_accuracy", "tpr", "fpr", "selection_rate", "count", "positives")
@@ -41,7 +50,7 @@ CRITERIA = ("balanced_accuracy_gap", *REPORT_CRITERIA)
 class Job:
     name: str
     folder: Path
-    status: str  # completed | failed | incomplete
+    status: str  # completed | failed | incomplete (started, never finished) | not started
     overrides: list[str]
     seed: int | None
     fold: int | None
@@ -52,22 +61,55 @@ def _job_order(path: Path):
     return (0, int(path.name)) if path.name.isdigit() else (1, path.name)
 
 
+def launched_jobs(sweep_dir: Path) -> list[list[str]] | None:
+    """Each job's overrides, in job-number order, as Hydra's basic sweeper expands the sweep
+    that multirun.yaml records; None when there is no multirun.yaml or another sweeper ran."""
+    record = Path(sweep_dir) / "multirun.yaml"
+    if not record.is_file():
+        return None
+    hydra = (yaml.safe_load(record.read_text()) or {}).get("hydra", {})
+    sweeper = hydra.get("sweeper", {})
+    if sweeper.get("_target_") != f"{BasicSweeper.__module__}.{BasicSweeper.__name__}":
+        return None
+    arguments = [f"{k}={v}" for k, v in (sweeper.get("params") or {}).items()] + hydra["overrides"]["task"]
+    # glob() sweeps list config groups: only a running Hydra app has the loader that can
+    loader = GlobalHydra.instance().hydra.config_loader if GlobalHydra.instance().is_initialized() else None
+    try:
+        batches = BasicSweeper.split_arguments(OverridesParser.create(loader).parse_overrides(arguments), None)
+    except HydraException as error:
+        log.warning("The jobs of %s could not be listed (%s): summarising its job folders only", sweep_dir, error)
+        return None
+    return [job for batch in batches for job in batch]
+
+
+def _job(folder: Path) -> Job:
+    overrides = yaml.safe_load((folder / ".hydra" / "overrides.yaml").read_text()) or []
+    config = yaml.safe_load((folder / ".hydra" / "config.yaml").read_text()) or {}
+    status_file = folder / STATUS_FILE
+    status = json.loads(status_file.read_text()) if status_file.exists() else {}
+    # without a status file (folders assembled by hand) results alone count; "started" results
+    # are an earlier run's, left in a folder whose rerun never finished
+    if (folder / "metrics.json").exists() and status.get("status", "completed") == "completed":
+        state = "completed"
+    else:
+        state = "failed" if status.get("status") == "failed" else "incomplete"
+    return Job(folder.name, folder, state, overrides, config.get("seed"), config.get("fold"), status.get("error", ""))
+
+
 def find_jobs(sweep_dir: Path) -> list[Job]:
+    """Every launched job (job folders alone where the launched list is unknown)."""
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise DataError(f"sweep directory not found: {sweep_dir}")
-    jobs = []
-    for folder in sorted((p for p in sweep_dir.iterdir() if (p / ".hydra").is_dir()), key=_job_order):
-        overrides = yaml.safe_load((folder / ".hydra" / "overrides.yaml").read_text()) or []
-        config = yaml.safe_load((folder / ".hydra" / "config.yaml").read_text()) or {}
-        status_file = folder / STATUS_FILE
-        status = json.loads(status_file.read_text()) if status_file.exists() else {}
-        if (folder / "metrics.json").exists() and status.get("status", "completed") == "completed":
-            state = "completed"
-        else:
-            state = "failed" if status.get("status") == "failed" else "incomplete"
-        jobs.append(Job(folder.name, folder, state, overrides, config.get("seed"), config.get("fold"),
-                        status.get("error", "")))
+    folders = sorted((p for p in sweep_dir.iterdir() if (p / ".hydra").is_dir()), key=_job_order)
+    jobs = [_job(folder) for folder in folders]
+    launched = launched_jobs(sweep_dir)
+    if launched is not None:
+        started = {job.name: job for job in jobs}
+        # a folder whose overrides differ holds another sweep's job (the folder was reused)
+        jobs = [started[str(num)] if str(num) in started and started[str(num)].overrides == overrides
+                else Job(str(num), sweep_dir / str(num), "not started", overrides, None, None)
+                for num, overrides in enumerate(launched)]
     if not jobs:
         raise DataError(f"{sweep_dir} holds no Hydra job folders (sub-folders with .hydra/)")
     return jobs
@@ -117,9 +159,24 @@ def pooled_predictions(jobs: list[Job]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+@contextmanager
+def _locked(sweep_dir: Path):
+    """One summary writer at a time (jobs of a parallel launcher can end together)."""
+    with open(sweep_dir / LOCK_FILE, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield  # closing the file releases the lock
+
+
 def summarise(sweep_dir: Path, fairness_cfg) -> dict:
     """Write summary.csv, summary.json, summary.md and pooled/ into the sweep folder."""
     sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir():
+        raise DataError(f"sweep directory not found: {sweep_dir}")
+    with _locked(sweep_dir):
+        return _summarise(sweep_dir, fairness_cfg)
+
+
+def _summarise(sweep_dir: Path, fairness_cfg) -> dict:
     jobs = find_jobs(sweep_dir)
     table = pd.DataFrame([job_row(j) for j in jobs])
     completed = table[table.status == "completed"]
@@ -135,6 +192,7 @@ def summarise(sweep_dir: Path, fairness_cfg) -> dict:
         "failed": [{"job": j.name, "overrides": " ".join(j.overrides), "error": j.error}
                    for j in jobs if j.status == "failed"],
         "incomplete": [j.name for j in jobs if j.status == "incomplete"],
+        "not_started": [j.name for j in jobs if j.status == "not started"],
         "metrics": metrics, "by_group": by_group, "fairness": criteria,
     }
     pooled = pooled_predictions(jobs)
@@ -149,8 +207,17 @@ def summarise(sweep_dir: Path, fairness_cfg) -> dict:
     return summary
 
 
+def status_line(summary: dict) -> str:
+    """E.g. "2 of 4 jobs completed; job 2 incomplete, job 3 not started"."""
+    others = [(state, names) for state, names in (("failed", [f["job"] for f in summary["failed"]]),
+                                                  ("incomplete", summary["incomplete"]),
+                                                  ("not started", summary.get("not_started", []))) if names]
+    details = ", ".join(f"job{'s' if len(names) > 1 else ''} {', '.join(names)} {state}" for state, names in others)
+    return f"{summary['completed']} of {summary['jobs']} jobs completed" + (f"; {details}" if details else "")
+
+
 def summary_markdown(summary: dict) -> str:
-    lines = [f"# Sweep summary: {summary['completed']} of {summary['jobs']} jobs completed", "",
+    lines = [f"# Sweep summary: {status_line(summary)}", "",
              f"`{summary['sweep_dir']}`; mean ± std over the completed runs.", ""]
     if summary["failed"]:
         lines += ["## Failed jobs", ""]
@@ -188,19 +255,25 @@ def summary_markdown(summary: dict) -> str:
 
 
 class SweepSummaryCallback(Callback):
-    """Records each job's outcome and refreshes the sweep summary after every job."""
+    """Records each job's start and outcome, refreshing the sweep summary at both."""
+
+    def on_job_start(self, config, **kwargs) -> None:
+        self._record(config, {"status": "started"})
 
     def on_job_end(self, config, job_return, **kwargs) -> None:
-        if HydraConfig.get().mode != RunMode.MULTIRUN:
-            return
-        folder = Path(HydraConfig.get().runtime.output_dir)
         status = {"status": "completed" if job_return.status.name == "COMPLETED" else "failed"}
         if status["status"] == "failed":
             try:
                 job_return.return_value  # re-raises the job's exception
             except BaseException as error:  # noqa: BLE001 - recorded, not handled
                 status["error"] = "".join(traceback.format_exception(error))
-        write_json(status, folder / STATUS_FILE)
+        self._record(config, status)
+
+    @staticmethod
+    def _record(config, status: dict) -> None:
+        if HydraConfig.get().mode != RunMode.MULTIRUN:
+            return
+        write_json(status, Path(HydraConfig.get().runtime.output_dir) / STATUS_FILE)
         try:
             summarise(Path(HydraConfig.get().sweep.dir), config.fairness)
         except Exception:  # the summary must never take a job down with it

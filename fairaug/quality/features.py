@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 from fairaug.errors import ConfigError
 from fairaug.models.classifier import HeartFailureClassifier
 from fairaug.models.zoo import build_model
+from fairaug.run_folder import tested_checkpoint
 
 
 class ClassifierFeatures(nn.Module):
@@ -68,12 +69,15 @@ class InceptionFeatures(nn.Module):
 
 
 def classifier_features(run_dir: Path, input_shape: tuple[int, ...]) -> ClassifierFeatures:
-    """The best checkpoint of a task=classify run."""
+    """The checkpoint a task=classify run tested (as its metrics.json records it)."""
     run_dir = Path(run_dir)
-    config, checkpoint = run_dir / "config.yaml", run_dir / "checkpoints" / "best.ckpt"
-    if not (config.is_file() and checkpoint.is_file()):
-        raise ConfigError(f"quality.classifier: {run_dir} is not a finished task=classify run (needs config.yaml and "
-                          "checkpoints/best.ckpt)")
+    config = run_dir / "config.yaml"
+    if not config.is_file():
+        raise ConfigError(f"quality.classifier: {run_dir} is not a finished task=classify run (no config.yaml)")
+    try:
+        checkpoint = tested_checkpoint(run_dir)
+    except ConfigError as error:
+        raise ConfigError(f"quality.classifier: {error}") from error
     cfg = OmegaConf.load(config)
     module = HeartFailureClassifier(build_model(cfg.model, input_shape), float(cfg.model.lr),
                                     float(cfg.model.weight_decay))

@@ -2,12 +2,15 @@
 
 Writes into the run directory: predictions.csv (one row per test subject with its
 attributes), metrics.json, split.csv/split.json, config.yaml (resolved), skipped.csv
-when subjects were left out, checkpoints/best.ckpt and the logger's files.
+when subjects were left out, checkpoints/best.ckpt and the logger's files. A rerun into the same
+folder starts without the earlier checkpoints; metrics.json records the tested one (path relative
+to the run, and its hash) for every later task to load.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
 import lightning as L
@@ -20,10 +23,12 @@ from fairaug.data.datamodule import CohortDataModule
 from fairaug.data.splits import save_split
 from fairaug.fairness.report import check_attributes, evaluate, write_report
 from fairaug.io import write_csv, write_json, write_text
-from fairaug.loggers import build_logger, finish, log_config, log_fairness
+from fairaug.loggers import log_config, log_fairness, run_logger
 from fairaug.models.callbacks import DataWaitMonitor
+from fairaug.models.checkpoint_io import AtomicCheckpointIO
 from fairaug.models.classifier import HeartFailureClassifier
 from fairaug.models.zoo import build_model
+from fairaug.run_folder import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +38,10 @@ MONITOR = "val/balanced_accuracy"
 
 
 def trainer_arguments(cfg) -> dict:
-    """The trainer group as lightning.Trainer keyword arguments (nulls mean Lightning's default)."""
-    return {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items() if v is not None}
+    """The trainer group as lightning.Trainer keyword arguments (nulls mean Lightning's default),
+    with checkpoints written atomically."""
+    arguments = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items() if v is not None}
+    return {**arguments, "plugins": [AtomicCheckpointIO()]}
 
 
 def predictions_table(module: HeartFailureClassifier, test: pd.DataFrame) -> pd.DataFrame:
@@ -48,6 +55,8 @@ def predictions_table(module: HeartFailureClassifier, test: pd.DataFrame) -> pd.
 def run(cfg) -> dict:
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    if (output_dir / "checkpoints").exists():  # a rerun: Lightning would save best-v1.ckpt beside the stale one
+        shutil.rmtree(output_dir / "checkpoints")
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     write_text(OmegaConf.to_yaml(cfg, resolve=True), output_dir / "config.yaml")
     check_attributes(cfg.fairness)
@@ -63,11 +72,8 @@ def run(cfg) -> dict:
 
     module = HeartFailureClassifier(build_model(cfg.model, data.input_shape), float(cfg.model.lr),
                                     float(cfg.model.weight_decay))
-    logger = build_logger(cfg.logger, output_dir)
-    try:
+    with run_logger(cfg.logger, output_dir) as logger:
         return _train_and_test(cfg, data, module, logger, output_dir, split_id)
-    finally:
-        finish(logger)
 
 
 def _train_and_test(cfg, data, module, logger, output_dir: Path, split_id: str) -> dict:
@@ -85,7 +91,9 @@ def _train_and_test(cfg, data, module, logger, output_dir: Path, split_id: str) 
     predictions = predictions_table(module, data.datasets["test"].table)
     metrics = {name.removeprefix("test/"): float(value) for name, value in trainer.callback_metrics.items()
                if name.startswith("test/")}
-    metrics.update({"n_test": len(predictions), "split_hash": split_id, "best_checkpoint": best,
+    metrics.update({"n_test": len(predictions), "split_hash": split_id,
+                    "best_checkpoint": str(Path(best).relative_to(output_dir.resolve())) if best else None,
+                    "best_checkpoint_sha256": file_sha256(best) if best else None,
                     "train_data_wait_fraction": data_wait.fraction,
                     "best_val_balanced_accuracy": float(checkpoint.best_model_score)
                     if checkpoint.best_model_score is not None else None})

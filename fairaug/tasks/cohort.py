@@ -9,7 +9,6 @@ every subject the source or the measurement left out and why.
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -22,6 +21,7 @@ from fairaug.data.readers import reader_for
 from fairaug.data.sources import load_cohort
 from fairaug.errors import DataError
 from fairaug.io import write_csv, write_text
+from fairaug.processes import worker_pool
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def measure(row: pd.Series) -> tuple[str, dict | None, str | None]:
 def measure_all(cohort: pd.DataFrame, workers: int) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
     rows = [row for _, row in cohort.iterrows()]
     if workers > 1 and len(rows) > 1:
-        with ProcessPoolExecutor(workers) as pool:
+        with worker_pool(workers) as pool:
             results = list(pool.map(measure, rows, chunksize=4))
     else:
         results = [measure(row) for row in rows]

@@ -5,6 +5,10 @@ synthetic data are excluded; `training_subjects.csv` lists who was). Writes into
 directory: model/ (save_pretrained parts + the training masks and attributes that generation
 draws from), checkpoints/last.ckpt (resumable: diffusion.resume=<this run>), grids/*.png
 (real | mask | generated) and metrics.json.
+
+A folder holds one training: rerunning into a folder that already has one is refused unless
+diffusion.resume names that folder, which continues it in place, appending to its
+logs/metrics.csv and to the training sessions metrics.json lists.
 """
 
 from __future__ import annotations
@@ -37,12 +41,13 @@ from fairaug.diffusion.module import ControlNetModule, PromptedViews, prompt_wei
 from fairaug.diffusion.prompts import build_tokenizer, check_known, prompt_vocabulary, prompts_for, tokenize
 from fairaug.errors import ConfigError
 from fairaug.io import write_csv, write_json, write_text
-from fairaug.loggers import build_logger, finish, log_config
+from fairaug.loggers import log_config, run_logger
 from fairaug.tasks.classify import trainer_arguments
 
 log = logging.getLogger(__name__)
 ATTRIBUTE_COLUMNS = ["subject_id", "label", *ATTRIBUTES]
 GRID_ROWS = 4
+SESSION_KEYS = ("start_step", "steps", "train_seconds", "final_loss")
 
 
 def _checkpoint_path(resume) -> Path | None:
@@ -53,6 +58,30 @@ def _checkpoint_path(resume) -> Path | None:
     if not path.is_file():
         raise ConfigError(f"diffusion.resume: no checkpoint at {path}")
     return path
+
+
+def _check_folder(output_dir: Path, resume) -> bool:
+    """Whether this run continues the training already in output_dir; a run that would start
+    over in a folder holding a training (checkpoint, model/ or metrics.json) is refused."""
+    checkpoint, own = _checkpoint_path(resume), output_dir / "checkpoints" / "last.ckpt"
+    in_place = checkpoint is not None and checkpoint.resolve() == own.resolve()
+    earlier = [name for name in ("checkpoints/last.ckpt", "model", "metrics.json") if (output_dir / name).exists()]
+    if earlier and not in_place:
+        raise ConfigError(f"{output_dir} already holds a task=controlnet_train run ({', '.join(earlier)}): continue "
+                          f"it with diffusion.resume={output_dir}, or train into a new folder")
+    return in_place
+
+
+def _earlier_sessions(resume, start_step: int) -> list[dict]:
+    """The training sessions that led to the resumed checkpoint, as its run's metrics.json lists
+    them (read before this run rewrites that file when it continues in place)."""
+    path = _checkpoint_path(resume)
+    record = path.parent.parent / "metrics.json" if path else None
+    if record is None or not record.is_file():
+        return []
+    earlier = json.loads(record.read_text())
+    sessions = earlier.get("sessions") or [{key: earlier.get(key) for key in SESSION_KEYS}]  # older runs: one
+    return [session for session in sessions if session["steps"] <= start_step]
 
 
 def _previous_split(resume) -> str | None:
@@ -106,6 +135,7 @@ def run(cfg) -> dict:
                           "precision, where lr 1e-5 updates round away; use bf16-mixed or 16-mixed")
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    in_place = _check_folder(output_dir, cfg.diffusion.resume)
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     write_text(OmegaConf.to_yaml(cfg, resolve=True), output_dir / "config.yaml")
     previous_split = _previous_split(cfg.diffusion.resume)
@@ -141,9 +171,9 @@ def run(cfg) -> dict:
     checkpoint = ModelCheckpoint(dirpath=output_dir / "checkpoints", save_last=True, save_top_k=0,
                                  every_n_train_steps=int(cfg.diffusion.checkpoint_every))
     resume, start_step = _resume_checkpoint(cfg.diffusion.resume, previous_split, output_dir)
+    sessions = _earlier_sessions(resume, start_step)
     training_masks = np.stack([views[i]["masks"].numpy() for i in range(len(views))])
-    logger = build_logger(cfg.logger, output_dir)
-    try:
+    with run_logger(cfg.logger, output_dir, continued=in_place) as logger:
         log_config(logger, cfg)
         trainer = L.Trainer(**arguments, logger=logger, callbacks=[checkpoint], default_root_dir=str(output_dir))
         start = time.perf_counter()
@@ -159,23 +189,25 @@ def run(cfg) -> dict:
             if Path(resume).resolve() != (output_dir / "checkpoints" / "last.ckpt").resolve():
                 (output_dir / "checkpoints").mkdir(exist_ok=True)
                 shutil.copy2(resume, output_dir / "checkpoints" / "last.ckpt")  # this run is resumable too
-            steps, final_loss = start_step, float("nan")
+            steps = start_step
         else:
             trainer.fit(module, train_dataloaders=loader, ckpt_path=resume, weights_only=True)
             trainer.save_checkpoint(output_dir / "checkpoints" / "last.ckpt")
             steps = int(trainer.global_step)
-            final_loss = float(trainer.callback_metrics.get("train/loss", float("nan")))
-        seconds = time.perf_counter() - start
+            loss = trainer.callback_metrics.get("train/loss")
+            sessions.append({"start_step": start_step, "steps": steps, "train_seconds": time.perf_counter() - start,
+                             "final_loss": None if loss is None else float(loss)})
         model_dir = save_components(parts, output_dir / "model", extra={
             "training_masks.npy": lambda path: np.save(path, training_masks),
             "training_subjects.csv": lambda path: table[ATTRIBUTE_COLUMNS].to_csv(path, index=False),
             "split.json": lambda path: path.write_text((output_dir / "split.json").read_text())})
         module.to(trainer.strategy.root_device)  # fit's teardown leaves it on the CPU
         module.save_grid("final")
-    finally:
-        finish(logger)
+    # the loss at the final step is known if the last session trained up to it
+    final_loss = sessions[-1]["final_loss"] if sessions and sessions[-1]["steps"] == steps else None
+    seconds = sum(session["train_seconds"] or 0.0 for session in sessions)
     metrics = {"steps": steps, "start_step": start_step, "train_seconds": seconds, "final_loss": final_loss,
-               "n_train": len(table), "model": str(model_dir)}
+               "n_train": len(table), "model": str(model_dir), "sessions": sessions}
     write_json(metrics, output_dir / "metrics.json")
-    log.info("Trained %d steps in %.0f s on %d subjects; model in %s", metrics["steps"], seconds, len(table), model_dir)
+    log.info("Trained %d steps (%.0f s in all) on %d subjects; model in %s", steps, seconds, len(table), model_dir)
     return metrics

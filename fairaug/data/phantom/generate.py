@@ -13,8 +13,6 @@ import json
 import logging
 import os
 import shutil
-import uuid
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import nibabel as nib
@@ -22,6 +20,8 @@ import numpy as np
 
 from fairaug.data.phantom.physiology import Composition, sample_subjects
 from fairaug.data.phantom.render import Geometry, SubjectRenderer
+from fairaug.io import remove_abandoned, staging_folder
+from fairaug.processes import worker_pool
 
 log = logging.getLogger(__name__)
 
@@ -78,10 +78,11 @@ def _write_subject(job: tuple[dict, dict, int, str]) -> None:
 def generate(spec: dict, root: Path, workers: int) -> Path:
     """Build the cohort described by `spec` under `root` unless it exists; return its folder."""
     target = Path(root) / f"phantom-{spec_hash(spec)}"
+    remove_abandoned(target)  # a killed run's half-built cohort, however this call ends
     if (target / "metadata.csv").exists():
         return target
     root.mkdir(parents=True, exist_ok=True)
-    staging = Path(root) / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+    staging = staging_folder(target)
     comp = Composition(**spec["composition"])
     geometry = spec["geometry"]
     cohort = sample_subjects(comp, geometry["n_frames"], spec["seed"])
@@ -92,7 +93,7 @@ def generate(spec: dict, root: Path, workers: int) -> Path:
     try:
         staging.mkdir()
         if workers > 1:
-            with ProcessPoolExecutor(workers) as pool:
+            with worker_pool(workers) as pool:
                 list(pool.map(_write_subject, jobs, chunksize=8))
         else:
             for job in jobs:
