@@ -72,3 +72,16 @@ def load(path: Path, subject: str, ndim: int, needed_by: str = "") -> tuple[np.n
     """The array with `ndim` axes (trailing singleton axes dropped or added) and voxel sizes."""
     array, zooms, _ = load_with_affine(path, subject, ndim, needed_by)
     return array, zooms
+
+
+def cine_frames(cine: Path) -> int:
+    """Frames of a 4D cine, from its header alone (sources check ED/ES against it)."""
+    if not cine.is_file():
+        raise DataError(f"{cine.name} not found in {cine.parent}")
+    try:
+        shape = nib.load(cine).shape
+    except READ_ERRORS as error:
+        raise DataError(f"cannot read {cine} ({type(error).__name__}: {error})") from error
+    if len(shape) != 4:
+        raise DataError(f"{cine} has shape {shape}; expected a 4D cine (X, Y, Z, T)")
+    return int(shape[3])

@@ -13,11 +13,10 @@ import math
 import re
 from pathlib import Path
 
-import nibabel as nib
 import pandas as pd
 
 from fairaug.data.cohort import Problems
-from fairaug.data.nifti import READ_ERRORS
+from fairaug.data.nifti import cine_frames
 from fairaug.data.plausibility import ranges
 from fairaug.data.sources.public import bmi_from, exclusion_reason, finish, group_labels
 from fairaug.errors import DataError
@@ -115,7 +114,7 @@ def _files_and_frames(folder: Path, info: dict) -> dict:
     """The cine and the ED/ES label files, with ED and ES checked against NbFrame and the cine."""
     subject, path = folder.name, folder / INFO_FILE
     cine = folder / f"{subject}_4d.nii.gz"
-    in_cine, recorded = _n_frames(cine), _number(info, "NbFrame", path)
+    in_cine, recorded = cine_frames(cine), _number(info, "NbFrame", path)
     n_frames = in_cine if math.isnan(recorded) else min(in_cine, int(recorded))
     limit = f"{cine.name} has {in_cine} frames" + ("" if math.isnan(recorded) else f", NbFrame {info['NbFrame']}")
     ed, es = _frame(info, "ED", n_frames, limit, path), _frame(info, "ES", n_frames, limit, path)
@@ -126,15 +125,3 @@ def _files_and_frames(folder: Path, info: dict) -> dict:
     return {"image_path": str(cine), "ed_mask_path": str(masks[0]), "es_mask_path": str(masks[1]),
             "ed_frame": ed, "es_frame": es}
 
-
-def _n_frames(cine: Path) -> int:
-    """Frames of the 4D cine, from its header alone."""
-    if not cine.is_file():
-        raise DataError(f"{cine.name} not found in {cine.parent}")
-    try:
-        shape = nib.load(cine).shape
-    except READ_ERRORS as error:
-        raise DataError(f"cannot read {cine} ({type(error).__name__}: {error})") from error
-    if len(shape) != 4:
-        raise DataError(f"{cine} has shape {shape}; expected a 4D cine (X, Y, Z, T)")
-    return int(shape[3])

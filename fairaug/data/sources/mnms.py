@@ -13,11 +13,10 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
-import nibabel as nib
 import pandas as pd
 
 from fairaug.data.cohort import Problems
-from fairaug.data.nifti import READ_ERRORS
+from fairaug.data.nifti import cine_frames
 from fairaug.data.plausibility import ranges
 from fairaug.data.sources.public import bmi_from, exclusion_reason, finish, group_labels
 from fairaug.errors import DataError
@@ -135,18 +134,13 @@ def _bmi(record: dict, path: Path, plausible) -> float:
 def _files_and_frames(folder: Path, gt: Path, record: dict, path: Path) -> dict:
     """The cine and its labels, with ED and ES checked against the cine's frames (header only)."""
     cine = folder / f"{folder.name}_sa.nii.gz"
-    try:
-        shape = nib.load(cine).shape
-    except READ_ERRORS as error:
-        raise DataError(f"cannot read {cine} ({type(error).__name__}: {error})") from error
-    if len(shape) != 4:
-        raise DataError(f"{cine} has shape {shape}; expected a 4D cine (X, Y, Z, T)")
+    n_frames = cine_frames(cine)
     frames = {}
     for key in ("ED", "ES"):
         value = _number(record, key, path)
-        if math.isnan(value) or value % 1 or not 0 <= value < shape[3]:
+        if math.isnan(value) or value % 1 or not 0 <= value < n_frames:
             raise DataError(f"{key} {record[key]!r} in {path.name} is not a frame of {cine.name} "
-                            f"(0..{shape[3] - 1}, counted from 0)")
+                            f"(0..{n_frames - 1}, counted from 0)")
         frames[key] = int(value)
     return {"image_path": str(cine), "ed_mask_path": str(gt), "es_mask_path": str(gt),
             "ed_frame": frames["ED"], "es_frame": frames["ES"]}
