@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from fairaug.tasks.registry import TASKS
 from tests.conftest import TINY_PHANTOM, TINY_RUN
 
 pytestmark = pytest.mark.slow
@@ -95,3 +96,15 @@ def test_unknown_override_fails_naming_the_key(tmp_path):
     assert result.returncode != 0 and "max_epoch" in result.stderr
     result = fairaug("task=classify", "input=cin", cwd=tmp_path)
     assert result.returncode != 0 and "cin" in result.stderr
+
+
+def test_help_loads_no_task_libraries(tmp_path):
+    """--help, tab completion and config errors never import torch or Lightning (the tasks'
+    modules load when a task runs), so they answer in about a second instead of ten."""
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "fairaug", "--help"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0 and "task: classify, cohort, controlnet_train" in result.stdout
+    modules = [line.split("|")[-1].strip() for line in result.stderr.splitlines() if "|" in line]
+    assert "hydra" in modules
+    assert not [m for m in modules if m.split(".")[0] in ("torch", "lightning", "diffusers")
+                or m in {f"fairaug.tasks.{task}" for task in TASKS}]

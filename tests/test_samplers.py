@@ -3,8 +3,10 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
+from fairaug.data.datamodule import CohortDataModule
 from fairaug.data.samplers import build_sampler, group_weights
 from fairaug.errors import ConfigError
+from fairaug.tasks import classify
 
 
 @pytest.fixture
@@ -42,7 +44,15 @@ def test_sampler_is_seeded_and_rejects_unknown_attributes(train):
     cfg = OmegaConf.create({"name": "group_balanced", "attributes": ["sex", "bmi_group"]})
     assert list(build_sampler(cfg, train, 3)) == list(build_sampler(cfg, train, 3))
     with pytest.raises(ConfigError, match="ethnicity"):
-        group_weights(train, ["ethnicity"])
+        build_sampler(OmegaConf.create({"name": "group_balanced", "attributes": ["ethnicity"]}), train, 3)
+
+
+@pytest.mark.parametrize("override, message", [("sampler.name=balanced", r"unknown sampler 'balanced'; known: \["),
+                                               ("sampler.attributes=[sexx]", r"unknown attribute\(s\) \['sexx'\]")])
+def test_sampler_settings_are_refused_before_any_data_is_prepared(make_cfg, override, message, monkeypatch):
+    monkeypatch.setattr(CohortDataModule, "prepare", lambda self: pytest.fail("data prepared before the check"))
+    with pytest.raises(ConfigError, match=message):
+        classify.run(make_cfg(override))
 
 
 def test_attributes_no_subject_records_are_left_out_of_the_balance(train):

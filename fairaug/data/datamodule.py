@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from fairaug.data.cache import ViewCache, build_view_cache
-from fairaug.data.samplers import build_sampler
+from fairaug.data.samplers import build_sampler, check_sampler
 from fairaug.data.sources import load_cohort
 from fairaug.data.splits import SPLITS, make_split
 from fairaug.data.synthetic import generator_subjects, read_synthetic
@@ -50,6 +50,7 @@ class CachedViewDataset(Dataset):
 class CohortDataModule(L.LightningDataModule):
     def __init__(self, cfg):
         super().__init__()
+        check_sampler(cfg.sampler)  # before the cohort is generated or cached, not when the loader starts
         self.cfg = cfg
         self.cohort: pd.DataFrame | None = None
         self.split: pd.DataFrame | None = None

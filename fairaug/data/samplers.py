@@ -17,12 +17,18 @@ log = logging.getLogger(__name__)
 SAMPLERS = ("random", "label_balanced", "group_balanced")
 
 
+def check_sampler(cfg) -> None:
+    """The sampler group's name and attributes, checked before any data is prepared."""
+    if cfg.name not in SAMPLERS:
+        raise ConfigError(f"unknown sampler '{cfg.name}'; known: {list(SAMPLERS)}")
+    unknown = [a for a in cfg.attributes if a not in ATTRIBUTES]
+    if unknown:
+        raise ConfigError(f"sampler.attributes has unknown attribute(s) {unknown}; known: {ATTRIBUTES}")
+
+
 def group_weights(table: pd.DataFrame, attributes) -> np.ndarray:
     """1 / size of each sample's (label x attributes) group: every group is drawn equally often.
     Attributes the data records for no subject (ACDC has no sex) are left out, with a warning."""
-    unknown = [a for a in attributes if a not in ATTRIBUTES]
-    if unknown:
-        raise ConfigError(f"sampler.attributes has unknown attribute(s) {unknown}; known: {ATTRIBUTES}")
     absent = [a for a in attributes if not is_recorded(table[a])]
     if absent:
         log.warning("sampler.attributes %s are not recorded for any training subject: balancing over %s", absent,
@@ -33,8 +39,7 @@ def group_weights(table: pd.DataFrame, attributes) -> np.ndarray:
 
 
 def build_sampler(cfg, train: pd.DataFrame, seed: int) -> Sampler:
-    if cfg.name not in SAMPLERS:
-        raise ConfigError(f"unknown sampler '{cfg.name}'; known: {list(SAMPLERS)}")
+    check_sampler(cfg)
     generator = torch.Generator().manual_seed(seed)
     if cfg.name == "random":
         return RandomSampler(range(len(train)), generator=generator)

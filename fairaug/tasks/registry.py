@@ -1,16 +1,21 @@
-"""Task name -> run(cfg) function, and the one way the entry point runs a task."""
+"""Task name -> the module whose run(cfg) performs it, and the one way the entry point runs a
+task. A task's module is imported only when it runs: torch and Lightning stay out of
+`--help`, tab completion and config errors."""
 
 from __future__ import annotations
 
-from fairaug.run_folder import owned
-from fairaug.tasks import classify, cohort, controlnet_train, evaluate, montage, synth_generate, synth_quality
+from importlib import import_module
 
-TASKS = {"classify": classify.run, "cohort": cohort.run, "controlnet_train": controlnet_train.run,
-         "evaluate": evaluate.run, "montage": montage.run, "synth_generate": synth_generate.run,
-         "synth_quality": synth_quality.run}
+from fairaug.errors import ConfigError
+from fairaug.run_folder import owned
+
+TASKS = ("classify", "cohort", "controlnet_train", "evaluate", "montage", "synth_generate", "synth_quality")
 
 
 def run_task(cfg) -> dict:
     """The task named by task.name, owning its output folder while it runs."""
+    if cfg.task.name not in TASKS:
+        raise ConfigError(f"unknown task '{cfg.task.name}'; known: {list(TASKS)}")
+    run = import_module(f"fairaug.tasks.{cfg.task.name}").run
     with owned(cfg.paths.output_dir):
-        return TASKS[cfg.task.name](cfg)
+        return run(cfg)
