@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 
 from fairaug.config import PlausibleConfig
 from fairaug.data.cohort import Problems
-from fairaug.errors import ConfigError, DataError
+from fairaug.errors import ConfigError
 
 PATH_COLUMNS = ("subject_dir", "image_path", "ed_mask_path", "es_mask_path", "la_path")
 _UNSAFE_ID = re.compile(r"[/\\\x00-\x1f]")
@@ -61,18 +61,18 @@ def confined(path, roots: list[Path]) -> bool:
     return any(os.path.commonpath([target, os.path.abspath(root)]) == os.path.abspath(root) for root in roots)
 
 
-def inside(folder: Path, entry: str, what: str) -> Path:
-    """`folder / entry` for a relative entry that stays inside `folder`; DataError otherwise."""
+def inside(folder: Path, entry: str) -> Path | None:
+    """`folder / entry` for a relative entry that stays inside `folder`; None otherwise."""
     if os.path.isabs(entry) or not confined(Path(folder) / entry, [Path(folder)]):
-        raise DataError(f"{what} {entry!r} is not a path inside {folder}")
+        return None
     return Path(folder) / entry
 
 
 def cohort_problems(table: pd.DataFrame, data_cfg) -> Problems:
     """(subject, reason) for every row with an unsafe id, an implausible age or BMI, or a file
-    outside data.root (or data.contours where the source has one)."""
+    outside data.root (or data.contours where the source has one). The ranges are checked by
+    the caller, before the source is read."""
     plausible = ranges(data_cfg)
-    check_ranges(plausible)
     roots = [Path(data_cfg.root), *([Path(data_cfg.contours)] if data_cfg.get("contours") else [])]
     problems = []
     for row in table.itertuples(index=False):

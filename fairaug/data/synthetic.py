@@ -89,14 +89,6 @@ def read_synthetic(folder: Path, max_samples: int | None, seed: int, on_error: s
     return table.reindex(columns=columns).reset_index(drop=True), problems
 
 
-def _entry(folder: Path, name) -> str | None:
-    """A manifest file entry as a path inside the dataset folder; None when it points elsewhere."""
-    try:
-        return str(inside(folder, str(name), "manifest entry"))
-    except DataError:
-        return None
-
-
 def _sex(value):
     """female/male, UNKNOWN where the manifest says so, None (an error) for anything else."""
     if str(value).strip().lower() == UNKNOWN:
@@ -143,3 +135,9 @@ def synthetic_edes(row: pd.Series, input_cfg) -> tuple[np.ndarray, np.ndarray]:
     resized = F.interpolate(pixels, size=size, mode="bilinear", antialias=True, align_corners=False)[0]
     labels = F.interpolate(labels, size=size, mode="nearest-exact")[0]
     return resized.clamp(0, 1).numpy(), labels.numpy().astype(np.uint8)
+
+
+def _entry(folder: Path, name) -> str | None:
+    """A manifest file entry as a path inside the dataset folder; None when it points elsewhere."""
+    path = inside(folder, str(name))
+    return None if path is None else str(path)

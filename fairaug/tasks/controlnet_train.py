@@ -186,7 +186,7 @@ def run(cfg) -> dict:
             if any(key.startswith(trained) for key in missing):
                 raise ConfigError(f"diffusion.resume: {resume} does not hold this model's trained weights "
                                   f"(missing e.g. {[k for k in missing if k.startswith(trained)][:3]})")
-            if Path(resume).resolve() != (output_dir / "checkpoints" / "last.ckpt").resolve():
+            if not in_place:
                 (output_dir / "checkpoints").mkdir(exist_ok=True)
                 shutil.copy2(resume, output_dir / "checkpoints" / "last.ckpt")  # this run is resumable too
             steps = start_step

@@ -103,11 +103,7 @@ def _frame(info: dict, key: str, n_frames: int, limit: str, path: Path) -> int:
 
 
 def _bmi(info: dict, path: Path, plausible) -> float:
-    height, weight = _number(info, "Height", path), _number(info, "Weight", path)
-    try:
-        return bmi_from(height, weight, plausible)
-    except DataError as error:
-        raise DataError(f"{path}: {error}") from None
+    return bmi_from(_number(info, "Height", path), _number(info, "Weight", path), plausible, str(path))
 
 
 def _files_and_frames(folder: Path, info: dict) -> dict:

@@ -124,11 +124,7 @@ def _number(record: dict, column: str, path: Path) -> float:
 
 
 def _bmi(record: dict, path: Path, plausible) -> float:
-    height, weight = _number(record, "Height", path), _number(record, "Weight", path)
-    try:
-        return bmi_from(height, weight, plausible)
-    except DataError as error:
-        raise DataError(f"{error} in {path.name}") from None
+    return bmi_from(_number(record, "Height", path), _number(record, "Weight", path), plausible, path.name)
 
 
 def _files_and_frames(folder: Path, gt: Path, record: dict, path: Path) -> dict:

@@ -32,16 +32,16 @@ def exclusion_reason(group: str, cfg) -> str:
             f"({list(cfg.healthy)}): excluded (set data.heart_failure / data.healthy to include it)")
 
 
-def bmi_from(height_cm, weight_kg, plausible) -> float:
+def bmi_from(height_cm, weight_kg, plausible, where: str) -> float:
     """BMI from height (cm) and weight (kg); NaN when either is missing or not positive.
-    A height or weight outside data.plausible is a DataError naming it."""
+    A height or weight outside data.plausible is a DataError naming it and `where` it is recorded."""
     height, weight = pd.to_numeric(height_cm, errors="coerce"), pd.to_numeric(weight_kg, errors="coerce")
     if not (height > 0 and weight > 0 and np.isfinite(height) and np.isfinite(weight)):
         return float("nan")
     reasons = [r for r in (out_of_range(float(height), "height_cm", plausible),
                            out_of_range(float(weight), "weight_kg", plausible)) if r]
     if reasons:
-        raise DataError("; ".join(reasons))
+        raise DataError(f"{where}: {'; '.join(reasons)}")
     return float(weight / (height / 100.0) ** 2)
 
 
