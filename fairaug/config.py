@@ -49,11 +49,20 @@ class DataConfig:
 
 @dataclass
 class GeometryConfig:
-    matrix: int = 80
+    matrix: int = 96  # 173 mm field of view: the default 140 mm view crop stays inside it
     pixel_mm: float = 1.8
     n_slices: int = 9
     slice_mm: float = 10.0
-    n_frames: int = 20
+    n_frames: int = 50  # UK Biobank's cine; ED is frame 0
+
+
+@dataclass
+class PhenotypesConfig:
+    """Mixture of heart-failure phenotypes: base weights for a man in his 60s with BMI 25-30,
+    multiplied per phenotype by odds ratios per subgroup (then renormalised)."""
+
+    weights: dict[str, float] = field(default_factory=lambda: {"hfref": 0.4, "ischaemic": 0.35, "hfpef": 0.25})
+    odds_ratio: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # conf/data/phantom.yaml sets them
 
 
 @dataclass
@@ -64,8 +73,28 @@ class CompositionConfig:
     bmi_sd: float = 4.5
     hf_base_prevalence: float = 0.35
     hf_odds_ratio: dict[str, dict[str, float]] = field(default_factory=dict)
-    hf_severity: float = 0.6
-    hf_severity_ratio: dict[str, dict[str, float]] = field(default_factory=dict)
+    phenotypes: PhenotypesConfig = field(default_factory=PhenotypesConfig)
+
+
+@dataclass
+class AppearanceConfig:
+    """bSSFP signal and acquisition of the phantom images; tissue signals relative to blood = 1."""
+
+    myocardium: float = 0.30
+    fat: float = 0.85
+    soft_tissue: float = 0.28
+    liver: float = 0.38
+    lung: float = 0.04
+    breast: float = 0.55  # glandular tissue in women's anterior chest (fat around it is brighter)
+    noise: float = 0.014  # Gaussian sigma of each Rician channel, relative to blood, at BMI 22
+    noise_per_bmi: float = 0.04  # relative noise increase per BMI unit above 22 (body habitus)
+    blur_px: float = 0.35  # in-plane point-spread sigma at BMI 22, pixels
+    blur_per_bmi: float = 0.05  # added sigma per BMI unit above 22
+    coil_falloff_mm: float = 180.0  # anterior coil array: signal falls by 1/e over this depth
+    shading: float = 0.12  # amplitude of smooth coil-sensitivity ripples
+    trabeculation_mm: float = 5.0  # depth of the trabecular layer inside the endocardium at ED
+    flow: float = 0.08  # amplitude of in-flow intensity variation in the blood pools
+    misregistration_mm: float = 1.0  # SD of per-slice in-plane shifts (breath-hold mismatch); 0 = none
 
 
 @dataclass
@@ -76,6 +105,7 @@ class PhantomDataConfig(DataConfig):
     workers: int = 2
     geometry: GeometryConfig = field(default_factory=GeometryConfig)
     composition: CompositionConfig = field(default_factory=CompositionConfig)
+    appearance: AppearanceConfig = field(default_factory=AppearanceConfig)
 
 
 @dataclass

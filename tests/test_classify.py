@@ -101,6 +101,13 @@ def test_montage(make_cfg):
     assert result["groups"] == 4 and Path(result["montage"]).stat().st_size > 10_000
 
 
+def test_montage_shows_the_phantom_phenotypes_side_by_side(make_cfg, tiny_cohort):
+    assert set(tiny_cohort.diagnosis) <= {"healthy", "hfref", "ischaemic", "hfpef"}
+    assert (tiny_cohort.diagnosis == "healthy").eq(tiny_cohort.label == 0).all()
+    result = montage.run(make_cfg("task=montage", "task.per_group=1", "task.group_by=[diagnosis]"))
+    assert result["groups"] == tiny_cohort.diagnosis.nunique()
+
+
 @pytest.mark.parametrize("preset", ["real_only", "real_plus_synth", "real_plus_synth_balanced", "synth_only"])
 def test_experiment_presets_compose(make_cfg, preset):
     cfg = make_cfg(f"experiment={preset}", "data.synthetic.path=/somewhere")

@@ -1,3 +1,4 @@
+from dataclasses import asdict
 from pathlib import Path
 
 import nibabel as nib
@@ -5,22 +6,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fairaug.config import CompositionConfig
+from fairaug.config import AppearanceConfig
+from fairaug.data.image_statistics import tissue_statistics
 from fairaug.data.phantom.generate import generate, phantom_spec
+from fairaug.data.phantom.heart import wrapped
 from fairaug.data.phantom.physiology import Composition, sample_subjects
-from fairaug.data.phantom.render import Geometry, SubjectRenderer
+from fairaug.data.phantom.render import Appearance, Geometry, SubjectRenderer
+from tests.conftest import compose_config
+
+DEFAULT = compose_config([]).data
+GEOMETRY = Geometry(**DEFAULT.geometry)
+VOXEL_ML = GEOMETRY.pixel_mm**2 * GEOMETRY.slice_mm / 1000.0
 
 
 def default_composition(n: int, **changes) -> Composition:
-    defaults = CompositionConfig()
-    values = dict(n_subjects=n, p_female=defaults.p_female, age_weights=defaults.age_weights,
-                  bmi_mean=defaults.bmi_mean, bmi_sd=defaults.bmi_sd, hf_base_prevalence=0.35,
-                  hf_odds_ratio={"sex": {"female": 0.35},
-                                 "bmi_group": {"underweight": 0.5, "normal": 0.4, "obese": 1.8},
-                                 "age_group": {"40s": 0.25, "50s": 0.5, "70s": 1.5, "80s": 1.5}},
-                  hf_severity=1.0, hf_severity_ratio={})
-    values.update(changes)
-    return Composition(**values)
+    """The composition conf/data/phantom.yaml defines, for n subjects."""
+    return Composition(**{**phantom_spec(DEFAULT)["composition"], "n_subjects": n, **changes})
 
 
 def test_layout_headers_and_metadata(tiny_cohort):
@@ -59,7 +60,7 @@ def test_generation_is_content_addressed(tmp_path):
 
 
 def test_healthy_function_matches_uk_biobank_reference_ranges():
-    cohort = sample_subjects(default_composition(6000), n_frames=20, seed=0)
+    cohort = sample_subjects(default_composition(6000), n_frames=50, seed=0)
     healthy = cohort[cohort.label == 0]
     ef = healthy.groupby("sex").lvef_pct.agg(["mean", "std"])
     assert ef.loc["female", "mean"] == pytest.approx(61.0, abs=0.6)
@@ -74,17 +75,50 @@ def test_healthy_function_matches_uk_biobank_reference_ranges():
     assert (young.lvedv_ml / young.bsa_m2).mean() > (old.lvedv_ml / old.bsa_m2).mean()
 
 
-def test_heart_failure_is_dilated_with_low_ejection_fraction():
-    cohort = sample_subjects(default_composition(4000), n_frames=20, seed=1)
+def test_heart_failure_phenotypes_as_clinicians_see_them():
+    cohort = sample_subjects(default_composition(20000), n_frames=50, seed=1)
     hf, healthy = cohort[cohort.label == 1], cohort[cohort.label == 0]
-    assert hf.lvef_pct.mean() < 45 and healthy.lvef_pct.mean() > 55
-    assert hf.lvedv_ml.mean() > 1.15 * healthy.lvedv_ml.mean()
-    milder = sample_subjects(default_composition(4000, hf_severity=0.5), n_frames=20, seed=1)
-    assert milder[milder.label == 1].lvef_pct.mean() > hf.lvef_pct.mean()
+    assert set(hf.phenotype) == {"hfref", "ischaemic", "hfpef"} and set(healthy.phenotype) == {"healthy"}
+    assert (hf.lvef_pct < 40).mean() >= 0.3
+    by = hf.groupby("phenotype")
+    assert by.lvef_pct.max()["hfref"] <= 40 and by.lvef_pct.min()["hfpef"] >= 50
+    assert by.lvef_pct.min()["ischaemic"] >= 25 and by.lvef_pct.max()["ischaemic"] <= 45
+    mass_index = cohort.lv_mass_g / cohort.bsa_m2
+    for sex in ("female", "male"):
+        of_sex = cohort.sex == sex
+        healthy_mass = mass_index[of_sex & (cohort.label == 0)].mean()
+        assert mass_index[of_sex & (cohort.phenotype == "hfpef")].mean() > 1.3 * healthy_mass
+    edv_index = cohort.lvedv_ml / cohort.bsa_m2
+    assert edv_index[cohort.phenotype == "hfref"].mean() > 1.3 * edv_index[cohort.label == 0].mean()
+    assert edv_index[cohort.phenotype == "hfpef"].mean() < edv_index[cohort.label == 0].mean()
+    assert set(hf[hf.phenotype == "ischaemic"].territory) == {"LAD", "RCA", "LCx"}
+    assert (hf[hf.phenotype == "hfpef"].early_filling < healthy.early_filling.min()).all()
+
+
+def test_sexes_differ_in_phenotype_mix_not_in_severity():
+    cohort = sample_subjects(default_composition(40000), n_frames=50, seed=2)
+    hf = cohort[cohort.label == 1]
+    share = pd.crosstab(hf.sex, hf.phenotype, normalize="index")
+    assert share.loc["female", "hfpef"] > 1.5 * share.loc["male", "hfpef"]
+    assert share.loc["male", "ischaemic"] > share.loc["female", "ischaemic"]
+    # Same disease, same severity: EF of reduced-EF heart failure, and every phenotype's
+    # change from healthy subjects of the same sex.
+    ef = hf.groupby(["phenotype", "sex"]).lvef_pct.mean().unstack()
+    assert (ef["female"] - ef["male"])[["hfref", "ischaemic"]].abs().max() < 1.0
+    healthy = cohort[cohort.label == 0].groupby("sex")
+    ef_change = ef - healthy.lvef_pct.mean()
+    assert abs(ef_change.loc["hfpef", "female"] - ef_change.loc["hfpef", "male"]) < 1.0
+    dilation = (hf.lvedv_ml / hf.bsa_m2).groupby([hf.phenotype, hf.sex]).mean().unstack() / (
+        cohort.lvedv_ml / cohort.bsa_m2)[cohort.label == 0].groupby(cohort.sex).mean()
+    assert (dilation["female"] - dilation["male"]).abs().max() < 0.05
+    older = hf[hf.age_group == "70s"].phenotype.eq("hfpef").mean()
+    assert older > hf[hf.age_group == "50s"].phenotype.eq("hfpef").mean()
+    assert hf[hf.bmi_group == "obese"].phenotype.eq("hfpef").mean() > hf[hf.bmi_group == "normal"].phenotype.eq(
+        "hfpef").mean()
 
 
 def test_default_bias_makes_female_normal_bmi_and_young_heart_failure_scarce():
-    cohort = sample_subjects(default_composition(20000), n_frames=20, seed=2)
+    cohort = sample_subjects(default_composition(20000), n_frames=50, seed=2)
     prevalence = cohort.groupby("sex").label.mean()
     assert prevalence["female"] < 0.6 * prevalence["male"]
     by_bmi = cohort.groupby("bmi_group").label.mean()
@@ -94,43 +128,115 @@ def test_default_bias_makes_female_normal_bmi_and_young_heart_failure_scarce():
     assert (cohort.age_group == "40s").mean() < (cohort.age_group == "60s").mean()
 
 
-def render(subject: dict, seed: int = 0):
-    geometry = Geometry(matrix=80, pixel_mm=1.8, n_slices=9, slice_mm=10.0, n_frames=20)
-    return SubjectRenderer(subject, geometry, seed).short_axis()
+def test_unknown_phenotype_or_attribute_is_named():
+    from fairaug.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown phenotype.*'hfmref'"):
+        sample_subjects(default_composition(10, phenotype_weights={"hfmref": 1.0}), 50, seed=0)
+    with pytest.raises(ConfigError, match="odds_ratio.hfpef names unknown attribute 'race'"):
+        sample_subjects(default_composition(10, phenotype_odds_ratio={"hfpef": {"race": {"x": 2.0}}}), 50, seed=0)
+
+
+APPEARANCE = Appearance(**asdict(AppearanceConfig()))
+
+
+def render(subject: dict, seed: int = 0, appearance: Appearance = APPEARANCE):
+    return SubjectRenderer(subject, GEOMETRY, appearance, seed).short_axis()
 
 
 @pytest.fixture(scope="module")
 def subjects():
-    return sample_subjects(default_composition(40), n_frames=20, seed=3)
+    return sample_subjects(default_composition(200, hf_base_prevalence=0.5, hf_odds_ratio={}), n_frames=50, seed=3)
 
 
 def test_masks_measure_the_subject_physiology(subjects):
-    voxel_ml = 1.8 * 1.8 * 10.0 / 1000.0
-    for _, subject in subjects.head(4).iterrows():
+    for _, subject in subjects.groupby("phenotype").head(1).iterrows():
         _, seg_ed, seg_es = render(subject.to_dict())
-        edv, esv = (seg_ed == 1).sum() * voxel_ml, (seg_es == 1).sum() * voxel_ml
+        edv, esv = (seg_ed == 1).sum() * VOXEL_ML, (seg_es == 1).sum() * VOXEL_ML
         assert edv == pytest.approx(subject.lvedv_ml, rel=0.03)
         assert 100 * (edv - esv) / edv == pytest.approx(subject.lvef_pct, abs=2.0)
-        assert (seg_ed == 2).sum() * voxel_ml * 1.05 == pytest.approx(subject.lv_mass_g, rel=0.08)
-        assert (seg_ed == 3).sum() * voxel_ml == pytest.approx(subject.rvedv_ml, rel=0.15)
+        assert (seg_ed == 2).sum() * VOXEL_ML * 1.05 == pytest.approx(subject.lv_mass_g, rel=0.08)
+        assert (seg_ed == 3).sum() * VOXEL_ML == pytest.approx(subject.rvedv_ml, rel=0.05)
+        assert (seg_es == 3).sum() * VOXEL_ML == pytest.approx(subject.rvesv_ml, rel=0.1)
 
 
-def test_contrast_like_bssfp_and_bmi_degrades_image_quality(subjects):
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    """A small cohort at the default geometry and appearance, as written to disk."""
+    from omegaconf import OmegaConf
+
+    root = tmp_path_factory.mktemp("phantom")
+    cfg = OmegaConf.merge(DEFAULT, {"n_subjects": 24, "workers": 1,
+                                    "composition": {"hf_base_prevalence": 0.5, "hf_odds_ratio": {}}})
+    folder = generate(phantom_spec(cfg), root, workers=1)
+    physiology = pd.read_csv(folder / "physiology.csv")
+    loaded = {}
+    for subject in physiology.subject_id:
+        loaded[subject] = [np.asanyarray(nib.load(folder / subject / f"{name}.nii.gz").dataobj)
+                           for name in ("sa", "seg_sa_ED", "seg_sa_ES")]
+    return physiology, loaded
+
+
+def test_image_statistics_like_real_cine(generated):
+    physiology, loaded = generated
+    stats = pd.DataFrame([tissue_statistics(cine, seg_ed, 0, GEOMETRY.pixel_mm)
+                          for cine, seg_ed, _ in loaded.values()])
+    assert stats.contrast.between(2.0, 3.2).all(), stats.contrast.describe()
+    assert stats.blood_cv.between(0.22, 0.45).all(), stats.blood_cv.describe()
+    assert stats.blood_snr.between(25, 80).all(), stats.blood_snr.describe()
+    cine = next(iter(loaded.values()))[0]
+    assert cine.shape[3] == 50 and cine.dtype == np.int16
+
+
+def test_healthy_function_in_the_masks_matches_reference_by_sex(generated):
+    physiology, loaded = generated
+    volumes = pd.DataFrame([{"edv": (ed == 1).sum() * VOXEL_ML, "esv": (es == 1).sum() * VOXEL_ML}
+                            for _, ed, es in loaded.values()], index=list(loaded))
+    physiology = physiology.set_index("subject_id").join(volumes)
+    healthy = physiology[physiology.label == 0]
+    ef = 100 * (healthy.edv - healthy.esv) / healthy.edv
+    for sex, (mean, sd) in {"female": (61.0, 5.0), "male": (58.0, 5.0)}.items():
+        assert mean - sd <= ef[healthy.sex == sex].mean() <= mean + sd
+    assert healthy[healthy.sex == "male"].edv.mean() > healthy[healthy.sex == "female"].edv.mean()
+
+
+def _sector_pixels(seg_slice, label, centre, angle, half_width=0.35):
+    gx, gy = np.meshgrid(*map(np.arange, seg_slice.shape), indexing="ij")
+    theta = np.arctan2(gy - centre[1], gx - centre[0])
+    return int(((seg_slice == label) & (np.abs(wrapped(theta - angle)) < half_width)).sum())
+
+
+def test_ischaemic_territory_is_thin_and_akinetic_in_the_masks():
+    cohort = sample_subjects(default_composition(300, hf_base_prevalence=0.9, hf_odds_ratio={},
+                                                 phenotype_weights={"ischaemic": 1.0}), n_frames=50, seed=4)
+    for territory in ("LAD", "RCA", "LCx"):
+        subject = cohort[cohort.territory == territory].iloc[0].to_dict()
+        renderer = SubjectRenderer(subject, GEOMETRY, APPEARANCE, seed=0)
+        _, seg_ed, seg_es = renderer.short_axis()
+        lv = renderer.lv
+        z = next(z for z in range(GEOMETRY.n_slices) if lv.defect_extent[z] == 1 and (seg_es[..., z] == 1).any())
+        xs, ys = np.nonzero(seg_ed[..., z] == 1)
+        centre = (xs.mean(), ys.mean())
+        infarct, remote = lv.defect_centre, lv.defect_centre + np.pi
+        # Scar: thinner wall at ED than the remote myocardium ...
+        assert (_sector_pixels(seg_ed[..., z], 2, centre, infarct)
+                < 0.7 * _sector_pixels(seg_ed[..., z], 2, centre, remote)), territory
+        # ... and akinetic: its share of the cavity barely shrinks from ED to ES.
+        shrink = [_sector_pixels(seg_es[..., z], 1, centre, a) / _sector_pixels(seg_ed[..., z], 1, centre, a)
+                  for a in (infarct, remote)]
+        assert shrink[0] > 0.8 and shrink[0] > shrink[1] + 0.05, (territory, shrink)
+
+
+def test_bmi_degrades_image_quality(subjects):
     subject = subjects.iloc[0].to_dict()
     lean, obese = dict(subject, bmi=21.0), dict(subject, bmi=40.0)
-    cine, seg_ed, _ = render(lean)
-    z = 3
-    blood = cine[..., z, 0][seg_ed[..., z] == 1].mean()
-    myocardium = cine[..., z, 0][seg_ed[..., z] == 2].mean()
-    assert 2.0 < blood / myocardium < 4.0  # the reference cine measures about 2.8
+    z = GEOMETRY.n_slices // 2
 
     def noise_and_sharpness(subject_dict):
         image, seg, _ = render(subject_dict, seed=5)
-        image = image.astype(float)
-        corner = image[:12, -12:, z]  # static tissue far from the heart: frame differences are noise
-        noise = (corner[..., 0] - corner[..., 10]).std() / image[..., z, 0][seg[..., z] == 1].mean()
-        edge = np.abs(np.diff(image[..., z, 0], axis=0)).max()
-        return noise, edge
+        stats = tissue_statistics(image, seg, 0, GEOMETRY.pixel_mm)
+        edge = np.abs(np.diff(image[..., z, 0].astype(float), axis=0)).max()
+        return 1.0 / stats["blood_snr"], edge
 
     lean_noise, lean_edge = noise_and_sharpness(lean)
     obese_noise, obese_edge = noise_and_sharpness(obese)
@@ -146,9 +252,49 @@ def test_heart_contracts_and_narrows_towards_the_apex(subjects):
     assert np.all(np.diff(area_ed[area_ed > 0]) <= 0)
 
 
-def test_milder_heart_failure_in_women_by_default_ratio():
-    cohort = sample_subjects(default_composition(8000, hf_severity_ratio={"sex": {"female": 0.5}}), 20, seed=4)
-    hf = cohort[cohort.label == 1]
-    healthy_ef = cohort[cohort.label == 0].groupby("sex").lvef_pct.mean()
-    ef_loss = healthy_ef - hf.groupby("sex").lvef_pct.mean()
-    assert ef_loss["female"] == pytest.approx(0.5 * ef_loss["male"], rel=0.25)
+def test_base_descends_in_systole_and_the_basal_slice_shows_the_atrium(subjects):
+    subject = subjects[subjects.phenotype == "healthy"].iloc[0].to_dict()
+    cine, seg_ed, seg_es = render(subject)
+    assert (seg_ed[..., 0] == 1).any() and not (seg_es[..., 0] == 1).any()
+    assert cine[..., 0, subject["es_frame"]].max() > 0.8 * cine[..., 0, 0].max()  # atrial blood, not unlabelled void
+
+
+def test_appearance_settings_shape_the_image(subjects):
+    subject = subjects.iloc[2].to_dict()
+    cine, seg, _ = render(subject)
+    darker = render(subject, appearance=Appearance(**{**asdict(AppearanceConfig()), "myocardium": 0.2}))[0]
+    noisier = render(subject, appearance=Appearance(**{**asdict(AppearanceConfig()), "noise": 0.05}))[0]
+    base = tissue_statistics(cine, seg, 0, GEOMETRY.pixel_mm)
+    assert tissue_statistics(darker, seg, 0, GEOMETRY.pixel_mm)["contrast"] > 1.2 * base["contrast"]
+    assert tissue_statistics(noisier, seg, 0, GEOMETRY.pixel_mm)["blood_snr"] < 0.6 * base["blood_snr"]
+
+
+def test_women_have_breast_tissue_in_front_of_the_chest_wall(subjects):
+    subject = subjects.iloc[0].to_dict()
+    geometry = Geometry(**{**asdict(GEOMETRY), "matrix": 160})  # a field of view wide enough to see the chest
+    images = {sex: SubjectRenderer(dict(subject, sex=sex), geometry, APPEARANCE, seed=1).chest.plane(0, 1)
+              for sex in ("female", "male")}
+    anterior = slice(0, 40)  # rows of y: the anterior chest
+    assert (images["female"][:, anterior] > 0.5).sum() > 1.5 * (images["male"][:, anterior] > 0.5).sum()
+
+
+def test_the_sex_gap_is_not_built_into_the_physiology():
+    """On a cohort balanced by sex and diagnosis, a model per sex on the true physiology is
+    nearly as accurate for women as for men: a classifier's gap on the default cohort comes
+    from what it saw, which augmentation can change (benchmarks/testbed.py prints more seeds)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import balanced_accuracy_score
+    from sklearn.model_selection import cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    cohort = sample_subjects(default_composition(8000, hf_base_prevalence=0.5, hf_odds_ratio={}), 50, seed=7)
+    features = np.column_stack([cohort.lvef_pct, cohort.lvedv_ml / cohort.bsa_m2, cohort.lvesv_ml / cohort.bsa_m2,
+                                cohort.lv_mass_g / cohort.bsa_m2])
+    accuracy = {}
+    for sex in ("female", "male"):
+        rows = (cohort.sex == sex).to_numpy()
+        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+        predicted = cross_val_predict(model, features[rows], cohort.label[rows], cv=5)
+        accuracy[sex] = balanced_accuracy_score(cohort.label[rows], predicted)
+    assert accuracy["female"] > 0.85 and abs(accuracy["male"] - accuracy["female"]) < 0.03, accuracy

@@ -19,13 +19,13 @@ import nibabel as nib
 import numpy as np
 
 from fairaug.data.phantom.physiology import Composition, sample_subjects
-from fairaug.data.phantom.render import Geometry, SubjectRenderer
+from fairaug.data.phantom.render import Appearance, Geometry, SubjectRenderer
 from fairaug.io import remove_abandoned, staging_folder
 from fairaug.processes import worker_pool
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 1  # bump when the rendered content changes
+GENERATOR_VERSION = 2  # bump when the rendered content changes
 METADATA_COLUMNS = ["subject_id", "sex", "age", "bmi", "diagnosis", "ed_frame", "es_frame"]
 
 
@@ -43,9 +43,11 @@ def phantom_spec(cfg) -> dict:
             "bmi_sd": float(cfg.composition.bmi_sd),
             "hf_base_prevalence": float(cfg.composition.hf_base_prevalence),
             "hf_odds_ratio": {k: dict(v) for k, v in cfg.composition.hf_odds_ratio.items()},
-            "hf_severity": float(cfg.composition.hf_severity),
-            "hf_severity_ratio": {k: dict(v) for k, v in cfg.composition.hf_severity_ratio.items()},
+            "phenotype_weights": dict(cfg.composition.phenotypes.weights),
+            "phenotype_odds_ratio": {phenotype: {k: dict(v) for k, v in by_attribute.items()}
+                                     for phenotype, by_attribute in cfg.composition.phenotypes.odds_ratio.items()},
         },
+        "appearance": {k: float(v) for k, v in cfg.appearance.items()},
     }
 
 
@@ -57,10 +59,10 @@ def _affine(pixel_mm: float, slice_mm: float) -> np.ndarray:
     return np.diag([pixel_mm, pixel_mm, slice_mm, 1.0])
 
 
-def _write_subject(job: tuple[dict, dict, int, str]) -> None:
-    subject, geometry, seed, folder = job
+def _write_subject(job: tuple[dict, dict, dict, int, str]) -> None:
+    subject, geometry, appearance, seed, folder = job
     geo = Geometry(**geometry)
-    renderer = SubjectRenderer(subject, geo, seed)
+    renderer = SubjectRenderer(subject, geo, Appearance(**appearance), seed)
     cine, seg_ed, seg_es = renderer.short_axis()
     long_axis = renderer.long_axis_4ch()
     out = Path(folder) / subject["subject_id"]
@@ -88,7 +90,7 @@ def generate(spec: dict, root: Path, workers: int) -> Path:
     cohort = sample_subjects(comp, geometry["n_frames"], spec["seed"])
     log.info("Generating phantom cohort of %d subjects into %s", len(cohort), target)
     seeds = np.random.SeedSequence(spec["seed"]).spawn(len(cohort))
-    jobs = [(row, geometry, int(s.generate_state(1)[0]), str(staging))
+    jobs = [(row, geometry, spec["appearance"], int(s.generate_state(1)[0]), str(staging))
             for row, s in zip(cohort.to_dict("records"), seeds)]
     try:
         staging.mkdir()

@@ -1,12 +1,19 @@
-"""Who the phantom subjects are: demographics, diagnosis and cardiac function.
+"""Who the phantom subjects are: demographics, diagnosis, heart-failure phenotype and function.
 
 Healthy function follows the UK Biobank reference ranges of Petersen et al. (J Cardiovasc
 Magn Reson 2017): LVEF women 61 ± 5 %, men 58 ± 5 %; LV mass index men 53 ± 9 g/m²,
-women 42 ± 7 g/m²; LV end-diastolic volume index larger in men and falling with age.
-Heart failure dilates the LV and lowers its ejection fraction below ~45 %, scaled by
-``hf_severity`` so that the classification task can be made harder or easier, and per
-subgroup by ``hf_severity_ratio``: by default women's heart failure is milder (less
-dilation, less EF loss), as women more often have heart failure with preserved EF.
+women 42 ± 7 g/m²; LV end-diastolic volume index larger in men and falling with age; heart
+size scales with body surface area.
+
+Heart failure comes as one of three phenotypes, drawn from a mixture whose weights depend on
+sex, age and BMI (``data.composition.phenotypes``), each applied to the subject's own healthy
+values and equally severe in both sexes:
+
+- ``hfref``: dilated, thin-walled, reduced EF (15-40 %), as in dilated cardiomyopathy.
+- ``ischaemic``: EF 25-45 %, moderate dilation, one coronary territory (LAD: anteroseptal,
+  mid to apex; RCA: inferior; LCx: lateral) akinetic and thinned by scar.
+- ``hfpef``: preserved EF (≥ 50 %), concentric hypertrophy (mass up 35-80 %), a smaller
+  cavity, and slow relaxation (less early diastolic filling).
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from fairaug.data.groups import age_decade, bmi_group
+from fairaug.errors import ConfigError
 
 # Petersen et al. 2017 (healthy Caucasians, UK Biobank), as means and SDs per sex.
 LVEF = {"female": (61.0, 5.0), "male": (58.0, 5.0)}
@@ -27,11 +35,16 @@ RVEDV_INDEX = {"female": (78.0, 12.0), "male": (94.0, 15.0)}
 RVEF = (56.0, 6.0)
 HEIGHT_CM = {"female": (163.0, 6.5), "male": (176.0, 7.0)}
 MYOCARDIAL_DENSITY = 1.05  # g/ml
+HEALTHY_EARLY_FILLING = 0.8  # share of diastolic filling before the atrial kick
+
+PHENOTYPES = ("hfref", "ischaemic", "hfpef")
+# Culprit coronary territories of ischaemic heart failure and how often each is the culprit.
+TERRITORIES = {"LAD": 0.5, "RCA": 0.3, "LCx": 0.2}
 
 
 @dataclass(frozen=True)
 class Composition:
-    """Subgroup make-up of the cohort and heart-failure odds per subgroup."""
+    """Subgroup make-up of the cohort, heart-failure odds and phenotype mixture per subgroup."""
 
     n_subjects: int
     p_female: float
@@ -40,8 +53,8 @@ class Composition:
     bmi_sd: float
     hf_base_prevalence: float
     hf_odds_ratio: dict[str, dict[str, float]]
-    hf_severity: float
-    hf_severity_ratio: dict[str, dict[str, float]]
+    phenotype_weights: dict[str, float]
+    phenotype_odds_ratio: dict[str, dict[str, dict[str, float]]]
 
 
 def _body_surface_area(height_cm: np.ndarray, weight_kg: np.ndarray) -> np.ndarray:
@@ -53,25 +66,51 @@ def _sample_age(rng: np.random.Generator, weights: dict[str, float], n: int) -> 
     decades = list(weights)
     p = np.array([weights[d] for d in decades], dtype=float)
     if (p < 0).any() or p.sum() <= 0:
-        raise ValueError(f"data.composition.age_weights must be non-negative and not all 0: {weights}")
+        raise ConfigError(f"data.composition.age_weights must be non-negative and not all 0: {weights}")
     starts = np.array([int(d.rstrip("s")) for d in decades])
     chosen = rng.choice(len(decades), size=n, p=p / p.sum())
     # UK Biobank imaging visits span ages 45 to 82.
     return np.clip(starts[chosen] + rng.uniform(0, 10, n), 45.0, 82.0)
 
 
+def _odds(cohort: pd.DataFrame, ratios: dict[str, dict[str, float]], key: str) -> np.ndarray:
+    """Product of the odds ratios of each subject's groups (1 for groups not listed)."""
+    odds = np.ones(len(cohort))
+    for attribute, by_group in ratios.items():
+        if attribute not in cohort:
+            raise ConfigError(f"{key} names unknown attribute '{attribute}' (one of sex, age_group, bmi_group)")
+        odds *= cohort[attribute].map(by_group).fillna(1.0).to_numpy(dtype=float)
+    return odds
+
+
 def _heart_failure(rng: np.random.Generator, cohort: pd.DataFrame, comp: Composition) -> np.ndarray:
     base = comp.hf_base_prevalence
-    log_odds = np.full(len(cohort), np.log(base / (1.0 - base)))
-    for attribute, ratios in comp.hf_odds_ratio.items():
-        if attribute not in cohort:
-            raise ValueError(f"data.composition.hf_odds_ratio names unknown attribute '{attribute}'")
-        log_odds += np.log(cohort[attribute].map(ratios).fillna(1.0).to_numpy(dtype=float))
-    return (rng.uniform(size=len(cohort)) < 1.0 / (1.0 + np.exp(-log_odds))).astype(int)
+    if not 0.0 < base < 1.0:
+        raise ConfigError(f"data.composition.hf_base_prevalence must lie in (0, 1), got {base}")
+    odds = base / (1.0 - base) * _odds(cohort, comp.hf_odds_ratio, "data.composition.hf_odds_ratio")
+    return (rng.uniform(size=len(cohort)) < odds / (1.0 + odds)).astype(int)
+
+
+def _phenotype(rng: np.random.Generator, cohort: pd.DataFrame, comp: Composition) -> np.ndarray:
+    """A heart-failure phenotype per subject (drawn for everyone; healthy subjects ignore it)."""
+    key = "data.composition.phenotypes"
+    unknown = sorted(set(comp.phenotype_weights) - set(PHENOTYPES))
+    unknown += sorted(set(comp.phenotype_odds_ratio) - set(PHENOTYPES))
+    if unknown:
+        raise ConfigError(f"{key} names unknown phenotype(s) {unknown}; the phenotypes are {list(PHENOTYPES)}")
+    weights = np.stack([
+        comp.phenotype_weights.get(name, 0.0)
+        * _odds(cohort, comp.phenotype_odds_ratio.get(name, {}), f"{key}.odds_ratio.{name}")
+        for name in PHENOTYPES], axis=1)
+    if (weights < 0).any() or not (weights.sum(axis=1) > 0).all():
+        raise ConfigError(f"{key}.weights must be non-negative and not all 0: {dict(comp.phenotype_weights)}")
+    cumulative = np.cumsum(weights / weights.sum(axis=1, keepdims=True), axis=1)
+    chosen = (rng.uniform(size=(len(cohort), 1)) > cumulative).sum(axis=1)
+    return np.asarray(PHENOTYPES)[np.minimum(chosen, len(PHENOTYPES) - 1)]
 
 
 def sample_subjects(comp: Composition, n_frames: int, seed: int) -> pd.DataFrame:
-    """One row per subject: demographics, diagnosis, ED/ES frames and LV/RV function."""
+    """One row per subject: demographics, diagnosis, phenotype, ED/ES frames, LV/RV function."""
     rng = np.random.default_rng(seed)
     n = comp.n_subjects
     sex = np.where(rng.uniform(size=n) < comp.p_female, "female", "male")
@@ -82,6 +121,7 @@ def sample_subjects(comp: Composition, n_frames: int, seed: int) -> pd.DataFrame
     cohort["age_group"] = age_decade(cohort["age"])
     cohort["bmi_group"] = bmi_group(cohort["bmi"])
     cohort["label"] = _heart_failure(rng, cohort, comp)
+    phenotype = np.where(cohort["label"] == 1, _phenotype(rng, cohort, comp), "healthy")
 
     def per_sex(table: dict[str, tuple[float, float]]) -> np.ndarray:
         mean = np.array([table[s][0] for s in sex])
@@ -95,23 +135,34 @@ def sample_subjects(comp: Composition, n_frames: int, seed: int) -> pd.DataFrame
     mass_index = per_sex(LV_MASS_INDEX)
     rv_edv_index = per_sex(RVEDV_INDEX)
     rvef = rng.normal(*RVEF, n)
+    early_filling = np.full(n, HEALTHY_EARLY_FILLING)
 
-    hf = cohort["label"].to_numpy() == 1
-    severity = comp.hf_severity * np.ones(n)
-    for attribute, ratios in comp.hf_severity_ratio.items():
-        if attribute not in cohort:
-            raise ValueError(f"data.composition.hf_severity_ratio names unknown attribute '{attribute}'")
-        severity *= cohort[attribute].map(ratios).fillna(1.0).to_numpy(dtype=float)
-    lvef = np.where(hf, lvef - severity * rng.normal(22.0, 6.0, n), lvef)
-    edv_index = np.where(hf, edv_index * (1.0 + severity * rng.uniform(0.1, 0.45, n)), edv_index)
-    mass_index = np.where(hf, mass_index * (1.0 + severity * rng.uniform(0.0, 0.2, n)), mass_index)
-    rvef = np.where(hf, rvef - severity * rng.normal(8.0, 4.0, n), rvef)
+    def where(name, value, otherwise):
+        return np.where(phenotype == name, value, otherwise)
 
-    lvedv = np.clip(edv_index, 40.0, 200.0) * bsa
+    lvef = where("hfref", rng.uniform(15.0, 40.0, n), lvef)
+    edv_index = where("hfref", edv_index * rng.uniform(1.3, 1.7, n), edv_index)
+    mass_index = where("hfref", mass_index * rng.uniform(1.05, 1.3, n), mass_index)
+    rvef = where("hfref", rvef - rng.normal(10.0, 4.0, n), rvef)
+
+    lvef = where("ischaemic", rng.uniform(25.0, 45.0, n), lvef)
+    edv_index = where("ischaemic", edv_index * rng.uniform(1.15, 1.5, n), edv_index)
+    mass_index = where("ischaemic", mass_index * rng.uniform(1.0, 1.2, n), mass_index)
+    rvef = where("ischaemic", rvef - rng.normal(5.0, 4.0, n), rvef)
+    territory = where("ischaemic", rng.choice(list(TERRITORIES), n, p=list(TERRITORIES.values())), "")
+    defect_deg = where("ischaemic", rng.uniform(70.0, 120.0, n).round(), 0.0)
+
+    lvef = where("hfpef", np.maximum(lvef + rng.normal(2.0, 4.0, n), 50.0), lvef)
+    edv_index = where("hfpef", edv_index * rng.uniform(0.8, 0.95, n), edv_index)
+    mass_index = where("hfpef", mass_index * rng.uniform(1.35, 1.8, n), mass_index)
+    early_filling = where("hfpef", rng.uniform(0.35, 0.55, n), early_filling)
+
+    lvedv = np.clip(edv_index, 40.0, 180.0) * bsa
     lvef = np.clip(lvef, 12.0, 75.0)
     rvedv = np.clip(rv_edv_index, 45.0, 200.0) * bsa
     rvef = np.clip(rvef, 25.0, 75.0)
-    cohort["diagnosis"] = np.where(hf, "heart failure", "healthy")
+    cohort["diagnosis"] = np.where(cohort["label"] == 1, "heart failure", "healthy")
+    cohort["phenotype"] = phenotype
     cohort["ed_frame"] = 0
     cohort["es_frame"] = np.clip(np.round(n_frames * rng.normal(0.36, 0.025, n)), 2, n_frames - 2).astype(int)
     cohort["height_cm"] = height.round(1)
@@ -119,7 +170,10 @@ def sample_subjects(comp: Composition, n_frames: int, seed: int) -> pd.DataFrame
     cohort["lvedv_ml"] = lvedv.round(1)
     cohort["lvesv_ml"] = (lvedv * (1.0 - lvef / 100.0)).round(1)
     cohort["lvef_pct"] = lvef.round(1)
-    cohort["lv_mass_g"] = (np.clip(mass_index, 20.0, 120.0) * bsa).round(1)
+    cohort["lv_mass_g"] = (np.clip(mass_index, 20.0, 160.0) * bsa).round(1)
     cohort["rvedv_ml"] = rvedv.round(1)
     cohort["rvesv_ml"] = (rvedv * (1.0 - rvef / 100.0)).round(1)
+    cohort["territory"] = territory
+    cohort["defect_deg"] = defect_deg
+    cohort["early_filling"] = early_filling.round(3)
     return cohort

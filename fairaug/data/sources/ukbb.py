@@ -45,8 +45,13 @@ def read_ukbb_layout(root: Path, metadata: Path, columns, on_error: str, age_sch
 
 
 def load_phantom(cfg) -> tuple[pd.DataFrame, Problems]:
+    """The phantom as its UK Biobank layout reads, with each subject's heart-failure phenotype
+    (healthy, hfref, ischaemic, hfpef) as its diagnosis, like the public datasets' groups."""
     folder = generate(phantom_spec(cfg), Path(cfg.root), workers=int(cfg.workers))
-    return read_ukbb_layout(folder, folder / "metadata.csv", ColumnsConfig(), cfg.on_error, cfg.age_groups)
+    table, problems = read_ukbb_layout(folder, folder / "metadata.csv", ColumnsConfig(), cfg.on_error, cfg.age_groups)
+    phenotype = pd.read_csv(folder / "physiology.csv", dtype={"subject_id": str}).set_index("subject_id").phenotype
+    table["diagnosis"] = table["subject_id"].map(phenotype)
+    return table, problems
 
 
 def load_ukbb(cfg) -> tuple[pd.DataFrame, Problems]:

@@ -1,0 +1,165 @@
+"""Shape and motion of the phantom's ventricles, per short-axis slice and frame.
+
+The LV cavity is a truncated prolate ellipsoid whose base descends towards a fixed apex in
+systole (long-axis shortening, so the basal slice leaves the ventricle at end-systole). Its
+mean radius per slice is solved so that the cavity volume summed over slices (what a
+Simpson's-rule analysis of the masks measures) equals the subject's volume in every frame.
+An ischaemic territory keeps its end-diastolic radius (akinesis) and half its wall (scar);
+the rest of the slice contracts more, so the slice still holds its volume. The myocardial
+cross-section of every angular sector is conserved through the cycle (wall thickening), and
+the wall is solved so the ED myocardium holds the subject's LV mass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+LV_ASPECT = 3.5  # long axis / basal radius of the LV cavity
+LONGITUDINAL_SHORTENING = 0.25  # fraction of the ejected volume fraction lost in length
+SCAR_THINNING = 0.5  # wall thickness lost in the centre of an infarct
+MYOCARDIAL_DENSITY = 1.05  # g/ml
+ANGLES = np.linspace(-np.pi, np.pi, 720, endpoint=False)  # grid for angular integrals
+
+# Where each coronary territory lies, relative to the septum (the direction of the RV), and
+# which part of the base-to-apex length it covers (as fractions of the ED length).
+TERRITORY_CENTRE = {"LAD": np.pi / 4, "RCA": -np.pi / 3, "LCx": np.pi + 0.4}
+TERRITORY_DEPTH = {"LAD": (0.35, 1.0), "RCA": (0.0, 0.7), "LCx": (0.0, 0.75)}
+
+
+def volume_curve(n_frames: int, es_frame: int, early_filling: float = 0.8) -> np.ndarray:
+    """Fraction of stroke volume present per frame: 1 at ED (frame 0), 0 at ES.
+
+    Diastole is early (passive) filling, then the atrial kick; slow relaxation (HFpEF)
+    moves filling from the first to the second.
+    """
+    phase = np.arange(n_frames) / n_frames
+    es = es_frame / n_frames
+    systole = 0.5 * (1.0 + np.cos(np.pi * np.minimum(phase, es) / es))
+    u = np.clip((phase - es) / (1.0 - es), 0.0, 1.0)
+    atrial_kick = np.clip((u - 0.7) / 0.3, 0.0, 1.0) ** 2
+    diastole = early_filling * (1.0 - np.exp(-5.0 * u)) + (1.0 - early_filling) * atrial_kick
+    return np.where(phase <= es, systole, diastole)
+
+
+def wrapped(angle):
+    """Angle folded into [-π, π)."""
+    return (angle + np.pi) % (2.0 * np.pi) - np.pi
+
+
+def _ramp(value, low, high, width):
+    """1 inside [low, high], falling linearly to 0 over `width` outside."""
+    return np.clip(np.minimum(value - low, high - value) / width + 1.0, 0.0, 1.0)
+
+
+@dataclass
+class LeftVentricle:
+    cavity: np.ndarray  # (Z, T) mean cavity radius, mm (0: the slice misses the cavity)
+    depth: np.ndarray  # (Z, T) distance below the moving base, mm (negative: above the valve plane)
+    length: np.ndarray  # (T,) base-to-apex length of the cavity, mm
+    wall: float  # healthy ED wall thickness, mm
+    defect_centre: float | None  # angle of the infarct centre in the image, or None
+    defect_half: float  # half-width of the infarct, radians
+    defect_extent: np.ndarray  # (Z,) how much of the infarct each slice holds, 0..1
+
+    def defect(self, theta: np.ndarray, z: int) -> np.ndarray:
+        """Infarct weight (0 healthy, 1 scar) at angles `theta` of slice z."""
+        if self.defect_centre is None or self.defect_extent[z] == 0:
+            return np.zeros_like(theta)
+        offset = wrapped(theta - self.defect_centre)
+        return self.defect_extent[z] * _ramp(np.abs(offset), -1.0, self.defect_half, 0.35)
+
+    def radii(self, theta: np.ndarray, z: int, t) -> tuple[np.ndarray, np.ndarray]:
+        """Endo- and epicardial radius (mm) at angles `theta` of slice z in frame(s) t.
+
+        `theta` broadcasts against `cavity[z, t]`; an infarct keeps its ED radius and the
+        other sectors take up the difference in area.
+        """
+        c0 = self.cavity[z, 0]
+        c = self.cavity[z, t]
+        w = self.defect(theta, z)
+        share = float(np.mean(self.defect(ANGLES, z)))
+        healthy_sq = np.maximum((c**2 - share * c0**2) / (1.0 - share), (0.3 * c) ** 2)
+        endo_sq = w * c0**2 + (1.0 - w) * healthy_sq
+        section = (c0 + self.wall * (1.0 - SCAR_THINNING * w)) ** 2 - c0**2
+        inside = np.asarray(c) > 0
+        return np.sqrt(endo_sq) * inside, np.sqrt(endo_sq + section) * inside
+
+
+def left_ventricle(subject: dict, curve: np.ndarray, n_slices: int, slice_mm: float,
+                   rv_angle: float, rng: np.random.Generator) -> LeftVentricle:
+    """Solve the LV of one subject for every slice and frame."""
+    edv, esv = subject["lvedv_ml"] * 1e3, subject["lvesv_ml"] * 1e3
+    volume = esv + (edv - esv) * curve  # mm³ per frame
+    length_ed = LV_ASPECT * (edv / (2.0 / 3.0 * np.pi * LV_ASPECT)) ** (1.0 / 3.0)
+    descent = LONGITUDINAL_SHORTENING * length_ed * (edv - volume) / edv  # base moves towards the apex
+    length = length_ed - descent
+    position = rng.uniform(2.0, 8.0) + slice_mm * np.arange(n_slices)[:, None]  # below the ED base
+    depth = position - descent[None, :]
+    profile = np.where(depth >= 0, np.clip(1.0 - (depth / length[None, :]) ** 2, 0.0, None), 0.0)
+    radius_sq = volume / (np.pi * slice_mm * profile.sum(axis=0))
+    cavity = np.sqrt(radius_sq[None, :] * profile)
+
+    territory = subject.get("territory") or None
+    centre, half, extent = None, 0.0, np.zeros(n_slices)
+    if territory:
+        centre = rv_angle + TERRITORY_CENTRE[territory]
+        half = np.radians(subject["defect_deg"]) / 2.0
+        low, high = TERRITORY_DEPTH[territory]
+        extent = _ramp(position[:, 0] / length_ed, low, high, 0.15)
+    lv = LeftVentricle(cavity, depth, length, 0.0, centre, half, extent)
+
+    # ED myocardial area per slice is c0·W·∫f + W²/2·∫f² with f the relative wall thickness.
+    c0 = cavity[:, 0]
+    thickness = np.stack([1.0 - SCAR_THINNING * lv.defect(ANGLES, z) for z in range(n_slices)])
+    step = 2.0 * np.pi / len(ANGLES)
+    filled = c0 > 0
+    a = 0.5 * (thickness[filled] ** 2).sum() * step
+    b = (c0[filled] * thickness[filled].sum(axis=1)).sum() * step
+    myocardium = subject["lv_mass_g"] / MYOCARDIAL_DENSITY * 1e3 / slice_mm  # mm², summed over slices
+    lv.wall = float((-b + np.sqrt(b**2 + 4.0 * a * myocardium)) / (2.0 * a))
+    return lv
+
+
+RV_HALF_ANGLE = 1.25  # the RV crescent wraps ±72° around the septum
+SEPTAL_GAP_MM = 1.0  # between the LV epicardium and the RV cavity (the septum's RV side)
+
+
+def crescent_profile(offset: np.ndarray) -> np.ndarray:
+    """RV cavity depth (0..1) at angular distance `offset` from the direction of the RV."""
+    return np.clip(1.0 - (offset / RV_HALF_ANGLE) ** 2, 0.0, None) ** 0.75
+
+
+@dataclass
+class RightVentricle:
+    depth: np.ndarray  # (Z, T) cavity depth at the middle of the crescent, mm
+
+    def signed(self, r: np.ndarray, offset: np.ndarray, septum: np.ndarray, z: int) -> np.ndarray:
+        """Signed distance (mm, positive inside) to the RV cavity of slice z; `offset` is the
+        angle from the RV direction and `septum` the LV epicardial radius, per frame."""
+        inner = septum + SEPTAL_GAP_MM
+        outer = inner + self.depth[z] * crescent_profile(offset)
+        return np.where(septum > 0, np.minimum(r - inner, outer - r), -1e3)
+
+
+def mean_epicardium(lv: LeftVentricle) -> np.ndarray:
+    """(Z, T) epicardial radius of a slice without infarct (the septum the RV wraps)."""
+    c, c0 = lv.cavity, lv.cavity[:, :1]
+    return np.sqrt(c**2 + 2.0 * c0 * lv.wall + lv.wall**2) * (c > 0)
+
+
+def right_ventricle(subject: dict, curve: np.ndarray, lv: LeftVentricle, slice_mm: float) -> RightVentricle:
+    """Crescent depth per slice and frame so that the slices hold the RV volume of each frame;
+    the RV is widest at the base and ends before the LV apex."""
+    volume = (subject["rvesv_ml"] + (subject["rvedv_ml"] - subject["rvesv_ml"]) * curve) * 1e3  # mm³, (T,)
+    septum = mean_epicardium(lv)
+    taper = np.sqrt(np.clip(1.0 - (lv.depth[:, :1] / (0.8 * lv.length[0])) ** 2, 0.0, None)) * (septum > 0)
+    area = volume[None, :] * taper / (taper.sum(axis=0, keepdims=True) * slice_mm)  # (Z, T) mm²
+    inner = septum + SEPTAL_GAP_MM
+    profile = crescent_profile(ANGLES)
+    step = 2.0 * np.pi / len(ANGLES)
+    p1, p2 = profile.sum() * step, (profile**2).sum() * step
+    # area = inner·h·∫p + h²/2·∫p²
+    depth = (-inner * p1 + np.sqrt((inner * p1) ** 2 + 2.0 * p2 * area)) / p2
+    return RightVentricle(np.where(septum > 0, depth, 0.0))
