@@ -188,6 +188,18 @@ def test_image_statistics_like_real_cine(generated):
     assert cine.shape[3] == 50 and cine.dtype == np.int16
 
 
+def test_default_view_crop_stays_inside_the_field_of_view(generated):
+    from fairaug.config import InputConfig
+
+    _, loaded = generated
+    half_fov = GEOMETRY.matrix * GEOMETRY.pixel_mm / 2.0
+    for cine, seg_ed, _ in loaded.values():
+        xs, ys, _ = np.nonzero(seg_ed == 1)
+        centre_mm = (np.array([xs.mean(), ys.mean()]) - (GEOMETRY.matrix - 1) / 2.0) * GEOMETRY.pixel_mm
+        assert (np.abs(centre_mm) + InputConfig.crop_mm / 2.0 <= half_fov).all(), centre_mm
+        assert (cine[0, :, :, 0] > 0).mean() > 0.5 and (cine[:, 0, :, 0] > 0).mean() > 0.5  # body to the edge
+
+
 def test_healthy_function_in_the_masks_matches_reference_by_sex(generated):
     physiology, loaded = generated
     volumes = pd.DataFrame([{"edv": (ed == 1).sum() * VOXEL_ML, "esv": (es == 1).sum() * VOXEL_ML}

@@ -12,9 +12,9 @@ from fairaug.data.readers import reader_for
 from fairaug.data.views import ViewBuilder
 from fairaug.errors import ConfigError, DataError
 
-SHAPES = {  # tiny phantom: 8 frames, time_step 2 -> 4; depth 8; size 24
-    ("cine", "sa"): (1, 4, 24, 24),
-    ("cine", "la_4ch"): (1, 4, 24, 24),
+SHAPES = {  # tiny phantom: 8 frames, time_step 5 -> 2; depth 8; size 24
+    ("cine", "sa"): (1, 2, 24, 24),
+    ("cine", "la_4ch"): (1, 2, 24, 24),
     ("volume", "sa"): (1, 8, 24, 24),
     ("slice", "sa"): (1, 24, 24),
     ("frame", "sa"): (1, 24, 24),

@@ -61,7 +61,9 @@ class SubjectRenderer:
         half = (geometry.matrix - 1) / 2.0
         axis = ((np.arange(geometry.matrix) - half) * geometry.pixel_mm).astype(np.float32)
         self.x, self.y = np.meshgrid(axis, axis, indexing="ij")
-        self.centre = rng.normal(0.0, 4.0, 2)
+        # The heart near the middle of the field of view, as planned on the scanner: the default
+        # 140 mm view crop around it stays inside the 173 mm field of view (no zero padding).
+        self.centre = np.clip(rng.normal(0.0, 4.0, 2), -10.0, 10.0)
         bmi = subject["bmi"]
         # The septum points to the RV (image left, slightly anterior); obesity lays the heart flatter.
         self.rv_angle = np.pi + 0.1 + rng.normal(0.0, 0.2) + 0.01 * (bmi - 25.0)
@@ -71,7 +73,8 @@ class SubjectRenderer:
         self.noise = appearance.noise * (1.0 + appearance.noise_per_bmi * excess)
         self.curve = volume_curve(geometry.n_frames, int(subject["es_frame"]), float(subject["early_filling"]))
         self.lv = left_ventricle(subject, self.curve, geometry.n_slices, geometry.slice_mm, self.rv_angle, rng)
-        self.misregistration = rng.normal(0.0, appearance.misregistration_mm, (geometry.n_slices, 2))
+        spread = appearance.misregistration_mm
+        self.misregistration = np.clip(rng.normal(0.0, spread, (geometry.n_slices, 2)), -2.5 * spread, 2.5 * spread)
         harmonics = np.arange(6, 31)
         spikes = (rng.uniform(0.3, 1.0, len(harmonics))[:, None]
                   * np.cos(harmonics[:, None] * ANGLES[None, :] + rng.uniform(0, 2 * np.pi, len(harmonics))[:, None]))
