@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fairaug.data.phantom.body import OUTSIDE
+
 LV_ASPECT = 3.5  # long axis / basal radius of the LV cavity
 LONGITUDINAL_SHORTENING = 0.25  # fraction of the ejected volume fraction lost in length
 SCAR_THINNING = 0.5  # wall thickness lost in the centre of an infarct
@@ -28,7 +30,7 @@ TERRITORY_CENTRE = {"LAD": np.pi / 4, "RCA": -np.pi / 3, "LCx": np.pi + 0.4}
 TERRITORY_DEPTH = {"LAD": (0.35, 1.0), "RCA": (0.0, 0.7), "LCx": (0.0, 0.75)}
 
 
-def volume_curve(n_frames: int, es_frame: int, early_filling: float = 0.8) -> np.ndarray:
+def volume_curve(n_frames: int, es_frame: int, early_filling: float) -> np.ndarray:
     """Fraction of stroke volume present per frame: 1 at ED (frame 0), 0 at ES.
 
     Diastole is early (passive) filling, then the atrial kick; slow relaxation (HFpEF)
@@ -140,7 +142,7 @@ class RightVentricle:
         angle from the RV direction and `septum` the LV epicardial radius, per frame."""
         inner = septum + SEPTAL_GAP_MM
         outer = inner + self.depth[z] * crescent_profile(offset)
-        return np.where(septum > 0, np.minimum(r - inner, outer - r), -1e3)
+        return np.where(septum > 0, np.minimum(r - inner, outer - r), OUTSIDE)
 
 
 def mean_epicardium(lv: LeftVentricle) -> np.ndarray:

@@ -34,7 +34,6 @@ LVEDV_INDEX_PER_YEAR = -0.35  # ml/m² per year of age, around age 60
 RVEDV_INDEX = {"female": (78.0, 12.0), "male": (94.0, 15.0)}
 RVEF = (56.0, 6.0)
 HEIGHT_CM = {"female": (163.0, 6.5), "male": (176.0, 7.0)}
-MYOCARDIAL_DENSITY = 1.05  # g/ml
 HEALTHY_EARLY_FILLING = 0.8  # share of diastolic filling before the atrial kick
 
 PHENOTYPES = ("hfref", "ischaemic", "hfpef")
