@@ -47,11 +47,11 @@ HISTOGRAM_BINS = np.linspace(0.0, 2.0, 61)  # intensity / blood-pool mean
 STATISTICS = {"contrast": "blood/myocardium contrast", "blood_cv": "blood-pool CV", "blood_snr": "blood SNR"}
 
 
-def load_subject(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """Cine (X, Y, Z, T), ED and ES masks, and the in-plane pixel size in mm from the header."""
+def load_subject(folder: Path) -> tuple[np.ndarray, np.ndarray, float]:
+    """Cine (X, Y, Z, T), ED mask, and the in-plane pixel size in mm from the header."""
     sa = nib.load(folder / "sa.nii.gz")
-    seg_ed, seg_es = (np.asanyarray(nib.load(folder / f"seg_sa_{phase}.nii.gz").dataobj) for phase in ("ED", "ES"))
-    return np.asanyarray(sa.dataobj), seg_ed, seg_es, float(sa.header.get_zooms()[0])
+    seg_ed = np.asanyarray(nib.load(folder / "seg_sa_ED.nii.gz").dataobj)
+    return np.asanyarray(sa.dataobj), seg_ed, float(sa.header.get_zooms()[0])
 
 
 def fov_crop(image: np.ndarray, centre: np.ndarray, pixel_mm: float) -> np.ndarray:
@@ -64,7 +64,7 @@ def fov_crop(image: np.ndarray, centre: np.ndarray, pixel_mm: float) -> np.ndarr
 
 def subject_row(folder: Path, ed: int, es: int) -> dict:
     """What one figure row needs: ED/ES crops, normalised tissue intensities, and the statistics."""
-    cine, seg_ed, _, pixel_mm = load_subject(folder)
+    cine, seg_ed, pixel_mm = load_subject(folder)
     z = mid_ventricular_slice(seg_ed)
     mask = seg_ed[..., z]
     centre = np.argwhere(mask == BLOOD_POOL).mean(axis=0)
@@ -81,7 +81,8 @@ def subject_row(folder: Path, ed: int, es: int) -> dict:
 def phantom_cohort(n_subjects: int, root: Path, workers: int) -> tuple[Path, pd.DataFrame]:
     """A default-appearance cohort with every phenotype likely present (half HF, no HF odds by group)."""
     cfg = OmegaConf.merge(compose_config([]).data, {"n_subjects": n_subjects, "workers": workers,
-                                                    "composition": {"hf_base_prevalence": 0.5, "hf_odds_ratio": {}}})
+                                                    "composition": {"hf_base_prevalence": 0.5}})
+    cfg.composition.hf_odds_ratio = {}  # assigned: merging an empty mapping would keep the default odds
     folder = generate(phantom_spec(cfg), root, workers)
     return folder, pd.read_csv(folder / "physiology.csv")
 
@@ -98,8 +99,9 @@ def markdown_table(reference: dict, phantom: pd.DataFrame) -> str:
               for k in STATISTICS])]
     for phenotype in PHENOTYPES:
         members = phantom[phantom.phenotype == phenotype]
-        rows.append((f"phantom {phenotype} (n={len(members)}): median",
-                     [number(members[k].median(), k) for k in STATISTICS]))
+        if len(members):
+            rows.append((f"phantom {phenotype} (n={len(members)}): median",
+                         [number(members[k].median(), k) for k in STATISTICS]))
     lines = ["| image | " + " | ".join(STATISTICS.values()) + " |", "|---" * (len(STATISTICS) + 1) + "|"]
     return "\n".join(lines + [f"| {name} | " + " | ".join(cells) + " |" for name, cells in rows])
 
@@ -120,21 +122,21 @@ def draw_row(axes, row: dict, label: str) -> None:
                    color="tab:green", label="LV myocardium")
     histogram.set_title(f"ED contrast {row['contrast']:.2f}, blood CV {row['blood_cv']:.2f}, "
                         f"blood SNR {row['blood_snr']:.0f}")
-    histogram.set_xlabel("intensity / blood-pool mean (values above 2 in the last bin)")
+    histogram.set_xlabel("intensity / blood-pool mean (clipped at 2)")
     histogram.set_yticks([])
     histogram.legend(frameon=False)
 
 
 def draw_figure(rows: list[tuple[str, dict]], out: Path) -> Path:
     with plt.rc_context({"font.size": 7, "axes.titlesize": 7}):
-        fig, axes = plt.subplots(len(rows), 3, figsize=(12, 2.7 * len(rows)),
-                                 gridspec_kw={"width_ratios": [1, 1, 2.2]})
+        fig, axes = plt.subplots(len(rows), 3, figsize=(12, 3.2 * len(rows)),
+                                 gridspec_kw={"width_ratios": [1, 1, 1.5]})
         for row_axes, (label, row) in zip(axes, rows):
             draw_row(row_axes, row, label)
         fig.suptitle(f"Real short-axis cine (top, Sunnybrook {REFERENCE_SUBJECT}) vs the built-in phantom at its "
                      f"defaults (one subject per phenotype): mid-ventricular slice, {FOV_MM:.0f} mm field of view "
                      "around the LV", fontsize=9)
-        fig.tight_layout()
+        fig.tight_layout(rect=(0, 0, 1, 0.98))  # room for the suptitle
         out.parent.mkdir(parents=True, exist_ok=True)
         return write_figure(fig, out, dpi=110)
 

@@ -80,20 +80,20 @@ class CompositionConfig:
 class AppearanceConfig:
     """bSSFP signal and acquisition of the phantom images; tissue signals relative to blood = 1."""
 
-    myocardium: float = 0.30
+    myocardium: float = 0.31
     fat: float = 0.85
     soft_tissue: float = 0.28
     liver: float = 0.38
     lung: float = 0.04
     breast: float = 0.55  # glandular tissue in women's anterior chest (fat around it is brighter)
-    noise: float = 0.014  # Gaussian sigma of each Rician channel, relative to blood, at BMI 22
+    noise: float = 0.016  # Gaussian sigma of each Rician channel, relative to blood, at BMI 22
     noise_per_bmi: float = 0.04  # relative noise increase per BMI unit above 22 (body habitus)
     blur_px: float = 0.35  # in-plane point-spread sigma at BMI 22, pixels
-    blur_per_bmi: float = 0.05  # added sigma per BMI unit above 22
+    blur_per_bmi: float = 0.035  # added sigma per BMI unit above 22
     coil_falloff_mm: float = 180.0  # anterior coil array: signal falls by 1/e over this depth
     shading: float = 0.12  # amplitude of smooth coil-sensitivity ripples
-    trabeculation_mm: float = 5.0  # depth of the trabecular layer inside the endocardium at ED
-    flow: float = 0.08  # amplitude of in-flow intensity variation in the blood pools
+    trabeculation_mm: float = 6.0  # depth of the trabecular layer at ED in a 25 mm cavity (scales with it)
+    flow: float = 0.12  # amplitude of in-flow intensity variation in the blood pools
     misregistration_mm: float = 1.0  # SD of per-slice in-plane shifts (breath-hold mismatch); 0 = none
 
 

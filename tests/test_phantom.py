@@ -166,8 +166,8 @@ def generated(tmp_path_factory):
     from omegaconf import OmegaConf
 
     root = tmp_path_factory.mktemp("phantom")
-    cfg = OmegaConf.merge(DEFAULT, {"n_subjects": 24, "workers": 1,
-                                    "composition": {"hf_base_prevalence": 0.5, "hf_odds_ratio": {}}})
+    cfg = OmegaConf.merge(DEFAULT, {"n_subjects": 24, "workers": 1, "composition": {"hf_base_prevalence": 0.5}})
+    cfg.composition.hf_odds_ratio = {}  # assigned: merging an empty mapping would keep the defaults
     folder = generate(phantom_spec(cfg), root, workers=1)
     physiology = pd.read_csv(folder / "physiology.csv")
     loaded = {}

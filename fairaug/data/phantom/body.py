@@ -68,7 +68,7 @@ class Chest:
             for side in (-1.0, 1.0):
                 breasts = np.maximum(breasts, ellipse_distance(
                     x, y, mx + side * 0.45 * self.half_width, anterior + 5.0, 0.4 * self.half_width, self.breast))
-            breasts = np.minimum(breasts, anterior + 5.0 - y)
+            breasts = np.minimum(breasts, 3.0 - body)  # outside the chest wall, following its curve
             body = np.maximum(body, breasts)
         image = np.full(x.shape, a.soft_tissue, np.float32) * (1.0 + 0.12 * texture + 0.05 * fine)
         lung_edge = 8.0 * smooth_field(rng, x.shape, 8.0)

@@ -124,13 +124,13 @@ def left_ventricle(subject: dict, curve: np.ndarray, n_slices: int, slice_mm: fl
     return lv
 
 
-RV_HALF_ANGLE = 1.25  # the RV crescent wraps ±72° around the septum
+RV_HALF_ANGLE = 1.45  # the RV crescent wraps ±83° around the septum
 SEPTAL_GAP_MM = 1.0  # between the LV epicardium and the RV cavity (the septum's RV side)
 
 
 def crescent_profile(offset: np.ndarray) -> np.ndarray:
     """RV cavity depth (0..1) at angular distance `offset` from the direction of the RV."""
-    return np.clip(1.0 - (offset / RV_HALF_ANGLE) ** 2, 0.0, None) ** 0.75
+    return np.clip(1.0 - (offset / RV_HALF_ANGLE) ** 2, 0.0, None)
 
 
 @dataclass

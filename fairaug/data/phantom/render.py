@@ -21,6 +21,9 @@ from fairaug.data.phantom.heart import ANGLES, left_ventricle, mean_epicardium, 
 
 BLOOD, RV_BLOOD = 1.0, 0.95  # relative bSSFP signal of the blood pools
 RV_WALL_MM = 3.0
+TRABECULATION_RADIUS_MM = 25.0  # cavity radius at which the trabecular layer is trabeculation_mm deep
+LVOT_DEPTH_MM = 14.0  # slices this close to the ED base cut the LV outflow tract
+AORTIC_ROOT_MM = 11.0  # radius
 INTENSITY_SCALE = 500.0  # int16 counts for blood, close to the reference scanner's range
 
 
@@ -52,6 +55,11 @@ class Appearance:
     misregistration_mm: float
 
 
+def angular_index(theta: np.ndarray) -> np.ndarray:
+    """Index into ANGLES of each angle in [-π, π)."""
+    return ((theta + np.pi) / (2.0 * np.pi) * len(ANGLES)).astype(int) % len(ANGLES)
+
+
 class SubjectRenderer:
     """Everything one subject's images share: geometry, anatomy and image quality."""
 
@@ -80,6 +88,9 @@ class SubjectRenderer:
                   * np.cos(harmonics[:, None] * ANGLES[None, :] + rng.uniform(0, 2 * np.pi, len(harmonics))[:, None]))
         spikes = spikes.sum(axis=0)
         self.trabeculae = ((spikes - spikes.min()) / (spikes.max() - spikes.min())) ** 2  # 0..1 per angle
+        # Epicardial fat gathers in patches (grooves, inferior wall) rather than an even ring.
+        patches = sum(rng.uniform(0.5, 1.0) * np.cos(k * ANGLES + rng.uniform(0, 2 * np.pi)) for k in range(1, 5))
+        self.fat_patches = np.clip(0.6 + 0.6 * patches / np.abs(patches).max(), 0.1, None)
         self.papillary_angles = self.rv_angle + np.pi + np.array([-0.9, 0.9]) + rng.normal(0.0, 0.1, 2)
         self.chest = Chest(subject, self.x, self.y, self.centre, appearance, geometry.pixel_mm, rng)
 
@@ -107,25 +118,41 @@ class SubjectRenderer:
             septum = septa[z]
             rv = rv_cavity.signed(r, wrapped(theta - self.rv_angle), septum, z)
             atrium = np.where((lv.depth[z] < 0) & (lv.depth[z] > -25.0), 0.9 * lv.cavity[0, 0] - r, OUTSIDE)
-            heart = np.maximum.reduce([np.where(epi > 0, epi - r, OUTSIDE), rv + RV_WALL_MM, atrium + 2.0])
+            lvot = self._outflow_tract(z, r, theta, endo, septum, dx, dy)
+            heart = np.maximum.reduce([np.where(epi > 0, epi - r, OUTSIDE), rv + RV_WALL_MM, atrium + 2.0, lvot + 2.0])
             flow = 1.0 + a.flow * (np.cos(phase) * smooth_field(self.rng, r.shape[:2], 5.0)[..., None]
                                    + np.sin(phase) * smooth_field(self.rng, r.shape[:2], 5.0)[..., None])
             gain = 1.0 + 0.04 * self.rng.standard_normal()
             plane = np.broadcast_to(self.chest.plane(z, g.n_slices)[..., None], r.shape)
-            plane = blend(plane, soft_inside(heart + self.fat_mm, px), a.fat)
+            fat_mm = self.fat_mm * self.fat_patches[angular_index(theta)]
+            plane = blend(plane, soft_inside(heart + fat_mm, px), a.fat)
             plane = blend(plane, soft_inside(heart, px), a.myocardium)
             plane = blend(plane, soft_inside(rv, px), RV_BLOOD * gain * flow)
-            plane = blend(plane, soft_inside(atrium, px), BLOOD * gain * flow)
+            plane = blend(plane, soft_inside(np.maximum(atrium, lvot), px), BLOOD * gain * flow)
             lv_blood = soft_inside(endo - r, px)
             plane = blend(plane, lv_blood, BLOOD * gain * flow)
             plane = self._trabeculae_and_papillary_muscles(plane, z, r, theta, endo, lv_blood, dx, dy)
             image[..., z, :] = plane
             for i, t in enumerate((0, es)):
                 seg = segs[..., z, i]
-                seg[(r[..., t] < epi[..., t]) & (epi[..., t] > 0)] = 2
+                seg[(r[..., t] < epi[..., t]) & (epi[..., t] > 0) & (lvot[..., t] <= 0)] = 2  # wall open to the LVOT
                 seg[r[..., t] < endo[..., t]] = 1
                 seg[rv[..., t] > 0] = 3
         return self._acquire(image), segs[..., 0], segs[..., 1]
+
+    def _outflow_tract(self, z, r, theta, endo, septum, dx, dy):
+        """Signed distance to the LV outflow tract of a basal slice: the anteroseptal wall opens
+        into the aortic root in front of it (not part of the LV masks, as annotators close the
+        LV at the outflow tract). Absent in other slices and where the base has left the slice."""
+        lv = self.lv
+        if lv.depth[z, 0] > LVOT_DEPTH_MM:
+            return np.full(r.shape, OUTSIDE, np.float32)
+        angle = self.rv_angle + 0.9  # between the septum and the anterior wall
+        reach = septum + AORTIC_ROOT_MM  # (T,) root centre from the LV centre
+        root = AORTIC_ROOT_MM - np.hypot(dx - np.cos(angle) * reach, dy - np.sin(angle) * reach)
+        channel = np.minimum((0.35 - np.abs(wrapped(theta - angle))) * r, reach - r)
+        channel = np.where(r > 0.6 * endo, channel, OUTSIDE)
+        return np.where((lv.depth[z] >= 0) & (septum > 0), np.maximum(root, channel), OUTSIDE)
 
     def _trabeculae_and_papillary_muscles(self, plane, z, r, theta, endo, lv_blood, dx, dy):
         """Muscle inside the blood pool: a trabecular fringe along the endocardium (deeper towards
@@ -136,8 +163,9 @@ class SubjectRenderer:
             return plane
         towards_apex = np.clip(lv.depth[z, 0] / lv.length[0], 0.0, 1.0)
         squeeze = lv.cavity[z] / c0  # (T,)
-        index = ((theta + np.pi) / (2.0 * np.pi) * len(ANGLES)).astype(int) % len(ANGLES)
-        fringe = a.trabeculation_mm * (0.6 + 0.8 * towards_apex) * squeeze * self.trabeculae[index]
+        index = angular_index(theta)
+        size = c0 / TRABECULATION_RADIUS_MM  # dilated ventricles are more trabeculated
+        fringe = a.trabeculation_mm * size * (0.6 + 0.8 * towards_apex) * squeeze * self.trabeculae[index]
         plane = blend(plane, soft_inside(r - endo + fringe, px) * lv_blood, a.myocardium * 1.1)
         if not 0.2 < towards_apex < 0.85:
             return plane
