@@ -91,7 +91,7 @@ class AppearanceConfig:
     blur_px: float = 0.35  # in-plane point-spread sigma at BMI 22, pixels
     blur_per_bmi: float = 0.035  # added sigma per BMI unit above 22
     coil_falloff_mm: float = 180.0  # anterior coil array: signal falls by 1/e over this depth
-    shading: float = 0.12  # amplitude of smooth coil-sensitivity ripples
+    shading: float = 0.08  # amplitude of smooth coil-sensitivity ripples
     trabeculation_mm: float = 6.0  # depth of the trabecular layer at ED in a 25 mm cavity (scales with it)
     flow: float = 0.12  # amplitude of in-flow intensity variation in the blood pools
     misregistration_mm: float = 1.0  # SD of per-slice in-plane shifts (breath-hold mismatch); 0 = none

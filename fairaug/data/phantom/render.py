@@ -17,7 +17,15 @@ import numpy as np
 from scipy import ndimage
 
 from fairaug.data.phantom.body import OUTSIDE, Chest, blend, ellipse_distance, smooth_field, soft_inside
-from fairaug.data.phantom.heart import ANGLES, left_ventricle, mean_epicardium, right_ventricle, volume_curve, wrapped
+from fairaug.data.phantom.heart import (
+    ANGLES,
+    SEPTAL_GAP_MM,
+    left_ventricle,
+    mean_epicardium,
+    right_ventricle,
+    volume_curve,
+    wrapped,
+)
 
 BLOOD, RV_BLOOD = 1.0, 0.95  # relative bSSFP signal of the blood pools
 RV_WALL_MM = 3.0
@@ -103,11 +111,17 @@ class SubjectRenderer:
         septa = mean_epicardium(lv)
         motion = np.stack([1.5 * (1.0 - self.curve), 1.0 * (1.0 - self.curve)], axis=1)  # systolic translation
         phase = 2.0 * np.pi * np.arange(g.n_frames) / g.n_frames
-        x, y = self.x[..., None], self.y[..., None]
         image = np.empty((g.matrix, g.matrix, g.n_slices, g.n_frames), np.float32)
         segs = np.zeros((g.matrix, g.matrix, g.n_slices, 2), np.uint8)
         for z in range(g.n_slices):
             centre = self.centre + self.misregistration[z]
+            image[..., z, :] = self.chest.plane(z, g.n_slices)[..., None]
+            # Everything below happens inside the heart's bounding square, a fraction of the plane.
+            extent = (septa[z].max() + max(rv_cavity.depth[z].max() + SEPTAL_GAP_MM + RV_WALL_MM,
+                                            2.0 * AORTIC_ROOT_MM + 2.0)
+                      + self.fat_mm * self.fat_patches.max() + 2.0 + 2.0 * px)  # + systolic translation
+            window = self._window(centre, extent)
+            x, y = self.x[window][..., None], self.y[window][..., None]
             cx, cy = (centre + motion).T.astype(np.float32)  # (T,) each
             dx, dy = x - cx, y - cy
             r = np.hypot(dx, dy)
@@ -123,7 +137,7 @@ class SubjectRenderer:
             flow = 1.0 + a.flow * (np.cos(phase) * smooth_field(self.rng, r.shape[:2], 5.0)[..., None]
                                    + np.sin(phase) * smooth_field(self.rng, r.shape[:2], 5.0)[..., None])
             gain = 1.0 + 0.04 * self.rng.standard_normal()
-            plane = np.broadcast_to(self.chest.plane(z, g.n_slices)[..., None], r.shape)
+            plane = image[window + (z,)]
             fat_mm = self.fat_mm * self.fat_patches[angular_index(theta)]
             plane = blend(plane, soft_inside(heart + fat_mm, px), a.fat)
             plane = blend(plane, soft_inside(heart, px), a.myocardium)
@@ -131,14 +145,22 @@ class SubjectRenderer:
             plane = blend(plane, soft_inside(np.maximum(atrium, lvot), px), BLOOD * gain * flow)
             lv_blood = soft_inside(endo - r, px)
             plane = blend(plane, lv_blood, BLOOD * gain * flow)
-            plane = self._trabeculae_and_papillary_muscles(plane, z, r, theta, endo, lv_blood, dx, dy)
-            image[..., z, :] = plane
+            image[window + (z,)] = self._trabeculae_and_papillary_muscles(plane, z, r, theta, endo, lv_blood, dx, dy)
             for i, t in enumerate((0, es)):
-                seg = segs[..., z, i]
+                seg = segs[window + (z, i)]
                 seg[(r[..., t] < epi[..., t]) & (epi[..., t] > 0) & (lvot[..., t] <= 0)] = 2  # wall open to the LVOT
                 seg[r[..., t] < endo[..., t]] = 1
                 seg[rv[..., t] > 0] = 3
         return self._acquire(image), segs[..., 0], segs[..., 1]
+
+    def _window(self, centre_mm, extent_mm: float) -> tuple[slice, slice]:
+        """Pixel ranges of the square of half-width `extent_mm` around `centre_mm`, inside the image."""
+        g = self.g
+        middle = (np.asarray(centre_mm) / g.pixel_mm + (g.matrix - 1) / 2.0)
+        half = extent_mm / g.pixel_mm + 1.0
+        low = np.clip(np.floor(middle - half), 0, g.matrix).astype(int)
+        high = np.clip(np.ceil(middle + half) + 1, 0, g.matrix).astype(int)
+        return slice(low[0], high[0]), slice(low[1], high[1])
 
     def _outflow_tract(self, z, r, theta, endo, septum, dx, dy):
         """Signed distance to the LV outflow tract of a basal slice: the anteroseptal wall opens
@@ -181,7 +203,7 @@ class SubjectRenderer:
         a, cy = self.a, self.centre[1]
         ripples = 1.0 + a.shading * smooth_field(self.rng, self.x.shape, 20.0)
         coil = np.exp(-(self.y - cy) / a.coil_falloff_mm) * ripples  # the anterior coil array is closest
-        image = image * coil.astype(np.float32)[..., None, None]
+        image *= coil.astype(np.float32)[..., None, None]
         sigma = (self.blur_px, self.blur_px) + (0.0,) * (image.ndim - 2)
         image = ndimage.gaussian_filter(image, sigma)
         image += self.noise * self.rng.standard_normal(image.shape, dtype=np.float32)
