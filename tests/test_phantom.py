@@ -59,6 +59,19 @@ def test_generation_is_content_addressed(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folder left
 
 
+def test_a_config_saved_for_the_previous_generator_is_refused_by_name():
+    from omegaconf import OmegaConf
+
+    from fairaug.errors import ConfigError
+
+    old = OmegaConf.to_container(DEFAULT)
+    del old["appearance"]
+    old["composition"].pop("phenotypes")
+    old["composition"].update(hf_severity=0.6, hf_severity_ratio={"sex": {"female": 0.7}})
+    with pytest.raises(ConfigError, match="older fairaug .*generator version 1"):
+        phantom_spec(OmegaConf.create(old))
+
+
 def test_healthy_function_matches_uk_biobank_reference_ranges():
     cohort = sample_subjects(default_composition(6000), n_frames=50, seed=0)
     healthy = cohort[cohort.label == 0]

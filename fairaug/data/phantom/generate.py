@@ -20,6 +20,7 @@ import numpy as np
 
 from fairaug.data.phantom.physiology import Composition, sample_subjects
 from fairaug.data.phantom.render import Appearance, Geometry, SubjectRenderer
+from fairaug.errors import ConfigError
 from fairaug.io import remove_abandoned, staging_folder
 from fairaug.processes import worker_pool
 
@@ -31,6 +32,10 @@ METADATA_COLUMNS = ["subject_id", "sex", "age", "bmi", "diagnosis", "ed_frame", 
 
 def phantom_spec(cfg) -> dict:
     """The content-defining part of a `data=phantom` config, as plain data."""
+    if "appearance" not in cfg or "phenotypes" not in cfg.composition:
+        raise ConfigError("this data=phantom configuration was saved by an older fairaug (phantom generator "
+                          f"version 1, before heart-failure phenotypes); version {GENERATOR_VERSION} cannot "
+                          "regenerate that cohort: rerun the task (e.g. retrain the classifier) on the current phantom")
     return {
         "version": GENERATOR_VERSION,
         "seed": int(cfg.seed),
