@@ -86,7 +86,7 @@ class AppearanceConfig:
     liver: float = 0.38
     lung: float = 0.04
     breast: float = 0.55  # glandular tissue in women's anterior chest (fat around it is brighter)
-    noise: float = 0.016  # Gaussian sigma of each Rician channel, relative to blood, at BMI 22
+    noise: float = 0.015  # Gaussian sigma of each Rician channel, relative to blood, at BMI 22
     noise_per_bmi: float = 0.04  # relative noise increase per BMI unit above 22 (body habitus)
     blur_px: float = 0.35  # in-plane point-spread sigma at BMI 22, pixels
     blur_per_bmi: float = 0.035  # added sigma per BMI unit above 22

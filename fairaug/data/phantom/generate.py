@@ -36,6 +36,10 @@ def phantom_spec(cfg) -> dict:
         raise ConfigError("this data=phantom configuration was saved by an older fairaug (phantom generator "
                           f"version 1, before heart-failure phenotypes); version {GENERATOR_VERSION} cannot "
                           "regenerate that cohort: rerun the task (e.g. retrain the classifier) on the current phantom")
+    for key, value in cfg.appearance.items():
+        if not (np.isfinite(value) and value >= 0) or (key == "coil_falloff_mm" and value == 0):
+            raise ConfigError(f"data.appearance.{key} must be a non-negative number (coil_falloff_mm positive), "
+                              f"got {value}")
     return {
         "version": GENERATOR_VERSION,
         "seed": int(cfg.seed),

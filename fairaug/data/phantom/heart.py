@@ -6,8 +6,9 @@ mean radius per slice is solved so that the cavity volume summed over slices (wh
 Simpson's-rule analysis of the masks measures) equals the subject's volume in every frame.
 An ischaemic territory keeps its end-diastolic radius (akinesis) and half its wall (scar);
 the rest of the slice contracts more, so the slice still holds its volume. The myocardial
-cross-section of every angular sector is conserved through the cycle (wall thickening), and
-the wall is solved so the ED myocardium holds the subject's LV mass.
+cross-section of every angular sector is conserved through the cycle while the slice stays in
+the ventricle (wall thickening), and the wall is solved so the ED myocardium holds the
+subject's LV mass (less the basal wall the outflow tract opens, a few per cent).
 """
 
 from __future__ import annotations
@@ -103,14 +104,15 @@ def left_ventricle(subject: dict, curve: np.ndarray, n_slices: int, slice_mm: fl
     radius_sq = volume / (np.pi * slice_mm * profile.sum(axis=0))
     cavity = np.sqrt(radius_sq[None, :] * profile)
 
-    territory = subject.get("territory") or None
+    territory = subject.get("territory")
+    territory = territory if isinstance(territory, str) and territory else None  # "" or NaN (read back) for none
     centre, half, extent = None, 0.0, np.zeros(n_slices)
     if territory:
         centre = rv_angle + TERRITORY_CENTRE[territory]
         half = np.radians(subject["defect_deg"]) / 2.0
         low, high = TERRITORY_DEPTH[territory]
         extent = _ramp(position[:, 0] / length_ed, low, high, 0.15)
-    lv = LeftVentricle(cavity, depth, length, 0.0, centre, half, extent)
+    lv = LeftVentricle(cavity.astype(np.float32), depth.astype(np.float32), length, 0.0, centre, half, extent)
 
     # ED myocardial area per slice is c0·W·∫f + W²/2·∫f² with f the relative wall thickness.
     c0 = cavity[:, 0]
@@ -164,4 +166,4 @@ def right_ventricle(subject: dict, curve: np.ndarray, lv: LeftVentricle, slice_m
     p1, p2 = profile.sum() * step, (profile**2).sum() * step
     # area = inner·h·∫p + h²/2·∫p²
     depth = (-inner * p1 + np.sqrt((inner * p1) ** 2 + 2.0 * p2 * area)) / p2
-    return RightVentricle(np.where(septum > 0, depth, 0.0))
+    return RightVentricle(np.where(septum > 0, depth, 0.0).astype(np.float32))

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from fairaug.data.groups import age_decade, bmi_group
+from fairaug.data.groups import BMI_GROUPS, age_decade, bmi_group
 from fairaug.errors import ConfigError
 
 # Petersen et al. 2017 (healthy Caucasians, UK Biobank), as means and SDs per sex.
@@ -37,6 +37,9 @@ HEIGHT_CM = {"female": (163.0, 6.5), "male": (176.0, 7.0)}
 HEALTHY_EARLY_FILLING = 0.8  # share of diastolic filling before the atrial kick
 
 PHENOTYPES = ("hfref", "ischaemic", "hfpef")
+AGE_RANGE = (45, 82)  # UK Biobank imaging visits
+DECADES = ("40s", "50s", "60s", "70s", "80s")
+GROUPS = {"sex": ("female", "male"), "age_group": DECADES, "bmi_group": BMI_GROUPS}
 # Culprit coronary territories of ischaemic heart failure and how often each is the culprit.
 TERRITORIES = {"LAD": 0.5, "RCA": 0.3, "LCx": 0.2}
 
@@ -64,45 +67,74 @@ def _body_surface_area(height_cm: np.ndarray, weight_kg: np.ndarray) -> np.ndarr
 def _sample_age(rng: np.random.Generator, weights: dict[str, float], n: int) -> np.ndarray:
     decades = list(weights)
     p = np.array([weights[d] for d in decades], dtype=float)
-    if (p < 0).any() or p.sum() <= 0:
-        raise ConfigError(f"data.composition.age_weights must be non-negative and not all 0: {weights}")
     starts = np.array([int(d.rstrip("s")) for d in decades])
     chosen = rng.choice(len(decades), size=n, p=p / p.sum())
-    # UK Biobank imaging visits span ages 45 to 82.
-    return np.clip(starts[chosen] + rng.uniform(0, 10, n), 45.0, 82.0)
+    # Uniform within each decade's share of UK Biobank's imaging ages.
+    low, high = np.maximum(starts[chosen], AGE_RANGE[0]), np.minimum(starts[chosen] + 10, AGE_RANGE[1])
+    return low + rng.uniform(0, 1, n) * (high - low)
 
 
-def _odds(cohort: pd.DataFrame, ratios: dict[str, dict[str, float]], key: str) -> np.ndarray:
+def _odds(cohort: pd.DataFrame, ratios: dict[str, dict[str, float]]) -> np.ndarray:
     """Product of the odds ratios of each subject's groups (1 for groups not listed)."""
     odds = np.ones(len(cohort))
     for attribute, by_group in ratios.items():
-        if attribute not in cohort:
-            raise ConfigError(f"{key} names unknown attribute '{attribute}' (one of sex, age_group, bmi_group)")
         odds *= cohort[attribute].map(by_group).fillna(1.0).to_numpy(dtype=float)
     return odds
 
 
+def _check_odds_ratios(ratios: dict[str, dict[str, float]], key: str) -> None:
+    for attribute, by_group in ratios.items():
+        if attribute not in GROUPS:
+            raise ConfigError(f"{key} names unknown attribute '{attribute}' (one of {', '.join(GROUPS)})")
+        for group, ratio in by_group.items():
+            if group not in GROUPS[attribute]:
+                raise ConfigError(f"{key}.{attribute} names unknown group '{group}' (one of {list(GROUPS[attribute])})")
+            if not (np.isfinite(ratio) and ratio > 0):
+                raise ConfigError(f"{key}.{attribute}.{group} must be a positive odds ratio, got {ratio}")
+
+
+def check_composition(comp: Composition) -> None:
+    """A clear error naming the setting for every value that would give a wrong or no cohort."""
+    key = "data.composition"
+    if comp.n_subjects < 1:
+        raise ConfigError(f"data.n_subjects must be at least 1, got {comp.n_subjects}")
+    if not 0.0 <= comp.p_female <= 1.0:
+        raise ConfigError(f"{key}.p_female must lie in [0, 1], got {comp.p_female}")
+    if not (comp.bmi_mean > 0 and comp.bmi_sd >= 0):
+        raise ConfigError(f"{key}.bmi_mean must be positive and bmi_sd non-negative, got {comp.bmi_mean} and "
+                          f"{comp.bmi_sd}")
+    if not 0.0 < comp.hf_base_prevalence < 1.0:
+        raise ConfigError(f"{key}.hf_base_prevalence must lie in (0, 1), got {comp.hf_base_prevalence}")
+    unknown = sorted(set(comp.age_weights) - set(DECADES))
+    if unknown:
+        raise ConfigError(f"{key}.age_weights names {unknown}; UK Biobank imaging ages "
+                          f"{AGE_RANGE[0]}-{AGE_RANGE[1]} span the decades {list(DECADES)}")
+    weights = np.array(list(comp.age_weights.values()), dtype=float)
+    if (weights < 0).any() or weights.sum() <= 0:
+        raise ConfigError(f"{key}.age_weights must be non-negative and not all 0: {dict(comp.age_weights)}")
+    _check_odds_ratios(comp.hf_odds_ratio, f"{key}.hf_odds_ratio")
+    unknown = sorted((set(comp.phenotype_weights) | set(comp.phenotype_odds_ratio)) - set(PHENOTYPES))
+    if unknown:
+        raise ConfigError(f"{key}.phenotypes names unknown phenotype(s) {unknown}; the phenotypes are "
+                          f"{list(PHENOTYPES)}")
+    weights = np.array(list(comp.phenotype_weights.values()), dtype=float)
+    if (weights < 0).any() or weights.sum() <= 0:
+        raise ConfigError(f"{key}.phenotypes.weights must be non-negative and not all 0: "
+                          f"{dict(comp.phenotype_weights)}")
+    for name, ratios in comp.phenotype_odds_ratio.items():
+        _check_odds_ratios(ratios, f"{key}.phenotypes.odds_ratio.{name}")
+
+
 def _heart_failure(rng: np.random.Generator, cohort: pd.DataFrame, comp: Composition) -> np.ndarray:
     base = comp.hf_base_prevalence
-    if not 0.0 < base < 1.0:
-        raise ConfigError(f"data.composition.hf_base_prevalence must lie in (0, 1), got {base}")
-    odds = base / (1.0 - base) * _odds(cohort, comp.hf_odds_ratio, "data.composition.hf_odds_ratio")
+    odds = base / (1.0 - base) * _odds(cohort, comp.hf_odds_ratio)
     return (rng.uniform(size=len(cohort)) < odds / (1.0 + odds)).astype(int)
 
 
 def _phenotype(rng: np.random.Generator, cohort: pd.DataFrame, comp: Composition) -> np.ndarray:
     """A heart-failure phenotype per subject (drawn for everyone; healthy subjects ignore it)."""
-    key = "data.composition.phenotypes"
-    unknown = sorted(set(comp.phenotype_weights) - set(PHENOTYPES))
-    unknown += sorted(set(comp.phenotype_odds_ratio) - set(PHENOTYPES))
-    if unknown:
-        raise ConfigError(f"{key} names unknown phenotype(s) {unknown}; the phenotypes are {list(PHENOTYPES)}")
-    weights = np.stack([
-        comp.phenotype_weights.get(name, 0.0)
-        * _odds(cohort, comp.phenotype_odds_ratio.get(name, {}), f"{key}.odds_ratio.{name}")
-        for name in PHENOTYPES], axis=1)
-    if (weights < 0).any() or not (weights.sum(axis=1) > 0).all():
-        raise ConfigError(f"{key}.weights must be non-negative and not all 0: {dict(comp.phenotype_weights)}")
+    weights = np.stack([comp.phenotype_weights.get(name, 0.0) * _odds(cohort, comp.phenotype_odds_ratio.get(name, {}))
+                        for name in PHENOTYPES], axis=1)
     cumulative = np.cumsum(weights / weights.sum(axis=1, keepdims=True), axis=1)
     chosen = (rng.uniform(size=(len(cohort), 1)) > cumulative).sum(axis=1)
     return np.asarray(PHENOTYPES)[np.minimum(chosen, len(PHENOTYPES) - 1)]
@@ -110,6 +142,7 @@ def _phenotype(rng: np.random.Generator, cohort: pd.DataFrame, comp: Composition
 
 def sample_subjects(comp: Composition, n_frames: int, seed: int) -> pd.DataFrame:
     """One row per subject: demographics, diagnosis, phenotype, ED/ES frames, LV/RV function."""
+    check_composition(comp)
     rng = np.random.default_rng(seed)
     n = comp.n_subjects
     sex = np.where(rng.uniform(size=n) < comp.p_female, "female", "male")

@@ -28,7 +28,9 @@ from fairaug.data.phantom.heart import (
 )
 
 BLOOD, RV_BLOOD = 1.0, 0.95  # relative bSSFP signal of the blood pools
+BLOOD_POOL, MYOCARDIUM, RIGHT_VENTRICLE = 1, 2, 3  # mask labels
 RV_WALL_MM = 3.0
+SYSTOLIC_SHIFT_MM = np.array([1.5, 1.0])  # in-plane translation of the heart at end-systole
 TRABECULATION_RADIUS_MM = 25.0  # cavity radius at which the trabecular layer is trabeculation_mm deep
 LVOT_DEPTH_MM = 14.0  # slices this close to the ED base cut the LV outflow tract
 AORTIC_ROOT_MM = 11.0  # radius
@@ -73,7 +75,9 @@ class SubjectRenderer:
 
     def __init__(self, subject: dict, geometry: Geometry, appearance: Appearance, seed: int):
         self.s, self.g, self.a = subject, geometry, appearance
-        self.rng = rng = np.random.default_rng(seed)
+        # Separate streams, so a change in one (e.g. the size of the heart's window) leaves the others alone.
+        rng, chest, self.texture, self.noise_rng = (np.random.default_rng(s)
+                                                    for s in np.random.SeedSequence(seed).spawn(4))
         half = (geometry.matrix - 1) / 2.0
         axis = ((np.arange(geometry.matrix) - half) * geometry.pixel_mm).astype(np.float32)
         self.x, self.y = np.meshgrid(axis, axis, indexing="ij")
@@ -88,6 +92,7 @@ class SubjectRenderer:
         self.blur_px = appearance.blur_px + appearance.blur_per_bmi * excess
         self.noise = appearance.noise * (1.0 + appearance.noise_per_bmi * excess)
         self.curve = volume_curve(geometry.n_frames, int(subject["es_frame"]), float(subject["early_filling"]))
+        self.motion = SYSTOLIC_SHIFT_MM * (1.0 - self.curve)[:, None]  # (T, 2) the heart moves in systole
         self.lv = left_ventricle(subject, self.curve, geometry.n_slices, geometry.slice_mm, self.rv_angle, rng)
         spread = appearance.misregistration_mm
         self.misregistration = np.clip(rng.normal(0.0, spread, (geometry.n_slices, 2)), -2.5 * spread, 2.5 * spread)
@@ -95,12 +100,12 @@ class SubjectRenderer:
         spikes = (rng.uniform(0.3, 1.0, len(harmonics))[:, None]
                   * np.cos(harmonics[:, None] * ANGLES[None, :] + rng.uniform(0, 2 * np.pi, len(harmonics))[:, None]))
         spikes = spikes.sum(axis=0)
-        self.trabeculae = ((spikes - spikes.min()) / (spikes.max() - spikes.min())) ** 2  # 0..1 per angle
+        self.trabeculae = (((spikes - spikes.min()) / (spikes.max() - spikes.min())) ** 2).astype(np.float32)
         # Epicardial fat gathers in patches (grooves, inferior wall) rather than an even ring.
         patches = sum(rng.uniform(0.5, 1.0) * np.cos(k * ANGLES + rng.uniform(0, 2 * np.pi)) for k in range(1, 5))
-        self.fat_patches = np.clip(0.6 + 0.6 * patches / np.abs(patches).max(), 0.1, None)
+        self.fat_patches = np.clip(0.6 + 0.6 * patches / np.abs(patches).max(), 0.1, None).astype(np.float32)
         self.papillary_angles = self.rv_angle + np.pi + np.array([-0.9, 0.9]) + rng.normal(0.0, 0.1, 2)
-        self.chest = Chest(subject, self.x, self.y, self.centre, appearance, geometry.pixel_mm, rng)
+        self.chest = Chest(subject, self.x, self.y, self.centre, appearance, geometry.pixel_mm, chest)
 
     # -- views ---------------------------------------------------------------------------
     def short_axis(self):
@@ -108,49 +113,51 @@ class SubjectRenderer:
         g, a, lv, px = self.g, self.a, self.lv, self.g.pixel_mm
         es = int(self.s["es_frame"])
         rv_cavity = right_ventricle(self.s, self.curve, lv, g.slice_mm)
-        septa = mean_epicardium(lv)
-        motion = np.stack([1.5 * (1.0 - self.curve), 1.0 * (1.0 - self.curve)], axis=1)  # systolic translation
-        phase = 2.0 * np.pi * np.arange(g.n_frames) / g.n_frames
+        septa = mean_epicardium(lv).astype(np.float32)
+        phase = (2.0 * np.pi * np.arange(g.n_frames) / g.n_frames).astype(np.float32)
         image = np.empty((g.matrix, g.matrix, g.n_slices, g.n_frames), np.float32)
         segs = np.zeros((g.matrix, g.matrix, g.n_slices, 2), np.uint8)
         for z in range(g.n_slices):
             centre = self.centre + self.misregistration[z]
             image[..., z, :] = self.chest.plane(z, g.n_slices)[..., None]
-            # Everything below happens inside the heart's bounding square, a fraction of the plane.
+            # Everything below happens inside the heart's bounding square (outside it nothing changes).
             extent = (septa[z].max() + max(rv_cavity.depth[z].max() + SEPTAL_GAP_MM + RV_WALL_MM,
                                             2.0 * AORTIC_ROOT_MM + 2.0)
-                      + self.fat_mm * self.fat_patches.max() + 2.0 + 2.0 * px)  # + systolic translation
+                      + self.fat_mm * self.fat_patches.max() + np.hypot(*SYSTOLIC_SHIFT_MM) + 2.0 * px)
             window = self._window(centre, extent)
             x, y = self.x[window][..., None], self.y[window][..., None]
-            cx, cy = (centre + motion).T.astype(np.float32)  # (T,) each
+            cx, cy = (centre + self.motion).T.astype(np.float32)  # (T,) each
             dx, dy = x - cx, y - cy
-            r = np.hypot(dx, dy)
-            # Angles from the ED centre: the systolic translation is too small to change them,
-            # and (X, Y, 1) angles make every angular lookup 50 times cheaper.
-            theta = np.arctan2(y - np.float32(centre[1]), x - np.float32(centre[0]))
+            r, theta = np.hypot(dx, dy), np.arctan2(dy, dx)
+            # Texture only (fat patches, trabeculae) may take angles from the ED centre: (X, Y, 1)
+            # lookups are 50 times cheaper; the shapes the masks measure use the moving centre.
+            texture_theta = np.arctan2(y - np.float32(centre[1]), x - np.float32(centre[0]))
             endo, epi = lv.radii(theta, z, slice(None))
             septum = septa[z]
-            rv = rv_cavity.signed(r, wrapped(theta - self.rv_angle), septum, z)
-            atrium = np.where((lv.depth[z] < 0) & (lv.depth[z] > -25.0), 0.9 * lv.cavity[0, 0] - r, OUTSIDE)
             lvot = self._outflow_tract(z, r, theta, endo, septum, dx, dy)
+            # The RV wraps the epicardium, also where an akinetic infarct keeps it outside the mean;
+            # the aortic root in front of the septum is not RV.
+            rv = np.minimum(rv_cavity.signed(r, wrapped(theta - self.rv_angle), np.maximum(septum, epi), z), -lvot)
+            atrium = np.where((lv.depth[z] < 0) & (lv.depth[z] > -25.0), 0.9 * lv.cavity[0, 0] - r, OUTSIDE)
             heart = np.maximum.reduce([np.where(epi > 0, epi - r, OUTSIDE), rv + RV_WALL_MM, atrium + 2.0, lvot + 2.0])
-            flow = 1.0 + a.flow * (np.cos(phase) * smooth_field(self.rng, r.shape[:2], 5.0)[..., None]
-                                   + np.sin(phase) * smooth_field(self.rng, r.shape[:2], 5.0)[..., None])
-            gain = 1.0 + 0.04 * self.rng.standard_normal()
+            flow = 1.0 + a.flow * (np.cos(phase) * smooth_field(self.texture, r.shape[:2], 5.0)[..., None]
+                                   + np.sin(phase) * smooth_field(self.texture, r.shape[:2], 5.0)[..., None])
+            gain = np.float32(1.0 + 0.04 * self.texture.standard_normal())
             plane = image[window + (z,)]
-            fat_mm = self.fat_mm * self.fat_patches[angular_index(theta)]
+            fat_mm = self.fat_mm * self.fat_patches[angular_index(texture_theta)]
             plane = blend(plane, soft_inside(heart + fat_mm, px), a.fat)
             plane = blend(plane, soft_inside(heart, px), a.myocardium)
             plane = blend(plane, soft_inside(rv, px), RV_BLOOD * gain * flow)
             plane = blend(plane, soft_inside(np.maximum(atrium, lvot), px), BLOOD * gain * flow)
             lv_blood = soft_inside(endo - r, px)
             plane = blend(plane, lv_blood, BLOOD * gain * flow)
-            image[window + (z,)] = self._trabeculae_and_papillary_muscles(plane, z, r, theta, endo, lv_blood, dx, dy)
+            image[window + (z,)] = self._trabeculae_and_papillary_muscles(plane, z, r, texture_theta, endo, lv_blood,
+                                                                                dx, dy)
             for i, t in enumerate((0, es)):
                 seg = segs[window + (z, i)]
-                seg[(r[..., t] < epi[..., t]) & (epi[..., t] > 0) & (lvot[..., t] <= 0)] = 2  # wall open to the LVOT
-                seg[r[..., t] < endo[..., t]] = 1
-                seg[rv[..., t] > 0] = 3
+                seg[(r[..., t] < epi[..., t]) & (epi[..., t] > 0) & (lvot[..., t] <= 0)] = MYOCARDIUM  # LVOT: open
+                seg[r[..., t] < endo[..., t]] = BLOOD_POOL
+                seg[rv[..., t] > 0] = RIGHT_VENTRICLE
         return self._acquire(image), segs[..., 0], segs[..., 1]
 
     def _window(self, centre_mm, extent_mm: float) -> tuple[slice, slice]:
@@ -169,7 +176,7 @@ class SubjectRenderer:
         lv = self.lv
         if lv.depth[z, 0] > LVOT_DEPTH_MM:
             return np.full(r.shape, OUTSIDE, np.float32)
-        angle = self.rv_angle + 0.9  # between the septum and the anterior wall
+        angle = self.rv_angle + 1.5  # anterior, just beyond the RV crescent
         reach = septum + AORTIC_ROOT_MM  # (T,) root centre from the LV centre
         root = AORTIC_ROOT_MM - np.hypot(dx - np.cos(angle) * reach, dy - np.sin(angle) * reach)
         channel = np.minimum((0.35 - np.abs(wrapped(theta - angle))) * r, reach - r)
@@ -201,16 +208,16 @@ class SubjectRenderer:
     def _acquire(self, image: np.ndarray) -> np.ndarray:
         """Coil shading, BMI-dependent blur and Rician noise, then int16 counts."""
         a, cy = self.a, self.centre[1]
-        ripples = 1.0 + a.shading * smooth_field(self.rng, self.x.shape, 20.0)
+        ripples = 1.0 + a.shading * smooth_field(self.texture, self.x.shape, 20.0)
         coil = np.exp(-(self.y - cy) / a.coil_falloff_mm) * ripples  # the anterior coil array is closest
         image *= coil.astype(np.float32)[..., None, None]
         sigma = (self.blur_px, self.blur_px) + (0.0,) * (image.ndim - 2)
         image = ndimage.gaussian_filter(image, sigma)
-        image += self.noise * self.rng.standard_normal(image.shape, dtype=np.float32)
-        imaginary = self.noise * self.rng.standard_normal(image.shape, dtype=np.float32)
+        image += self.noise * self.noise_rng.standard_normal(image.shape, dtype=np.float32)
+        imaginary = self.noise * self.noise_rng.standard_normal(image.shape, dtype=np.float32)
         magnitude = np.hypot(image, imaginary, out=image)
         magnitude *= INTENSITY_SCALE
-        return np.rint(magnitude, out=magnitude).astype(np.int16)
+        return np.clip(np.rint(magnitude, out=magnitude), 0, np.iinfo(np.int16).max).astype(np.int16)
 
     def long_axis_4ch(self):
         """Four-chamber cine (X, Y, 1, T) int16: LV and RV above the valve plane, atria below."""
