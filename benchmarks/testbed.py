@@ -21,41 +21,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import balanced_accuracy_score
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from fairaug.data.phantom.generate import phantom_spec  # noqa: E402
-from fairaug.data.phantom.physiology import Composition, sample_subjects  # noqa: E402
+from fairaug.data.phantom.physiology import Composition  # noqa: E402
+from fairaug.data.phantom.testbed import per_sex_accuracy  # noqa: E402
 from tests.conftest import compose_config  # noqa: E402
-
-
-def physiology_features(cohort: pd.DataFrame) -> pd.DataFrame:
-    bsa = cohort.bsa_m2
-    return pd.DataFrame({"lvef": cohort.lvef_pct, "lvedv_index": cohort.lvedv_ml / bsa,
-                         "lvesv_index": cohort.lvesv_ml / bsa, "mass_index": cohort.lv_mass_g / bsa})
-
-
-def per_sex_accuracy(n_subjects: int, seed: int) -> dict[str, float]:
-    """Cross-validated balanced accuracy of a model per sex on a balanced default-mixture cohort."""
-    composition = phantom_spec(compose_config([]).data)["composition"]
-    balanced = Composition(**{**composition, "n_subjects": n_subjects, "p_female": 0.5,
-                              "hf_base_prevalence": 0.5, "hf_odds_ratio": {}})
-    cohort = sample_subjects(balanced, n_frames=50, seed=seed)
-    features = physiology_features(cohort)
-    folds = StratifiedKFold(5, shuffle=True, random_state=seed)
-    accuracy = {}
-    for sex in ("female", "male"):
-        rows = cohort.sex == sex
-        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
-        predicted = cross_val_predict(model, features[rows], cohort.label[rows], cv=folds)
-        accuracy[sex] = balanced_accuracy_score(cohort.label[rows], predicted)
-    return accuracy
 
 
 def sweep_gaps(sweep: Path) -> pd.DataFrame:
@@ -77,7 +50,8 @@ def main() -> None:
     parser.add_argument("--sweep", type=Path, help="a finished classify sweep on the default cohort")
     args = parser.parse_args()
 
-    results = pd.DataFrame([per_sex_accuracy(args.subjects, seed) for seed in range(args.seeds)])
+    composition = Composition(**phantom_spec(compose_config([]).data)["composition"])
+    results = pd.DataFrame([per_sex_accuracy(composition, args.subjects, seed) for seed in range(args.seeds)])
     results["gap"] = results.male - results.female
     print(f"1. True physiology, balanced cohort of {args.subjects} per seed, model per sex, {args.seeds} seeds:")
     for column in ("female", "male", "gap"):

@@ -335,21 +335,8 @@ def test_women_have_breast_tissue_in_front_of_the_chest_wall(subjects):
 
 def test_the_sex_gap_is_not_built_into_the_physiology():
     """On a cohort balanced by sex and diagnosis, a model per sex on the true physiology is
-    nearly as accurate for women as for men: a classifier's gap on the default cohort comes
-    from what it saw, which augmentation can change (benchmarks/testbed.py prints more seeds)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import balanced_accuracy_score
-    from sklearn.model_selection import cross_val_predict
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    nearly as accurate for women as for men (benchmarks/testbed.py prints more seeds)."""
+    from fairaug.data.phantom.testbed import per_sex_accuracy
 
-    cohort = sample_subjects(default_composition(8000, hf_base_prevalence=0.5, hf_odds_ratio={}), 50, seed=7)
-    features = np.column_stack([cohort.lvef_pct, cohort.lvedv_ml / cohort.bsa_m2, cohort.lvesv_ml / cohort.bsa_m2,
-                                cohort.lv_mass_g / cohort.bsa_m2])
-    accuracy = {}
-    for sex in ("female", "male"):
-        rows = (cohort.sex == sex).to_numpy()
-        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
-        predicted = cross_val_predict(model, features[rows], cohort.label[rows], cv=5)
-        accuracy[sex] = balanced_accuracy_score(cohort.label[rows], predicted)
+    accuracy = per_sex_accuracy(default_composition(1), n_subjects=8000, seed=7)
     assert accuracy["female"] > 0.85 and abs(accuracy["male"] - accuracy["female"]) < 0.03, accuracy
