@@ -34,7 +34,8 @@ from tests.conftest import compose_config  # noqa: E402
 def sweep_gaps(sweep: Path) -> pd.DataFrame:
     """Per job of a finished sweep: women's and men's test balanced accuracy."""
     rows = []
-    for by_group in sorted(sweep.glob("*/by_group.csv")):
+    jobs = [path for path in sweep.glob("*/by_group.csv") if path.parent.name.isdigit()]  # not pooled/
+    for by_group in sorted(jobs, key=lambda path: int(path.parent.name)):
         table = pd.read_csv(by_group)
         sex = table[table.attribute == "sex"].set_index("group").balanced_accuracy
         rows.append({"job": by_group.parent.name, "female": sex.get("female"), "male": sex.get("male")})
