@@ -144,10 +144,13 @@ def test_cache_matches_builder_and_is_reused(make_cfg, tiny_cohort, tmp_path):
 
 
 def test_missing_es_frame_is_estimated_from_the_images(tiny_cohort):
-    row = tiny_cohort.iloc[0].copy()
-    truth = int(row.es_frame)
-    row["es_frame"] = pd.NA
-    assert abs(reader_for(row).short_axis(row).es - truth) <= 1
+    errors = []
+    for _, row in tiny_cohort.iterrows():
+        truth = int(row.es_frame)
+        row = row.copy()
+        row["es_frame"] = pd.NA
+        errors.append(abs(reader_for(row).short_axis(row).es - truth))
+    assert np.mean(np.array(errors) <= 1) >= 0.8, errors  # 8 frames at 3 mm: a coarse test case
 
 
 def test_cine_lengths_that_differ_need_input_frames(make_cfg, tiny_cohort, tmp_path):

@@ -83,11 +83,18 @@ def frame_index(value, n_frames: int, subject: str, what: str) -> int:
 
 
 def estimate_es(cine: np.ndarray, seg_ed: np.ndarray) -> int:
-    """ES as the frame where the ED blood pool region is darkest (the cavity is smallest)."""
-    pool = seg_ed == 1
-    if not pool.any():
+    """ES as the frame where most of the ED blood-pool region has turned to myocardium (the
+    cavity is smallest): pixels darker than halfway between blood and myocardium, counted over
+    the middle slices (in systole the base descends and the basal slice fills with atrial blood).
+    Counting dark pixels, not averaging, keeps in-flow brightening of the blood from deciding."""
+    pool, muscle = seg_ed == 1, seg_ed == 2
+    slices = np.flatnonzero(pool.any(axis=(0, 1)))
+    if not len(slices) or not muscle.any():
         return int(cine.shape[3] * 0.35)
-    return int(np.argmin(cine[pool].mean(axis=0)))
+    middle = slices[len(slices) // 4: len(slices) - len(slices) // 4]
+    region = cine[:, :, middle][pool[:, :, middle]].astype(np.float32)  # (pixels, T)
+    threshold = 0.5 * (np.median(region) + np.median(cine[muscle]))
+    return int(np.argmax((region < threshold).sum(axis=0)))
 
 
 def check_finite(image: np.ndarray, subject: str, path: Path) -> None:
