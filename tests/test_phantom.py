@@ -340,3 +340,32 @@ def test_the_sex_gap_is_not_built_into_the_physiology():
 
     accuracy = per_sex_accuracy(default_composition(1), n_subjects=8000, seed=7)
     assert accuracy["female"] > 0.85 and abs(accuracy["male"] - accuracy["female"]) < 0.03, accuracy
+
+
+def test_outflow_tract_opens_the_basal_wall_outside_the_masks(subjects):
+    subject = subjects[subjects.phenotype == "healthy"].iloc[0].to_dict()
+    renderer = SubjectRenderer(subject, GEOMETRY, APPEARANCE, seed=0)
+    cine, seg_ed, _ = renderer.short_axis()
+    z = 0  # within the outflow tract's depth below the ED base
+    xs, ys = np.nonzero(seg_ed[..., z] == 1)
+    centre = (xs.mean(), ys.mean())
+    outflow = renderer.rv_angle + 1.5
+    wall = [_sector_pixels(seg_ed[..., z], 2, centre, outflow + offset, half_width=0.15) for offset in (0.0, np.pi)]
+    assert wall[0] < 0.5 * wall[1]  # the anterior wall is open towards the aortic root ...
+    gx, gy = np.meshgrid(*map(np.arange, seg_ed.shape[:2]), indexing="ij")
+    distance = np.hypot(gx - centre[0], gy - centre[1]) * GEOMETRY.pixel_mm
+    towards = np.abs(wrapped(np.arctan2(gy - centre[1], gx - centre[0]) - outflow)) < 0.2
+    root = towards & (distance > 45.0) & (distance < 55.0)
+    assert root.any() and (seg_ed[..., z][root] == 0).all()  # ... the root is in no mask
+    assert cine[..., z, 0][root].mean() > 0.6 * cine[..., z, 0][seg_ed[..., z] == 1].mean()  # but holds blood
+
+
+def test_the_left_atrium_dilates_with_slow_relaxation_in_the_four_chamber_view(subjects):
+    subject = subjects[subjects.phenotype == "healthy"].iloc[0].to_dict()
+    atria = {}
+    for early_filling in (0.8, 0.4):
+        renderer = SubjectRenderer(dict(subject, early_filling=early_filling), GEOMETRY, APPEARANCE, seed=0)
+        image = renderer.long_axis_4ch()[..., 0, 0].astype(float)
+        below_valves = renderer.y > renderer.centre[1] + 28.0  # the atria, under the valve plane
+        atria[early_filling] = (image[below_valves] > 300).sum()  # blood (about 500 counts), not tissue
+    assert atria[0.4] > 1.2 * atria[0.8], atria

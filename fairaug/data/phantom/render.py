@@ -26,6 +26,7 @@ from fairaug.data.phantom.heart import (
     volume_curve,
     wrapped,
 )
+from fairaug.data.phantom.physiology import HEALTHY_EARLY_FILLING
 
 BLOOD, RV_BLOOD = 1.0, 0.95  # relative bSSFP signal of the blood pools
 BLOOD_POOL, MYOCARDIUM, RIGHT_VENTRICLE = 1, 2, 3  # mask labels
@@ -231,7 +232,8 @@ class SubjectRenderer:
         lv_x = cx + 0.6 * radius[0]
         rv_x = lv_x - 2.0 * radius[0] - 6.0
         above = valve - y
-        atrial_size = 17.0 * (1.0 + 0.8 * max(0.0, 0.8 - float(self.s["early_filling"])))  # LA dilates in HFpEF
+        slow_relaxation = max(0.0, HEALTHY_EARLY_FILLING - float(self.s["early_filling"]))
+        atrial_size = 17.0 * (1.0 + 0.8 * slow_relaxation)  # the LA dilates in HFpEF
 
         def ventricle(centre_x, semi_x, semi_y, margin):
             """Half-ellipse above the valve plane (margin > 0 lets the wall close below it)."""
@@ -242,7 +244,8 @@ class SubjectRenderer:
             rv_len, rv_rad = 0.8 * lv.length[t], 0.85 * radius[t]
             cavity = ventricle(lv_x, radius[t], lv.length[t], 0.0)
             wall = ventricle(lv_x, radius[t] + lv.wall, lv.length[t] + lv.wall, 2.0)
-            rv, rv_wall = ventricle(rv_x, rv_rad, rv_len, 0.0), ventricle(rv_x, rv_rad + 3.0, rv_len + 3.0, 2.0)
+            rv = ventricle(rv_x, rv_rad, rv_len, 0.0)
+            rv_wall = ventricle(rv_x, rv_rad + RV_WALL_MM, rv_len + RV_WALL_MM, 2.0)
             atrium = atrial_size * (1.0 + 0.2 * stretch)
             la = ellipse_distance(x, y, lv_x, valve + atrium + 3.0, atrium, atrium * 1.1)
             ra = ellipse_distance(x, y, rv_x, valve + atrium + 3.0, atrium * 0.9, atrium)
