@@ -11,7 +11,7 @@ from fairaug.data.image_statistics import tissue_statistics
 from fairaug.data.phantom.generate import generate, phantom_spec
 from fairaug.data.phantom.heart import wrapped
 from fairaug.data.phantom.physiology import Composition, sample_subjects
-from fairaug.data.phantom.render import Appearance, Geometry, SubjectRenderer
+from fairaug.data.phantom.render import Geometry, SubjectRenderer
 from tests.conftest import compose_config
 
 DEFAULT = compose_config([]).data
@@ -176,10 +176,10 @@ def test_ages_spread_over_each_decade_within_uk_biobank_ages():
     assert cohort[cohort.age_group == "40s"].age.min() >= 45
 
 
-APPEARANCE = Appearance(**asdict(AppearanceConfig()))
+APPEARANCE = AppearanceConfig()
 
 
-def render(subject: dict, seed: int = 0, appearance: Appearance = APPEARANCE):
+def render(subject: dict, seed: int = 0, appearance: AppearanceConfig = APPEARANCE):
     return SubjectRenderer(subject, GEOMETRY, appearance, seed).short_axis()
 
 
@@ -317,8 +317,8 @@ def test_base_descends_in_systole_and_the_basal_slice_shows_the_atrium(subjects)
 def test_appearance_settings_shape_the_image(subjects):
     subject = subjects.iloc[2].to_dict()
     cine, seg, _ = render(subject)
-    darker = render(subject, appearance=Appearance(**{**asdict(AppearanceConfig()), "myocardium": 0.2}))[0]
-    noisier = render(subject, appearance=Appearance(**{**asdict(AppearanceConfig()), "noise": 0.05}))[0]
+    darker = render(subject, appearance=AppearanceConfig(myocardium=0.2))[0]
+    noisier = render(subject, appearance=AppearanceConfig(noise=0.05))[0]
     base = tissue_statistics(cine, seg, 0, GEOMETRY.pixel_mm)
     assert tissue_statistics(darker, seg, 0, GEOMETRY.pixel_mm)["contrast"] > 1.2 * base["contrast"]
     assert tissue_statistics(noisier, seg, 0, GEOMETRY.pixel_mm)["blood_snr"] < 0.6 * base["blood_snr"]

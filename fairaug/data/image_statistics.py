@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-BLOOD_POOL, MYOCARDIUM = 1, 2
+from fairaug.data.measurements import BLOOD_POOL, MYOCARDIUM
+
 STATIC_MM = 60.0
 
 

@@ -12,7 +12,7 @@ import numpy as np
 from fairaug.data.readers import ShortAxis
 
 MYOCARDIUM_G_PER_ML = 1.05
-BLOOD_POOL, MYOCARDIUM = 1, 2
+BLOOD_POOL, MYOCARDIUM, RIGHT_VENTRICLE = 1, 2, 3  # canonical mask labels
 MEASURES_COLUMNS = ["lv_edv_ml", "lv_esv_ml", "lv_ef_percent", "lv_mass_g"]
 
 

@@ -18,8 +18,9 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from fairaug.config import AppearanceConfig
 from fairaug.data.phantom.physiology import Composition, sample_subjects
-from fairaug.data.phantom.render import Appearance, Geometry, SubjectRenderer
+from fairaug.data.phantom.render import Geometry, SubjectRenderer
 from fairaug.errors import ConfigError
 from fairaug.io import remove_abandoned, staging_folder
 from fairaug.processes import worker_pool
@@ -71,7 +72,7 @@ def _affine(pixel_mm: float, slice_mm: float) -> np.ndarray:
 def _write_subject(job: tuple[dict, dict, dict, int, str]) -> None:
     subject, geometry, appearance, seed, folder = job
     geo = Geometry(**geometry)
-    renderer = SubjectRenderer(subject, geo, Appearance(**appearance), seed)
+    renderer = SubjectRenderer(subject, geo, AppearanceConfig(**appearance), seed)
     cine, seg_ed, seg_es = renderer.short_axis()
     long_axis = renderer.long_axis_4ch()
     out = Path(folder) / subject["subject_id"]

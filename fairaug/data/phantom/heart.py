@@ -17,12 +17,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fairaug.data.measurements import MYOCARDIUM_G_PER_ML
 from fairaug.data.phantom.body import OUTSIDE
 
 LV_ASPECT = 3.5  # long axis / basal radius of the LV cavity
 LONGITUDINAL_SHORTENING = 0.25  # fraction of the ejected volume fraction lost in length
 SCAR_THINNING = 0.5  # wall thickness lost in the centre of an infarct
-MYOCARDIAL_DENSITY = 1.05  # g/ml
+INFARCT_BORDER = 0.35  # radians over which an infarct fades into healthy wall
 ANGLES = np.linspace(-np.pi, np.pi, 720, endpoint=False)  # grid for angular integrals
 
 # Where each coronary territory lies, relative to the septum (the direction of the RV), and
@@ -70,8 +71,8 @@ class LeftVentricle:
         """Infarct weight (0 healthy, 1 scar) at angles `theta` of slice z."""
         if self.defect_centre is None or self.defect_extent[z] == 0:
             return np.zeros_like(theta)
-        offset = wrapped(theta - self.defect_centre)
-        return self.defect_extent[z] * _ramp(np.abs(offset), -1.0, self.defect_half, 0.35)
+        inside = self.defect_half - np.abs(wrapped(theta - self.defect_centre))
+        return self.defect_extent[z] * np.clip(inside / INFARCT_BORDER + 1.0, 0.0, 1.0)
 
     def radii(self, theta: np.ndarray, z: int, t) -> tuple[np.ndarray, np.ndarray]:
         """Endo- and epicardial radius (mm) at angles `theta` of slice z in frame(s) t.
@@ -121,7 +122,7 @@ def left_ventricle(subject: dict, curve: np.ndarray, n_slices: int, slice_mm: fl
     filled = c0 > 0
     a = 0.5 * (thickness[filled] ** 2).sum() * step
     b = (c0[filled] * thickness[filled].sum(axis=1)).sum() * step
-    myocardium = subject["lv_mass_g"] / MYOCARDIAL_DENSITY * 1e3 / slice_mm  # mm², summed over slices
+    myocardium = subject["lv_mass_g"] / MYOCARDIUM_G_PER_ML * 1e3 / slice_mm  # mm², summed over slices
     lv.wall = float((-b + np.sqrt(b**2 + 4.0 * a * myocardium)) / (2.0 * a))
     return lv
 

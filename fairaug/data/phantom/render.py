@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from fairaug.config import AppearanceConfig
+from fairaug.data.measurements import BLOOD_POOL, MYOCARDIUM, RIGHT_VENTRICLE
 from fairaug.data.phantom.body import OUTSIDE, Chest, blend, ellipse_distance, smooth_field, soft_inside
 from fairaug.data.phantom.heart import (
     ANGLES,
@@ -29,7 +31,6 @@ from fairaug.data.phantom.heart import (
 from fairaug.data.phantom.physiology import HEALTHY_EARLY_FILLING
 
 BLOOD, RV_BLOOD = 1.0, 0.95  # relative bSSFP signal of the blood pools
-BLOOD_POOL, MYOCARDIUM, RIGHT_VENTRICLE = 1, 2, 3  # mask labels
 RV_WALL_MM = 3.0
 SYSTOLIC_SHIFT_MM = np.array([1.5, 1.0])  # in-plane translation of the heart at end-systole
 TRABECULATION_RADIUS_MM = 25.0  # cavity radius at which the trabecular layer is trabeculation_mm deep
@@ -47,25 +48,6 @@ class Geometry:
     n_frames: int
 
 
-@dataclass(frozen=True)
-class Appearance:
-    myocardium: float
-    fat: float
-    soft_tissue: float
-    liver: float
-    lung: float
-    breast: float
-    noise: float
-    noise_per_bmi: float
-    blur_px: float
-    blur_per_bmi: float
-    coil_falloff_mm: float
-    shading: float
-    trabeculation_mm: float
-    flow: float
-    misregistration_mm: float
-
-
 def angular_index(theta: np.ndarray) -> np.ndarray:
     """Index into ANGLES of each angle in [-π, π)."""
     return ((theta + np.pi) / (2.0 * np.pi) * len(ANGLES)).astype(int) % len(ANGLES)
@@ -74,7 +56,7 @@ def angular_index(theta: np.ndarray) -> np.ndarray:
 class SubjectRenderer:
     """Everything one subject's images share: geometry, anatomy and image quality."""
 
-    def __init__(self, subject: dict, geometry: Geometry, appearance: Appearance, seed: int):
+    def __init__(self, subject: dict, geometry: Geometry, appearance: AppearanceConfig, seed: int):
         self.s, self.g, self.a = subject, geometry, appearance
         # Separate streams, so a change in one (e.g. the size of the heart's window) leaves the others alone.
         rng, chest, self.texture, self.noise_rng = (np.random.default_rng(s)
