@@ -11,7 +11,7 @@ from fairaug.data.image_statistics import tissue_statistics
 from fairaug.data.phantom.generate import generate, phantom_spec
 from fairaug.data.phantom.heart import wrapped
 from fairaug.data.phantom.physiology import Composition, sample_subjects
-from fairaug.data.phantom.render import Geometry, SubjectRenderer
+from fairaug.data.phantom.render import Geometry, SubjectRenderer, rician
 from tests.conftest import compose_config
 
 DEFAULT = compose_config([]).data
@@ -57,6 +57,26 @@ def test_generation_is_content_addressed(tmp_path):
     cfg.seed = 1
     assert generate(phantom_spec(cfg), tmp_path, workers=1) != first
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folder left
+
+
+@pytest.mark.parametrize("signal", [0.0, 0.05, 1.0])
+def test_rician_noise_has_the_distribution_of_two_gaussian_channels(signal):
+    rng = np.random.default_rng(0)
+    sigma, n = 0.02, 400_000
+    polar = rician(np.full(n, signal, np.float32), sigma, rng)
+    channels = np.hypot(signal + sigma * rng.standard_normal(n), sigma * rng.standard_normal(n))
+    quantiles = [0.01, 0.1, 0.5, 0.9, 0.99]
+    assert np.quantile(polar, quantiles) == pytest.approx(np.quantile(channels, quantiles), rel=0.02)
+    assert polar.dtype == np.float32 and np.isfinite(polar).all()
+
+
+def test_angles_fold_into_one_turn():
+    angles = np.linspace(-4 * np.pi, 4 * np.pi, 1001, dtype=np.float32)
+    folded = wrapped(angles)
+    assert folded.dtype == np.float32
+    assert (folded >= -np.pi - 1e-5).all() and (folded <= np.pi + 1e-5).all()
+    assert np.allclose(np.cos(folded), np.cos(angles), atol=1e-4) and np.allclose(np.sin(folded), np.sin(angles),
+                                                                                   atol=1e-4)
 
 
 def test_a_config_saved_for_the_previous_generator_is_refused_by_name():

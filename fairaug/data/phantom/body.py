@@ -25,6 +25,11 @@ def smooth_field(rng: np.random.Generator, shape: tuple[int, ...], sigma_px: flo
     return field / (field.std() + 1e-6)
 
 
+def norm(dx, dy):
+    """Euclidean length of (dx, dy); several times faster than np.hypot on float32 arrays."""
+    return np.sqrt(dx * dx + dy * dy)
+
+
 def ellipse_distance(x, y, cx, cy, a, b, angle=0.0):
     """Approximate signed distance (mm, positive inside) to a rotated ellipse (a, b > 0)."""
     c, s = np.cos(angle), np.sin(angle)
@@ -72,19 +77,19 @@ class Chest:
             body = np.maximum(body, breasts)
         image = np.full(x.shape, a.soft_tissue, np.float32) * (1.0 + 0.12 * texture + 0.05 * fine)
         lung_edge = 8.0 * smooth_field(rng, x.shape, 8.0)
-        lung = soft_inside(np.minimum(np.hypot(x - cx, y - cy) - 48.0 + lung_edge,
+        lung = soft_inside(np.minimum(norm(x - cx, y - cy) - 48.0 + lung_edge,
                                       np.minimum(y - anterior - 18.0, my + 0.55 * self.half_depth - y)), px)
         image = blend(image, lung, a.lung * (1.0 + 0.5 * fine))
         if z >= n_planes // 2:  # liver under the heart in the apical planes
             liver = soft_inside(ellipse_distance(x, y, cx - 55.0, cy + 40.0, 50.0, 38.0, 0.3), px)
             image = blend(image, liver, a.liver * (1.0 + 0.08 * texture))
-        aorta = soft_inside(11.0 - np.hypot(x - (cx + 20.0), y - (cy + 55.0)), px)
+        aorta = soft_inside(11.0 - norm(x - (cx + 20.0), y - (cy + 55.0)), px)
         image = blend(image, aorta, 0.9)
         spine_y = my + self.half_depth - 45.0
-        vertebra = np.hypot(x - (mx + 3.0), y - spine_y)
+        vertebra = norm(x - (mx + 3.0), y - spine_y)
         image = blend(image, soft_inside(17.0 - vertebra, px), 0.08)  # cortical bone
         image = blend(image, soft_inside(14.5 - vertebra, px), a.fat * 0.55 * (1.0 + 0.1 * texture))  # marrow
-        canal = soft_inside(6.0 - np.hypot(x - (mx + 3.0), y - (spine_y + 24.0)), px)
+        canal = soft_inside(6.0 - norm(x - (mx + 3.0), y - (spine_y + 24.0)), px)
         image = blend(image, canal, 0.9)  # cerebrospinal fluid
         fat = soft_inside(self.subcutaneous - body, px)
         image = blend(image, fat, a.fat * (1.0 + 0.06 * fine))

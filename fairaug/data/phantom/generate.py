@@ -17,6 +17,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+from isal import igzip
 
 from fairaug.config import AppearanceConfig
 from fairaug.data.phantom.physiology import Composition, sample_subjects
@@ -27,7 +28,7 @@ from fairaug.processes import worker_pool
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 2  # bump when the rendered content changes
+GENERATOR_VERSION = 3  # bump when the rendered content changes
 METADATA_COLUMNS = ["subject_id", "sex", "age", "bmi", "diagnosis", "ed_frame", "es_frame"]
 
 
@@ -84,7 +85,9 @@ def _write_subject(job: tuple[dict, dict, dict, int, str]) -> None:
         image.header.set_xyzt_units("mm", "sec")
         if array.ndim == 4:
             image.header.set_zooms((geo.pixel_mm, geo.pixel_mm, geo.slice_mm, frame_s))
-        nib.save(image, out / f"{name}.nii.gz")
+        # ISA-L's gzip: the same .nii.gz, compressed about 7 times faster than zlib's level 1
+        # (a third of the generation time otherwise; noisy cines hardly compress anyway).
+        (out / f"{name}.nii.gz").write_bytes(igzip.compress(image.to_bytes(), compresslevel=1))
 
 
 def generate(spec: dict, root: Path, workers: int) -> Path:

@@ -48,8 +48,8 @@ def volume_curve(n_frames: int, es_frame: int, early_filling: float) -> np.ndarr
 
 
 def wrapped(angle):
-    """Angle folded into [-π, π)."""
-    return (angle + np.pi) % (2.0 * np.pi) - np.pi
+    """Angle folded into [-π, π) (floor, not %: several times faster on float32 arrays)."""
+    return angle - 2.0 * np.pi * np.floor((angle + np.pi) / (2.0 * np.pi))
 
 
 def _ramp(value, low, high, width):
