@@ -95,6 +95,8 @@ class AppearanceConfig:
     trabeculation_mm: float = 6.0  # depth of the trabecular layer at ED in a 25 mm cavity (scales with it)
     flow: float = 0.12  # amplitude of in-flow intensity variation in the blood pools
     misregistration_mm: float = 1.0  # SD of per-slice in-plane shifts (breath-hold mismatch); 0 = none
+    rotation_sd_deg: float = 11.5  # SD of the heart's in-plane rotation (direction of the RV) between subjects
+    rotation_female_deg: float = 8.0  # mean rotation of women's hearts against men's (a sex-linked position)
 
 
 @dataclass

@@ -188,6 +188,9 @@ def test_a_wrong_appearance_is_named():
 
     with pytest.raises(ConfigError, match="data.appearance.noise must be a non-negative number"):
         phantom_spec(OmegaConf.merge(DEFAULT, {"appearance": {"noise": -0.1}}))
+    with pytest.raises(ConfigError, match="data.appearance.rotation_female_deg"):
+        phantom_spec(OmegaConf.merge(DEFAULT, {"appearance": {"rotation_female_deg": float("nan")}}))
+    assert phantom_spec(OmegaConf.merge(DEFAULT, {"appearance": {"rotation_female_deg": -5.0}}))
 
 
 def test_ages_spread_over_each_decade_within_uk_biobank_ages():
@@ -351,6 +354,26 @@ def test_women_have_breast_tissue_in_front_of_the_chest_wall(subjects):
               for sex in ("female", "male")}
     anterior = slice(0, 40)  # rows of y: the anterior chest
     assert (images["female"][:, anterior] > 0.5).sum() > 1.5 * (images["male"][:, anterior] > 0.5).sum()
+
+
+@pytest.mark.parametrize("female_deg", [8.0, -15.0])
+def test_womens_hearts_sit_rotated_against_mens(subjects, female_deg):
+    subject = subjects.iloc[0].to_dict()
+    appearance = AppearanceConfig(rotation_female_deg=female_deg)
+    angles = {sex: np.array([SubjectRenderer(dict(subject, sex=sex), GEOMETRY, appearance, seed).rv_angle
+                             for seed in range(300)]) for sex in ("female", "male")}
+    shift = np.degrees(np.angle(np.mean(np.exp(1j * angles["female"])) / np.mean(np.exp(1j * angles["male"]))))
+    assert shift == pytest.approx(female_deg, abs=3.0)
+    assert np.degrees(angles["male"].std()) == pytest.approx(APPEARANCE.rotation_sd_deg, rel=0.15)
+
+
+def test_partial_volume_softens_the_apex_not_the_mid_ventricle(subjects):
+    renderer = SubjectRenderer(subjects.iloc[0].to_dict(), GEOMETRY, APPEARANCE, seed=0)
+    lv = renderer.lv
+    filled = np.flatnonzero(lv.cavity[:, 0] > 0)
+    middle, apex = filled[len(filled) // 2], filled[-1]
+    assert lv.through_plane[middle, 0] < GEOMETRY.pixel_mm < 2.0 * GEOMETRY.pixel_mm < lv.through_plane[apex, 0]
+    assert (lv.through_plane[lv.cavity == 0] == 0).all()  # nothing to smear where the slice misses the cavity
 
 
 def test_the_sex_gap_is_not_built_into_the_physiology():

@@ -14,9 +14,10 @@ from scipy import ndimage
 OUTSIDE = -1e3  # signed distance of a structure that is absent from a plane
 
 
-def soft_inside(signed_mm: np.ndarray, pixel_mm: float) -> np.ndarray:
-    """Partial-volume membership from a signed distance (positive inside), 1-pixel ramp."""
-    return np.clip(0.5 + signed_mm / pixel_mm, 0.0, 1.0).astype(np.float32)
+def soft_inside(signed_mm: np.ndarray, ramp_mm) -> np.ndarray:
+    """Partial-volume membership from a signed distance (positive inside): a ramp `ramp_mm`
+    wide (one pixel in-plane; wider where a wall runs oblique to the slice)."""
+    return np.clip(0.5 + signed_mm / ramp_mm, 0.0, 1.0).astype(np.float32)
 
 
 def smooth_field(rng: np.random.Generator, shape: tuple[int, ...], sigma_px: float) -> np.ndarray:

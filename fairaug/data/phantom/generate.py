@@ -39,9 +39,10 @@ def phantom_spec(cfg) -> dict:
                           f"version 1, before heart-failure phenotypes); version {GENERATOR_VERSION} cannot "
                           "regenerate that cohort: rerun the task (e.g. retrain the classifier) on the current phantom")
     for key, value in cfg.appearance.items():
-        if not (np.isfinite(value) and value >= 0) or (key == "coil_falloff_mm" and value == 0):
-            raise ConfigError(f"data.appearance.{key} must be a non-negative number (coil_falloff_mm positive), "
-                              f"got {value}")
+        signed = key == "rotation_female_deg"  # an angle: either direction
+        if not np.isfinite(value) or (value < 0 and not signed) or (key == "coil_falloff_mm" and value == 0):
+            raise ConfigError(f"data.appearance.{key} must be a non-negative number (coil_falloff_mm positive, "
+                              f"rotation_female_deg any number), got {value}")
     return {
         "version": GENERATOR_VERSION,
         "seed": int(cfg.seed),

@@ -24,6 +24,8 @@ LV_ASPECT = 3.5  # long axis / basal radius of the LV cavity
 LONGITUDINAL_SHORTENING = 0.25  # fraction of the ejected volume fraction lost in length
 SCAR_THINNING = 0.5  # wall thickness lost in the centre of an infarct
 INFARCT_BORDER = 0.35  # radians over which an infarct fades into healthy wall
+SLICE_THICKNESS = 0.8  # of the slice spacing (UK Biobank: 8 mm slices, 2 mm gaps)
+MAX_PARTIAL_VOLUME_MM = 15.0  # widest partial-volume band of an oblique wall
 ANGLES = np.linspace(-np.pi, np.pi, 720, endpoint=False)  # grid for angular integrals
 
 # Where each coronary territory lies, relative to the septum (the direction of the RV), and
@@ -66,6 +68,7 @@ class LeftVentricle:
     defect_centre: float | None  # angle of the infarct centre in the image, or None
     defect_half: float  # half-width of the infarct, radians
     defect_extent: np.ndarray  # (Z,) how much of the infarct each slice holds, 0..1
+    through_plane: np.ndarray  # (Z, T) spread of the cavity radius over the slice thickness, mm
 
     def defect(self, theta: np.ndarray, z: int) -> np.ndarray:
         """Infarct weight (0 healthy, 1 scar) at angles `theta` of slice z."""
@@ -101,19 +104,27 @@ def left_ventricle(subject: dict, curve: np.ndarray, n_slices: int, slice_mm: fl
     length = length_ed - descent
     position = rng.uniform(2.0, 8.0) + slice_mm * np.arange(n_slices)[:, None]  # below the ED base
     depth = position - descent[None, :]
-    profile = np.where(depth >= 0, np.clip(1.0 - (depth / length[None, :]) ** 2, 0.0, None), 0.0)
-    radius_sq = volume / (np.pi * slice_mm * profile.sum(axis=0))
-    cavity = np.sqrt(radius_sq[None, :] * profile)
+
+    def profile(depth):  # (Z, T) squared radius relative to the base's
+        return np.where(depth >= 0, np.clip(1.0 - (depth / length[None, :]) ** 2, 0.0, None), 0.0)
+
+    radius_sq = volume / (np.pi * slice_mm * profile(depth).sum(axis=0))
+    cavity = np.sqrt(radius_sq[None, :] * profile(depth))
+    # A slice is SLICE_THICKNESS thick: where the wall is oblique to it (base, apex), the
+    # cavity's edge smears over the radii it spans within the slice.
+    half = SLICE_THICKNESS * slice_mm / 2.0
+    spanned = np.abs(np.sqrt(radius_sq * profile(depth - half)) - np.sqrt(radius_sq * profile(depth + half)))
 
     territory = subject.get("territory")
     territory = territory if isinstance(territory, str) and territory else None  # "" or NaN (read back) for none
-    centre, half, extent = None, 0.0, np.zeros(n_slices)
+    centre, width, extent = None, 0.0, np.zeros(n_slices)
     if territory:
         centre = rv_angle + TERRITORY_CENTRE[territory]
-        half = np.radians(subject["defect_deg"]) / 2.0
+        width = np.radians(subject["defect_deg"]) / 2.0
         low, high = TERRITORY_DEPTH[territory]
         extent = _ramp(position[:, 0] / length_ed, low, high, 0.15)
-    lv = LeftVentricle(cavity.astype(np.float32), depth.astype(np.float32), length, 0.0, centre, half, extent)
+    lv = LeftVentricle(cavity.astype(np.float32), depth.astype(np.float32), length, 0.0, centre, width, extent,
+                       (np.minimum(spanned, MAX_PARTIAL_VOLUME_MM) * (cavity > 0)).astype(np.float32))
 
     # ED myocardial area per slice is c0·W·∫f + W²/2·∫f² with f the relative wall thickness.
     c0 = cavity[:, 0]

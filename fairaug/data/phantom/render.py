@@ -81,8 +81,11 @@ class SubjectRenderer:
         # 140 mm view crop around it stays inside the 173 mm field of view (no zero padding).
         self.centre = np.clip(rng.normal(0.0, 4.0, 2), -10.0, 10.0)
         bmi = subject["bmi"]
-        # The septum points to the RV (image left, slightly anterior); obesity lays the heart flatter.
-        self.rv_angle = np.pi + 0.1 + rng.normal(0.0, 0.2) + 0.01 * (bmi - 25.0)
+        # The septum points to the RV (image left, slightly anterior); obesity lays the heart
+        # flatter, and women's hearts sit rotated against men's (appearance.rotation_female_deg).
+        female = subject["sex"] == "female"
+        rotation = rng.normal(appearance.rotation_female_deg * female, appearance.rotation_sd_deg)
+        self.rv_angle = np.pi + 0.1 + np.radians(rotation) + 0.01 * (bmi - 25.0)
         excess = max(0.0, bmi - 22.0)
         self.fat_mm = float(np.clip(1.5 + 0.35 * (bmi - 20.0), 1.0, 12.0))
         self.blur_px = appearance.blur_px + appearance.blur_per_bmi * excess
@@ -141,11 +144,12 @@ class SubjectRenderer:
             gain = np.float32(1.0 + 0.04 * self.texture.standard_normal())
             plane = image[window + (z,)]
             fat_mm = self.fat_mm * self.fat_patches[angular_index(texture_theta)]
-            plane = blend(plane, soft_inside(heart + fat_mm, px), a.fat)
-            plane = blend(plane, soft_inside(heart, px), a.myocardium)
+            ramp = np.maximum(lv.through_plane[z], px)  # (T,) partial volume across the slice thickness
+            plane = blend(plane, soft_inside(heart + fat_mm, ramp), a.fat)
+            plane = blend(plane, soft_inside(heart, ramp), a.myocardium)
             plane = blend(plane, soft_inside(rv, px), RV_BLOOD * gain * flow)
             plane = blend(plane, soft_inside(np.maximum(atrium, lvot), px), BLOOD * gain * flow)
-            lv_blood = soft_inside(endo - r, px)
+            lv_blood = soft_inside(endo - r, ramp)
             plane = blend(plane, lv_blood, BLOOD * gain * flow)
             # Muscle inside the LV cavity: only the cavity's square, a fifth of the window, is touched.
             cavity = self._window(centre, lv.cavity[z].max() + np.hypot(*SYSTOLIC_SHIFT_MM) + px)
