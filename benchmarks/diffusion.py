@@ -101,7 +101,7 @@ def fairaug_loop(cfg, parts, loader, empty_ids, steps: int, warmup: int, output_
 
     from fairaug.diffusion.module import ControlNetModule
     from fairaug.loggers import build_logger, finish
-    from fairaug.tasks.classify import trainer_arguments
+    from fairaug.models.trainer import trainer_arguments
 
     class StepClock(L.Callback):
         def __init__(self):

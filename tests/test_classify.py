@@ -7,9 +7,9 @@ import torch
 from hydra.errors import ConfigCompositionException
 
 from fairaug.errors import ConfigError
+from fairaug.models.predictions import PREDICTION_COLUMNS
 from fairaug.quality.features import classifier_features
 from fairaug.tasks import classify, montage
-from fairaug.tasks.classify import PREDICTION_COLUMNS
 
 VIEWS = [("cine", "small_cnn"), ("volume", "small_cnn"), ("slice", "small_cnn"), ("frame", "small_cnn"),
          ("edes", "small_cnn"), ("edes", "resnet18")]

@@ -134,7 +134,7 @@ def test_replace_atomically_on_a_full_disk_names_the_path_and_leaves_nothing(tmp
 def test_checkpoint_never_left_truncated_under_its_final_name(make_cfg, tmp_path, monkeypatch):
     import lightning as L
 
-    from fairaug.tasks.classify import trainer_arguments
+    from fairaug.models.trainer import trainer_arguments
 
     class Tiny(L.LightningModule):
         def __init__(self):

@@ -13,14 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 from torch import nn
 from torch.utils.data import DataLoader
 
 from fairaug.errors import ConfigError
-from fairaug.models.classifier import HeartFailureClassifier
-from fairaug.models.zoo import build_model
-from fairaug.run_folder import tested_checkpoint
+from fairaug.models.tested import load_tested_classifier
 
 
 class ClassifierFeatures(nn.Module):
@@ -70,22 +67,10 @@ class InceptionFeatures(nn.Module):
 
 def classifier_features(run_dir: Path, input_shape: tuple[int, ...]) -> ClassifierFeatures:
     """The checkpoint a task=classify run tested (as its metrics.json records it)."""
-    run_dir = Path(run_dir)
-    config = run_dir / "config.yaml"
-    if not config.is_file():
-        raise ConfigError(f"quality.classifier: {run_dir} is not a finished task=classify run (no config.yaml)")
     try:
-        checkpoint = tested_checkpoint(run_dir)
+        module, _ = load_tested_classifier(Path(run_dir), input_shape)
     except ConfigError as error:
         raise ConfigError(f"quality.classifier: {error}") from error
-    cfg = OmegaConf.load(config)
-    module = HeartFailureClassifier(build_model(cfg.model, input_shape), float(cfg.model.lr),
-                                    float(cfg.model.weight_decay))
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
-    try:
-        module.load_state_dict(state)
-    except RuntimeError as error:
-        raise ConfigError(f"quality.classifier: {checkpoint} does not fit its own config: {error}") from error
     return ClassifierFeatures(module.net)
 
 

@@ -25,31 +25,15 @@ from fairaug.fairness.report import check_attributes, evaluate, write_report
 from fairaug.io import write_csv, write_json, write_text
 from fairaug.loggers import log_config, log_fairness, run_logger
 from fairaug.models.callbacks import DataWaitMonitor
-from fairaug.models.checkpoint_io import AtomicCheckpointIO
 from fairaug.models.classifier import HeartFailureClassifier
+from fairaug.models.predictions import predictions_table
+from fairaug.models.trainer import trainer_arguments
 from fairaug.models.zoo import build_model
 from fairaug.run_folder import file_sha256
 
 log = logging.getLogger(__name__)
 
-PREDICTION_COLUMNS = ["subject_id", "label", "prob", "pred", "sex", "age", "bmi", "age_group", "bmi_group", "vendor",
-                      "centre", "origin"]
 MONITOR = "val/balanced_accuracy"
-
-
-def trainer_arguments(cfg) -> dict:
-    """The trainer group as lightning.Trainer keyword arguments (nulls mean Lightning's default),
-    with checkpoints written atomically."""
-    arguments = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items() if v is not None}
-    return {**arguments, "plugins": [AtomicCheckpointIO()]}
-
-
-def predictions_table(module: HeartFailureClassifier, test: pd.DataFrame) -> pd.DataFrame:
-    outputs = module.test_outputs
-    rows = test.iloc[outputs["index"].numpy()].reset_index(drop=True)
-    rows["prob"] = outputs["prob"].numpy().round(6)
-    rows["pred"] = (rows["prob"] >= 0.5).astype(int)
-    return rows[PREDICTION_COLUMNS].sort_values("subject_id").reset_index(drop=True)
 
 
 def run(cfg) -> dict:

@@ -42,7 +42,7 @@ from fairaug.diffusion.prompts import build_tokenizer, check_known, prompt_vocab
 from fairaug.errors import ConfigError
 from fairaug.io import write_csv, write_json, write_text
 from fairaug.loggers import log_config, run_logger
-from fairaug.tasks.classify import trainer_arguments
+from fairaug.models.trainer import trainer_arguments
 
 log = logging.getLogger(__name__)
 ATTRIBUTE_COLUMNS = ["subject_id", "label", *ATTRIBUTES]

@@ -9,7 +9,7 @@ from importlib import import_module
 from fairaug.errors import ConfigError
 from fairaug.run_folder import owned
 
-TASKS = ("classify", "cohort", "controlnet_train", "evaluate", "montage", "synth_generate", "synth_quality")
+TASKS = ("classify", "cohort", "controlnet_train", "evaluate", "montage", "predict", "synth_generate", "synth_quality")
 
 
 def run_task(cfg) -> dict:

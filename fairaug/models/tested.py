@@ -1,0 +1,35 @@
+"""The classifier a finished task=classify run tested, rebuilt from its folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from fairaug.errors import ConfigError
+from fairaug.models.classifier import HeartFailureClassifier
+from fairaug.models.zoo import build_model
+from fairaug.run_folder import tested_checkpoint
+
+
+def run_config(run_dir: Path) -> DictConfig:
+    """The resolved config a task=classify run saved."""
+    config = Path(run_dir) / "config.yaml"
+    if not config.is_file():
+        raise ConfigError(f"{run_dir} is not a finished task=classify run (no config.yaml)")
+    return OmegaConf.load(config)
+
+
+def load_tested_classifier(run_dir: Path, input_shape: tuple[int, ...]) -> tuple[HeartFailureClassifier, Path]:
+    """The run's network (its own model config) with the weights of the checkpoint it tested."""
+    cfg = run_config(run_dir)
+    checkpoint = tested_checkpoint(run_dir)
+    module = HeartFailureClassifier(build_model(cfg.model, input_shape), float(cfg.model.lr),
+                                    float(cfg.model.weight_decay))
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as error:
+        raise ConfigError(f"{checkpoint} does not fit its own config: {error}") from error
+    return module, checkpoint

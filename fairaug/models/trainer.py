@@ -1,0 +1,14 @@
+"""Lightning Trainer arguments from the `trainer` config group, shared by every task that trains or scores."""
+
+from __future__ import annotations
+
+from omegaconf import OmegaConf
+
+from fairaug.models.checkpoint_io import AtomicCheckpointIO
+
+
+def trainer_arguments(cfg) -> dict:
+    """The trainer group as lightning.Trainer keyword arguments (nulls mean Lightning's default),
+    with checkpoints written atomically."""
+    arguments = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items() if v is not None}
+    return {**arguments, "plugins": [AtomicCheckpointIO()]}
