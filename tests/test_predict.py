@@ -55,3 +55,22 @@ def test_a_missing_or_unfinished_run_is_named(make_cfg, trained, tmp_path):
     with pytest.raises(ConfigError, match="checkpoint=.*is not the checkpoint .* records as tested"):
         predict.run(make_cfg("task=predict", f"checkpoint={trained}"))
     assert not (tmp_path / "run" / "predictions.csv").exists()
+
+
+def test_a_checkpoint_loads_on_its_own_the_lightning_way(make_cfg, tmp_path):
+    from torchvision import models
+
+    from fairaug.models.classifier import HeartFailureClassifier
+
+    backbone = tmp_path / "resnet18.pth"
+    torch.save(models.resnet18(weights=None).state_dict(), backbone)
+    cfg = make_cfg("input=edes", "model=resnet18", f"model.weights={backbone}")
+    classify.run(cfg)
+    backbone.unlink()  # the checkpoint holds every weight: the backbone file is no longer needed
+    checkpoint = Path(cfg.paths.output_dir) / "checkpoints" / "best.ckpt"
+    module = HeartFailureClassifier.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True)
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+    assert all(torch.equal(weights, state[name]) for name, weights in module.state_dict().items())
+    assert module.hparams.model["name"] == "resnet18" and module.hparams.model["weights"] is None
+    module.eval()
+    assert module(torch.zeros(2, *module.hparams.input_shape)).shape == (2,)

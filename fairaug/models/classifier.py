@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import lightning as L
 import torch
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from fairaug.models.metrics import classification_metrics
+from fairaug.models.zoo import build_model
 
 
 class HeartFailureClassifier(L.LightningModule):
     """One logit per subject, BCE loss; metrics per stage; test outputs kept for predictions.csv."""
 
-    def __init__(self, net: nn.Module, lr: float, weight_decay: float):
+    def __init__(self, model: dict, input_shape: list[int], lr: float, weight_decay: float):
+        """`model`: the model config group (a pretrained backbone's `weights` file is read here);
+        `input_shape`: the view's (C, ...) shape."""
         super().__init__()
-        self.save_hyperparameters(ignore=["net"])
-        self.net = net
+        # A checkpoint holds every trained weight: its hyperparameters keep the architecture
+        # only, so load_from_checkpoint never looks for the backbone file again.
+        model = OmegaConf.to_container(model, resolve=True) if isinstance(model, DictConfig) else dict(model)
+        self.save_hyperparameters({"model": {**model, "weights": None}, "input_shape": list(input_shape),
+                                   "lr": lr, "weight_decay": weight_decay})
+        self.net = build_model(OmegaConf.create(model), tuple(input_shape))
         self.loss = nn.BCEWithLogitsLoss()
         self.metrics = nn.ModuleDict({f"{stage}_metrics": classification_metrics().clone(prefix=f"{stage}/")
                                       for stage in ("train", "val", "test")})

@@ -9,7 +9,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from fairaug.errors import ConfigError
 from fairaug.models.classifier import HeartFailureClassifier
-from fairaug.models.zoo import build_model
 from fairaug.run_folder import tested_checkpoint
 
 
@@ -25,8 +24,8 @@ def load_tested_classifier(run_dir: Path, input_shape: tuple[int, ...]) -> tuple
     """The run's network (its own model config) with the weights of the checkpoint it tested."""
     cfg = run_config(run_dir)
     checkpoint = tested_checkpoint(run_dir)
-    module = HeartFailureClassifier(build_model(cfg.model, input_shape), float(cfg.model.lr),
-                                    float(cfg.model.weight_decay))
+    architecture = OmegaConf.merge(cfg.model, {"weights": None})  # the checkpoint holds every weight
+    module = HeartFailureClassifier(architecture, input_shape, float(cfg.model.lr), float(cfg.model.weight_decay))
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
     try:
         module.load_state_dict(state)

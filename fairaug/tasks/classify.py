@@ -28,7 +28,6 @@ from fairaug.models.callbacks import DataWaitMonitor
 from fairaug.models.classifier import HeartFailureClassifier
 from fairaug.models.predictions import predictions_table
 from fairaug.models.trainer import trainer_arguments
-from fairaug.models.zoo import build_model
 from fairaug.run_folder import file_sha256
 
 log = logging.getLogger(__name__)
@@ -54,7 +53,7 @@ def run(cfg) -> dict:
     if data.skipped:
         write_csv(pd.DataFrame(data.skipped, columns=["subject_id", "reason"]), output_dir / "skipped.csv")
 
-    module = HeartFailureClassifier(build_model(cfg.model, data.input_shape), float(cfg.model.lr),
+    module = HeartFailureClassifier(cfg.model, data.input_shape, float(cfg.model.lr),
                                     float(cfg.model.weight_decay))
     with run_logger(cfg.logger, output_dir) as logger:
         return _train_and_test(cfg, data, module, logger, output_dir, split_id)
