@@ -129,6 +129,29 @@ def test_compare_arms_pairs_runs_by_seed(tmp_path):
     assert (tmp_path / "out" / "comparison_balanced_accuracy.png").stat().st_size > 5000
 
 
+def test_compare_corrects_across_subgroups_and_says_when_pairs_are_too_few(tmp_path, caplog):
+    from scipy.stats import false_discovery_control
+
+    fake_sweep(tmp_path / "baseline", 0.3, seeds=range(6))
+    fake_sweep(tmp_path / "augmented", 0.1, seeds=range(6))
+    table = compare([str(tmp_path / "baseline"), str(tmp_path / "augmented")], ["real", "synth"], tmp_path / "out",
+                    "balanced_accuracy")
+    tested = table[table.arm == "synth"].dropna(subset=["p_value"])
+    assert len(tested) > 5
+    assert tested.q_value.to_numpy() == pytest.approx(false_discovery_control(tested.p_value.to_numpy()))
+    assert (tested.q_value >= tested.p_value - 1e-12).all()
+    assert "q = Benjamini-Hochberg" in (tmp_path / "out" / "comparison.md").read_text()
+
+    fake_sweep(tmp_path / "few_a", 0.3, seeds=range(3))
+    fake_sweep(tmp_path / "few_b", 0.1, seeds=range(3))
+    with caplog.at_level("WARNING"):
+        few = compare([str(tmp_path / "few_a"), str(tmp_path / "few_b")], None, tmp_path / "few", "balanced_accuracy")
+    overall = few[(few.label == "overall") & (few.arm == "few_b")].iloc[0]
+    assert "3 pairs: no p below 0.25 is possible" in overall.note
+    assert "3 pairs" in caplog.text and "0.25" in caplog.text
+    assert "no p below 0.25 is possible" in (tmp_path / "few" / "comparison.md").read_text()
+
+
 def test_compare_needs_two_pairable_sweeps(tmp_path):
     fake_sweep(tmp_path / "a", 0.2, seeds=[0, 0])
     fake_sweep(tmp_path / "b", 0.2)

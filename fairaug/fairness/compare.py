@@ -2,22 +2,28 @@
 
 Runs are paired across arms by (seed, fold): the same split, the same initialisation seed,
 only the arm differs. The test is the Wilcoxon signed-rank test over the paired differences
-(two-sided), as in the paper's comparison of augmented against real-only training.
+(two-sided), as in the paper's comparison of augmented against real-only training; q-values
+correct for testing many subgroups, and too few pairs for any significance are said so.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.stats import wilcoxon
+from scipy.stats import false_discovery_control, wilcoxon
 
 from fairaug.errors import ConfigError
 from fairaug.fairness.markdown import format_mean_std, format_value, markdown_table
 from fairaug.fairness.plots import plot_arms
 from fairaug.fairness.sweep import GROUP_KEY, find_jobs, job_row
 from fairaug.io import write_csv, write_text
+
+log = logging.getLogger(__name__)
+
+SIGNIFICANCE = 0.05  # below which a comparison needs enough pairs to be able to reach
 
 
 def _runs(sweep_dir: Path, metric: str) -> pd.DataFrame:
@@ -38,13 +44,31 @@ def _runs(sweep_dir: Path, metric: str) -> pd.DataFrame:
     return table
 
 
+def smallest_p(pairs: int) -> float:
+    """The smallest two-sided p the exact signed-rank test can give over `pairs` differences:
+    every difference of the same sign."""
+    return 2.0 / 2.0**pairs
+
+
 def _paired_test(differences: pd.Series) -> tuple[float, str]:
     differences = differences.dropna()
     if len(differences) < 2:
         return float("nan"), "fewer than 2 paired runs"
     if np.allclose(differences, 0):
         return 1.0, "identical in every pair"
-    return float(wilcoxon(differences).pvalue), ""
+    floor = smallest_p(len(differences))
+    note = f"{len(differences)} pairs: no p below {floor:.3g} is possible" if floor > SIGNIFICANCE else ""
+    return float(wilcoxon(differences).pvalue), note
+
+
+def _false_discovery_rate(table: pd.DataFrame) -> pd.Series:
+    """Benjamini-Hochberg q-values over the subgroups each arm was tested on."""
+    q_values = pd.Series(np.nan, index=table.index)
+    for _, arm in table.groupby("arm"):
+        tested = arm.p_value.dropna()
+        if len(tested):
+            q_values[tested.index] = false_discovery_control(tested.to_numpy())
+    return q_values
 
 
 def compare(sweep_dirs: list[str], names: list[str] | None, output_dir: Path, metric: str) -> pd.DataFrame:
@@ -69,7 +93,13 @@ def compare(sweep_dirs: list[str], names: list[str] | None, output_dir: Path, me
                             "pairs": len(differences), "p_value": p_value, "note": note})
             rows.append(row)
     table = pd.DataFrame(rows, columns=["label", "arm", "mean", "std", "runs", "difference_to_first", "pairs",
-                                        "p_value", "note"])
+                                        "p_value", "q_value", "note"])
+    table["q_value"] = _false_discovery_rate(table)
+    pairs = table.pairs.dropna()
+    if len(pairs) and smallest_p(int(pairs.max())) > SIGNIFICANCE:
+        log.warning("compare: at most %d pairs per subgroup: no p below %.3g is possible, whatever the effect; "
+                    "add seeds or folds (6 pairs can reach %.3g)", int(pairs.max()), smallest_p(int(pairs.max())),
+                    smallest_p(6))
     output_dir = Path(output_dir)
     write_csv(table, output_dir / "comparison.csv")
     write_text(comparison_markdown(table, names, metric, sweep_dirs), output_dir / "comparison.md")
@@ -84,11 +114,14 @@ def comparison_markdown(table: pd.DataFrame, names: list[str], metric: str, swee
         part = table[table.label == label].set_index("arm")
         cells = [f"{format_mean_std(part.loc[n, 'mean'], part.loc[n, 'std'])} (n={part.loc[n, 'runs']})"
                  for n in names]
-        cells += [f"{format_value(part.loc[n, 'difference_to_first'])} (p={format_value(part.loc[n, 'p_value'])})"
-                  for n in names[1:]]
+        cells += [f"{format_value(part.loc[n, 'difference_to_first'])} (p={format_value(part.loc[n, 'p_value'])}, "
+                  f"q={format_value(part.loc[n, 'q_value'])})" for n in names[1:]]
         rows.append([label, *cells])
     lines = [f"# {metric.replace('_', ' ')} by arm", "",
              "Mean ± std over runs; difference = mean of paired differences over matching (seed, fold); "
-             "p = two-sided Wilcoxon signed-rank test.", ""]
+             "p = two-sided Wilcoxon signed-rank test; q = Benjamini-Hochberg false discovery rate over the "
+             "subgroups of each arm (read q when looking for any subgroup that changed).", ""]
     lines += [f"- `{n}`: {d}" for n, d in zip(names, sweep_dirs)] + [""]
-    return "\n".join(lines + markdown_table(header, rows)) + "\n"
+    notes = sorted(set(table.note.dropna()) - {""})
+    footer = [""] + [f"Note: {note}." for note in notes] if notes else []
+    return "\n".join(lines + markdown_table(header, rows) + footer) + "\n"
