@@ -412,3 +412,18 @@ def test_the_left_atrium_dilates_with_slow_relaxation_in_the_four_chamber_view(s
         below_valves = renderer.y > renderer.centre[1] + 28.0  # the atria, under the valve plane
         atria[early_filling] = (image[below_valves] > 300).sum()  # blood (about 500 counts), not tissue
     assert atria[0.4] > 1.2 * atria[0.8], atria
+
+
+def test_generation_and_view_caching_show_progress(tmp_path, capfd):
+    from omegaconf import OmegaConf
+
+    from fairaug.config import PhantomDataConfig
+    from fairaug.data.cache import build_view_cache
+    from fairaug.data.sources import load_cohort
+
+    cfg = OmegaConf.structured(PhantomDataConfig(root=str(tmp_path / "phantom"), n_subjects=3, workers=1))
+    cfg.geometry.matrix, cfg.geometry.n_frames, cfg.geometry.n_slices = 32, 4, 3
+    cohort, _ = load_cohort(cfg)
+    assert "phantom: 100%" in capfd.readouterr().err
+    build_view_cache(cohort, compose_config(["input=edes", "input.size=16"]).input, tmp_path / "views", "raise")
+    assert "edes view: 100%" in capfd.readouterr().err

@@ -21,6 +21,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
+from tqdm import tqdm
 
 from fairaug.data.cohort import Problems, settle_problems
 from fairaug.data.readers import NIFTI_READERS, reader_for
@@ -129,7 +130,8 @@ def _write(cohort: pd.DataFrame, builder: ViewBuilder, staging: Path, workers: i
     results = pool.map(_build_one, jobs, chunksize=4) if pool else map(_build_one, jobs)
     try:
         with open(staging / "images.bin", "wb") as images, open(staging / "masks.bin", "wb") as masks:
-            for subject, image, mask, error in results:
+            for subject, image, mask, error in tqdm(results, total=len(jobs), desc=f"{builder.cfg.name} view",
+                                                    unit="subject"):
                 if error is None and shape is None:
                     shape = image.shape
                 if error is None and image.shape != shape:

@@ -18,6 +18,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 from isal import igzip
+from tqdm import tqdm
 
 from fairaug.config import AppearanceConfig
 from fairaug.data.phantom.physiology import Composition, sample_subjects
@@ -108,11 +109,12 @@ def generate(spec: dict, root: Path, workers: int) -> Path:
             for row, s in zip(cohort.to_dict("records"), seeds)]
     try:
         staging.mkdir()
+        progress = {"total": len(jobs), "desc": "phantom", "unit": "subject"}
         if workers > 1:
             with worker_pool(workers) as pool:
-                list(pool.map(_write_subject, jobs, chunksize=8))
+                list(tqdm(pool.map(_write_subject, jobs, chunksize=8), **progress))
         else:
-            for job in jobs:
+            for job in tqdm(jobs, **progress):
                 _write_subject(job)
         cohort[METADATA_COLUMNS].to_csv(staging / "metadata.csv", index=False)
         cohort.drop(columns=["age_group", "bmi_group"]).to_csv(staging / "physiology.csv", index=False)
