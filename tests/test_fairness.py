@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -147,3 +148,45 @@ def test_unknown_attribute_names_are_refused_with_the_known_ones():
     with pytest.raises(ConfigError, match=r"unknown attribute\(s\) \['sexx'\]; known: \['sex'"):
         check_attributes(fairness_cfg(attributes=["sexx"]))
     check_attributes(fairness_cfg(attributes=["sex", "vendor", "centre"]))
+
+
+def _captured_figures(monkeypatch):
+    """The figures the plots module writes, kept open for inspection."""
+    from fairaug.fairness import plots
+
+    figures = []
+    monkeypatch.setattr(plots, "write_figure", lambda fig, path, **kwargs: figures.append(fig) or path)
+    return figures
+
+
+def test_report_plot_draws_no_bar_for_an_undefined_group_and_says_what_it_shows(monkeypatch):
+    from fairaug.fairness.plots import plot_balanced_accuracy
+
+    figures = _captured_figures(monkeypatch)
+    table = pd.DataFrame({"group": ["40s", "50s", "60s"], "count": [3, 20, 30],
+                          "balanced_accuracy": [np.nan, 0.8, 0.7], "balanced_accuracy_ci_low": [np.nan, 0.7, 0.7],
+                          "balanced_accuracy_ci_high": [np.nan, 0.9, 0.7]})
+    plot_balanced_accuracy(table, "age_group", Path("unused"), ci=0.95)
+    ax = figures[0].axes[0]
+    assert len(ax.patches) == 2  # two bars: the undefined 40s has none, not one of height 0
+    assert "undefined" in [t.get_text() for t in ax.texts]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "95 % bootstrap interval" in legend and "chance (0.5)" in legend
+    errorbars = [c for c in ax.collections if c.__class__.__name__ == "LineCollection"]
+    segments = [s for c in errorbars for s in c.get_segments()]
+    assert len(segments) == 1  # only the 50s has an interval of non-zero width: no zero-width whiskers
+
+
+def test_comparison_plot_leaves_undefined_groups_without_a_bar(monkeypatch):
+    from fairaug.fairness.plots import plot_arms
+
+    figures = _captured_figures(monkeypatch)
+    table = pd.DataFrame({"label": ["overall", "overall", "age_group=40s", "age_group=40s"],
+                          "arm": ["real", "synth", "real", "synth"], "mean": [0.8, 0.82, np.nan, 0.6],
+                          "std": [0.05, 0.04, np.nan, np.nan]})
+    plot_arms(table, "balanced_accuracy", Path("unused"))
+    ax = figures[0].axes[0]
+    assert len(ax.patches) == 3 and "undefined" in [t.get_text() for t in ax.texts]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert {"real", "synth", "chance (0.5)"} <= set(legend)
+    assert "mean ± std over runs" in ax.get_ylabel()

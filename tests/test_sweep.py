@@ -68,6 +68,7 @@ def test_summary_is_mean_and_std_over_runs_and_lists_failures(tmp_path):
     assert (tmp_path / "pooled" / "by_group.csv").exists()
     markdown = (tmp_path / "summary.md").read_text()
     assert "3 of 4 jobs completed" in markdown and "## Failed jobs" in markdown and " ± " in markdown
+    assert (tmp_path / "summary_balanced_accuracy.png").stat().st_size > 5000
 
 
 def test_summary_lists_every_launched_job_of_a_killed_sweep(tmp_path):

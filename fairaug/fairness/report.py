@@ -199,5 +199,5 @@ def write_report(report: FairnessReport, output_dir: Path, title: str = "Fairnes
     write_json({"overall": report.overall, "attributes": report.attributes, "settings": report.settings,
                 "not_recorded": report.not_recorded}, output_dir / "fairness.json")
     write_text(report_markdown(report, title), output_dir / "report.md")
-    return [plot_balanced_accuracy(report.by_group[report.by_group.attribute == attribute], attribute, output_dir)
-            for attribute in report.attributes]
+    return [plot_balanced_accuracy(report.by_group[report.by_group.attribute == attribute], attribute, output_dir,
+                                   report.settings["ci"]) for attribute in report.attributes]

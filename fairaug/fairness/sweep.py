@@ -204,6 +204,10 @@ def _summarise(sweep_dir: Path, fairness_cfg) -> dict:
     write_csv(table, sweep_dir / "summary.csv")
     write_json(summary, sweep_dir / "summary.json")
     write_text(summary_markdown(summary), sweep_dir / "summary.md")
+    if any(g["metric"] == "balanced_accuracy" for g in by_group):
+        from fairaug.fairness.plots import plot_sweep  # matplotlib only when there is something to plot
+
+        plot_sweep(by_group, int(len(completed)), sweep_dir)
     return summary
 
 
