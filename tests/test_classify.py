@@ -108,6 +108,22 @@ def test_montage_shows_the_phantom_phenotypes_side_by_side(make_cfg, tiny_cohort
     assert result["groups"] == tiny_cohort.diagnosis.nunique()
 
 
+def test_montage_reads_like_a_clinical_figure(make_cfg, tiny_cohort, monkeypatch):
+    figures = []
+    monkeypatch.setattr(montage, "write_figure", lambda fig, path, **kwargs: figures.append(fig) or path)
+    result = montage.run(make_cfg("task=montage", "task.per_group=1", "task.group_by=[bmi_group]"))
+    order = ["underweight", "normal", "overweight", "obese"]
+    for label in ("healthy", "heart failure"):
+        rows = [row.split(", ")[1] for row in result["rows"] if row.startswith(label + ",")]
+        assert rows == [group for group in order if group in rows]  # clinical, not alphabetical, order
+    fig = figures[0]
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == ["LV blood pool", "LV myocardium", "RV"]
+    assert any(t.get_text().endswith(" mm") for ax in fig.axes for t in ax.texts)  # a scale bar
+    panel = next(ax for ax in fig.axes if ax.images)
+    assert len(panel.images) == 1  # the image in grey; the masks as outlines, not a colour wash over it
+
+
 @pytest.mark.parametrize("preset", ["real_only", "real_plus_synth", "real_plus_synth_balanced", "synth_only"])
 def test_experiment_presets_compose(make_cfg, preset):
     cfg = make_cfg(f"experiment={preset}", "data.synthetic.path=/somewhere")

@@ -14,14 +14,13 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from fairaug.data.cohort import ATTRIBUTES, LABEL_NAMES, UNKNOWN  # noqa: E402
-from fairaug.data.groups import BMI_GROUPS  # noqa: E402
+from fairaug.data.groups import clinical_order  # noqa: E402
 from fairaug.fairness.markdown import markdown_table  # noqa: E402
 from fairaug.io import write_figure  # noqa: E402
 
 MEASURES = {"lv_ef_percent": "LV EF (%)", "lv_edv_ml": "LV EDV (mL)", "lv_esv_ml": "LV ESV (mL)",
             "lv_mass_g": "LV mass (g)"}
 LABEL_COLOURS = {0: "#4c78a8", 1: "#e45756"}
-GROUP_ORDER = {"sex": ["female", "male"], "bmi_group": list(BMI_GROUPS)}
 
 
 def _median_iqr(values: pd.Series) -> str:
@@ -35,8 +34,7 @@ def _median_iqr(values: pd.Series) -> str:
 def counts_by_label(table: pd.DataFrame, attribute: str) -> pd.DataFrame:
     """Subjects per group (rows) and label (columns)."""
     counts = pd.crosstab(table[attribute].astype(str), table["label"].map(LABEL_NAMES))
-    order = [g for g in GROUP_ORDER.get(attribute, []) if g in counts.index]
-    counts = counts.reindex([*order, *sorted(set(counts.index) - set(order))])
+    counts = counts.reindex(sorted(counts.index, key=lambda group: clinical_order(attribute, group)))
     return counts.reindex(columns=list(LABEL_NAMES.values()), fill_value=0)
 
 

@@ -14,6 +14,16 @@ BMI_GROUPS = ("underweight", "normal", "overweight", "obese")
 
 UNKNOWN = "unknown"  # a missing age or BMI: its own group, never a guessed one
 
+# How clinicians order groups in tables and figures (others: alphabetically, which puts
+# age decades in order); unknown last.
+CLINICAL_ORDER = {"sex": ("female", "male"), "bmi_group": BMI_GROUPS, "diagnosis": ("healthy", "NOR")}
+
+
+def clinical_order(column: str, value) -> tuple:
+    """Sort key of a group of `column` in clinical order."""
+    order = CLINICAL_ORDER.get(column, ())
+    return (value == UNKNOWN, order.index(value) if value in order else len(order), str(value))
+
 
 def bmi_group(bmi: pd.Series) -> pd.Series:
     edges = [-np.inf, *BMI_CUTS, np.inf]

@@ -1,8 +1,9 @@
-"""task=montage: ED/ES mid-ventricular slices with mask overlays, one row per subgroup.
+"""task=montage: ED/ES mid-ventricular slices with mask outlines, one row per subgroup.
 
 A quick look at what a cohort contains (and that the reader, masks and frames line up):
-each row is one (label x `task.group_by`) group, with `task.per_group` subjects drawn
-with the top-level seed. Writes montage.png into the run directory.
+each row is one (label x `task.group_by`) group in clinical order, with `task.per_group`
+subjects drawn with the top-level seed; ED and ES as separate grey panels with the mask
+outlines, a legend and a scale bar. Writes montage.png into the run directory.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.colors import ListedColormap  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
 from fairaug.data.cohort import LABEL_NAMES  # noqa: E402
+from fairaug.data.groups import clinical_order  # noqa: E402
 from fairaug.data.sources import load_cohort  # noqa: E402
 from fairaug.data.views import ViewBuilder  # noqa: E402
 from fairaug.errors import ConfigError  # noqa: E402
@@ -25,7 +27,8 @@ from fairaug.io import write_figure  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-MASK_COLOURS = ListedColormap([(0, 0, 0, 0), (1.0, 0.2, 0.2, 0.45), (0.2, 1.0, 0.3, 0.45), (0.2, 0.5, 1.0, 0.45)])
+MASK_OUTLINES = {1: ("LV blood pool", "#ff4040"), 2: ("LV myocardium", "#40ff60"), 3: ("RV", "#4090ff")}
+SCALE_BAR_MM = 20.0
 
 
 def _panels(row, edes: ViewBuilder):
@@ -42,7 +45,8 @@ def run(cfg) -> dict:
     unknown = [k for k in keys if k not in cohort.columns]
     if unknown:
         raise ConfigError(f"task.group_by names unknown column(s) {unknown}")
-    groups = list(cohort.groupby(keys, observed=True))
+    groups = sorted(cohort.groupby(keys, observed=True),
+                    key=lambda group: tuple(clinical_order(k, v) for k, v in zip(keys, group[0])))
     per_group = int(cfg.task.per_group)
     edes = ViewBuilder(OmegaConf.merge(cfg.input, {"name": "edes", "view": "sa", "slice_index": None}))
     panels = {(r, c): (row, _panels(row, edes))
@@ -57,15 +61,30 @@ def run(cfg) -> dict:
         for phase, name in enumerate(("ED", "ES")):
             ax = axes[r, 2 * c + phase]
             ax.imshow(image[phase], cmap="gray", vmin=0, vmax=1)
-            ax.imshow(masks[phase], cmap=MASK_COLOURS, vmin=0, vmax=3, interpolation="nearest")
+            for label, (_, colour) in reversed(MASK_OUTLINES.items()):  # the blood pool on top
+                if (masks[phase] == label).any():
+                    ax.contour(masks[phase] == label, levels=[0.5], colors=[colour], linewidths=0.7)
             ax.set_title(f"{row.subject_id} {name}", fontsize=7)
+    rows = []
     for r, (key, members) in enumerate(groups):
         values = dict(zip(keys, key))
-        label = LABEL_NAMES[values.pop("label")] + ", " + ", ".join(str(v) for v in values.values())
-        axes[r, 0].text(-0.08, 0.5, f"{label}\n(n={len(members)})", transform=axes[r, 0].transAxes,
+        rows.append(LABEL_NAMES[values.pop("label")] + ", " + ", ".join(str(v) for v in values.values()))
+        axes[r, 0].text(-0.08, 0.5, f"{rows[-1]}\n(n={len(members)})", transform=axes[r, 0].transAxes,
                         ha="right", va="center", fontsize=8)
-    fig.suptitle("ED / ES mid-ventricular slices; red LV blood pool, green LV myocardium, blue RV", fontsize=9)
-    fig.tight_layout()
+    _scale_bar(axes[0, 0], float(cfg.input.crop_mm) / int(cfg.input.size))
+    fig.legend([Line2D([], [], color=colour) for _, colour in MASK_OUTLINES.values()],
+               [name for name, _ in MASK_OUTLINES.values()], loc="upper right", ncol=3, fontsize=8, frameon=False)
+    fig.suptitle("ED and ES, mid-ventricular short axis, mask outlines", fontsize=9, x=0.02, ha="left")
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))  # leave the title and legend their own row
     path = write_figure(fig, output_dir / "montage.png", dpi=110, bbox_inches="tight")
     log.info("Montage of %d groups written to %s", len(groups), path)
-    return {"montage": str(path), "groups": len(groups)}
+    return {"montage": str(path), "groups": len(groups), "rows": rows}
+
+
+def _scale_bar(ax, mm_per_pixel: float) -> None:
+    """A SCALE_BAR_MM white bar in the bottom-left corner of one panel."""
+    length = SCALE_BAR_MM / mm_per_pixel
+    height = ax.get_ylim()[0]  # images put row 0 at the top: the bottom edge is the larger y
+    ax.plot([2, 2 + length], [height - 3, height - 3], color="white", lw=2)
+    ax.text(2 + length / 2, height - 5, f"{SCALE_BAR_MM:.0f} mm", color="white", fontsize=6, ha="center",
+            va="bottom")
