@@ -1,9 +1,11 @@
 """Experiment loggers (`logger=csv | tensorboard | wandb`) and what every run logs to them.
 
 Every logger gets the resolved config as hyperparameters, the training curves, and at the
-end the fairness report: per-group metrics and criteria as scalars, and for TensorBoard and
+end the fairness report: per-group metrics and criteria as scalars (TensorBoard: the final
+metrics in its HParams tab), and for TensorBoard and
 W&B the report's plots (W&B also the per-group table). Jobs of one sweep share a W&B group
-(the sweep folder). Subject ids never reach W&B unless `logger.log_subject_ids=true`. A run that
+(the sweep folder), each run named by its job's overrides; local paths are not sent unless
+`logger.log_paths=true`, subject ids never unless `logger.log_subject_ids=true`. A run that
 raises ends its W&B run with exit code 1 (failed), and a run continued in its own folder keeps
 its earlier logs/metrics.csv rows.
 """
@@ -36,6 +38,31 @@ def _sweep_group() -> str | None:
     return None
 
 
+LOCAL_PATH = "<local path>"
+NOT_A_NAME = ("hydra.", "paths.")  # overrides that say where, not what: left out of run names
+
+
+def run_name(overrides: list[str], output_dir: Path) -> str:
+    """A W&B run's name: its job's overrides (`input=edes seed=3`), or the run folder's name."""
+    named = [o for o in overrides if not o.startswith(NOT_A_NAME) and not o.startswith("task=")]
+    return " ".join(named) or output_dir.name
+
+
+def _job_overrides() -> list[str]:
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def without_local_paths(value):
+    """`value` with every string that is a local path (absolute or ~) replaced by LOCAL_PATH."""
+    if isinstance(value, dict):
+        return {key: without_local_paths(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [without_local_paths(item) for item in value]
+    if isinstance(value, str) and (value.startswith(("/", "~")) or Path(value).is_absolute()):
+        return LOCAL_PATH
+    return value
+
+
 def build_logger(cfg, output_dir: Path, continued: bool = False) -> Logger:
     """continued: this run continues the training of an earlier run in the same folder."""
     if cfg.name == "csv":
@@ -48,8 +75,8 @@ def build_logger(cfg, output_dir: Path, continued: bool = False) -> Logger:
     if cfg.name == "wandb":
         sweep = _sweep_group()
         return WandbLogger(project=cfg.project, entity=cfg.entity, group=cfg.group or sweep,
-                           name=f"job-{output_dir.name}" if sweep else output_dir.name,
-                           save_dir=str(output_dir), mode=cfg.mode, job_type="classify")
+                           name=run_name(_job_overrides(), output_dir), save_dir=str(output_dir), mode=cfg.mode,
+                           job_type="classify")
     raise ConfigError(f"unknown logger '{cfg.name}'; known: {list(LOGGERS)}")
 
 
@@ -83,7 +110,17 @@ def run_logger(cfg, output_dir: Path, continued: bool = False):
 
 
 def log_config(logger: Logger, cfg) -> None:
-    logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    params = OmegaConf.to_container(cfg, resolve=True)
+    if isinstance(logger, WandbLogger) and not cfg.logger.get("log_paths", False):
+        params = without_local_paths(params)  # W&B is a third party: where the data lies stays here
+    logger.log_hyperparams(params)
+
+
+def log_final_metrics(logger: Logger, cfg, metrics: dict[str, float]) -> None:
+    """TensorBoard's HParams tab: this run's settings beside its final (test) metrics."""
+    if isinstance(logger, TensorBoardLogger):
+        final = {f"hparams/{name}": value for name, value in metrics.items() if isinstance(value, float)}
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True), metrics=final)
 
 
 def fairness_scalars(report) -> dict[str, float]:
@@ -118,6 +155,32 @@ def log_fairness(logger: Logger, cfg, report, plots: list[Path], predictions: pd
             shared = predictions if cfg.log_subject_ids else predictions.drop(columns=["subject_id"])
             logger.experiment.log({"predictions": wandb.Table(dataframe=shared)})
     logger.save()
+
+
+def log_sweep_summary(cfg, sweep_dir: Path, summary: dict) -> None:
+    """The finished sweep's summary as its own W&B run in the sweep's group: the per-job table,
+    the summary plot and every mean ± std as summary values."""
+    import wandb
+
+    group = cfg.group or _sweep_group() or f"{sweep_dir.parent.name}/{sweep_dir.name}"
+    table = pd.read_csv(sweep_dir / "summary.csv")
+    if not cfg.get("log_paths", False):
+        table["overrides"] = table.overrides.astype(str).str.replace(r"=[/~]\S*", f"={LOCAL_PATH}", regex=True)
+    run = wandb.init(project=cfg.project, entity=cfg.entity, group=group, job_type="sweep_summary",
+                     name="sweep summary", dir=str(sweep_dir), mode=cfg.mode)
+    try:
+        logged = {"sweep/jobs": wandb.Table(dataframe=table)}
+        plot = sweep_dir / "summary_balanced_accuracy.png"
+        if plot.exists():
+            logged["sweep/balanced_accuracy_by_subgroup"] = wandb.Image(str(plot))
+        run.log(logged)
+        values = {f"sweep/{name}/{stat}": value for name, stats in summary["metrics"].items()
+                  for stat, value in stats.items() if value is not None}
+        values.update({f"sweep/{g['metric']}[{g['attribute']}={g['group']}]/{stat}": g[stat]
+                       for g in summary["by_group"] for stat in ("mean", "std") if g[stat] is not None})
+        run.summary.update({**values, "sweep/completed": summary["completed"], "sweep/jobs": summary["jobs"]})
+    finally:
+        run.finish()
 
 
 def finish(logger: Logger, exit_code: int = 0) -> None:

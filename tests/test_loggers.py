@@ -23,10 +23,41 @@ def test_csv_logger_gets_config_and_fairness_scalars(make_cfg):
     assert (out / "balanced_accuracy_by_sex.png").exists()
 
 
-def test_tensorboard_logger(make_cfg):
+def test_tensorboard_logger_fills_the_hparams_tab_with_the_final_metrics(make_cfg):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+
     cfg = make_cfg("input=slice", "logger=tensorboard")
-    classify.run(cfg)
-    assert list((Path(cfg.paths.output_dir) / "tensorboard").glob("events.out.tfevents.*"))
+    metrics = classify.run(cfg)
+    events = EventAccumulator(str(Path(cfg.paths.output_dir) / "tensorboard"))
+    events.Reload()
+    content = events.PluginTagToContent("hparams")
+    experiment = HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+    assert {m.name.tag for m in experiment.metric_infos} >= {"hparams/balanced_accuracy", "hparams/auroc"}
+    session = HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
+    assert session.hparams["trainer/max_epochs"].number_value == 1 and "model/name" in session.hparams
+    final = events.Scalars("hparams/balanced_accuracy")[-1].value
+    assert final == pytest.approx(metrics["balanced_accuracy"])
+
+
+def test_wandb_run_names_come_from_the_job_overrides():
+    from fairaug.loggers import run_name
+
+    assert run_name(["task=classify", "input=edes", "seed=3"], Path("/x/runs/3")) == "input=edes seed=3"
+    assert run_name(["paths.home=/data/me", "hydra.sweep.dir=/tmp/s", "seed=1"], Path("/x/1")) == "seed=1"
+    assert run_name([], Path("/x/runs/2026-11-29_07-00-00_000001")) == "2026-11-29_07-00-00_000001"
+
+
+def test_local_paths_stay_out_of_what_wandb_is_sent():
+    from fairaug.loggers import without_local_paths
+
+    config = {"paths": {"home": "/home/me/.fairaug", "output_dir": "/home/me/runs/1"}, "seed": 3,
+              "data": {"root": "~/data/ukbb", "name": "ukbb", "synthetic": {"path": None}},
+              "fairness": {"attributes": ["sex", "/odd"]}}
+    shared = without_local_paths(config)
+    assert shared == {"paths": {"home": "<local path>", "output_dir": "<local path>"}, "seed": 3,
+                      "data": {"root": "<local path>", "name": "ukbb", "synthetic": {"path": None}},
+                      "fairness": {"attributes": ["sex", "<local path>"]}}
 
 
 @pytest.fixture
@@ -41,7 +72,14 @@ def run_records(out: Path) -> list[bytes]:
     return [p.read_bytes() for p in (out / "wandb").glob("offline-run-*/run-*.wandb")]
 
 
-def test_wandb_offline_one_run_per_job_grouped_without_subject_ids(make_cfg, wandb_offline, tmp_path):
+def test_wandb_offline_one_run_per_job_grouped_without_subject_ids(make_cfg, wandb_offline, tmp_path, monkeypatch):
+    import json
+
+    from lightning.pytorch.loggers import WandbLogger
+
+    sent, send = [], WandbLogger.log_hyperparams
+    monkeypatch.setattr(WandbLogger, "log_hyperparams", lambda self, params, *a, **k: sent.append(params)
+                        or send(self, params, *a, **k))
     outputs = []
     for job in ("a", "b"):  # two jobs in one process, as a sweep runs them
         cfg = make_cfg("input=slice", "logger=wandb", "logger.group=sweep-42", "logger.log_predictions=true",
@@ -52,6 +90,7 @@ def test_wandb_offline_one_run_per_job_grouped_without_subject_ids(make_cfg, wan
     assert [len(r) for r in records] == [1, 1]  # wandb.finish() after each job: separate runs
     record = records[0][0]
     assert b"sweep-42" in record and b"max_epochs" in record  # group and resolved config
+    assert sent and str(tmp_path) not in json.dumps(sent)  # no local paths unless logger.log_paths=true
     tables = list((outputs[0] / "wandb").glob("offline-run-*/files/media/table/**/*.table.json"))
     assert {p.name.split("_")[0] for p in tables} >= {"by", "predictions"}
     predictions = pd.read_csv(outputs[0] / "predictions.csv")
@@ -91,3 +130,20 @@ def test_csv_log_continued_in_place_keeps_the_earlier_rows(make_cfg, tmp_path):
     second.save()
     logged = pd.read_csv(tmp_path / "logs" / "metrics.csv")
     assert list(logged.step) == [4, 8] and list(logged["train/loss"]) == [0.9, 0.5]
+
+
+def test_a_finished_sweep_logs_its_summary_to_the_sweeps_wandb_group(make_cfg, wandb_offline, tmp_path):
+    from fairaug.fairness.sweep import finished, summarise
+    from fairaug.loggers import log_sweep_summary
+    from tests.test_sweep import fake_sweep
+
+    sweep = tmp_path / "sweep"
+    fake_sweep(sweep, 0.2, seeds=range(3), failing=1)
+    cfg = make_cfg("logger=wandb", "logger.group=sweep-7")
+    summary = summarise(sweep, cfg.fairness)
+    assert finished(summary) and not finished({**summary, "completed": summary["completed"] - 1})
+    log_sweep_summary(cfg.logger, sweep, summary)
+    record = run_records(sweep)[0]
+    assert b"sweep-7" in record and b"sweep_summary" in record and b"sweep/balanced_accuracy/mean" in record
+    assert list((sweep / "wandb").glob("offline-run-*/files/media/table/sweep/jobs*.table.json"))
+    assert list((sweep / "wandb").glob("offline-run-*/files/media/images/sweep/*.png"))

@@ -271,14 +271,27 @@ class SweepSummaryCallback(Callback):
                 job_return.return_value  # re-raises the job's exception
             except BaseException as error:  # noqa: BLE001 - recorded, not handled
                 status["error"] = "".join(traceback.format_exception(error))
-        self._record(config, status)
+        summary = self._record(config, status)
+        if summary and finished(summary) and config.logger.name == "wandb":
+            try:
+                from fairaug.loggers import log_sweep_summary
+
+                log_sweep_summary(config.logger, Path(summary["sweep_dir"]), summary)
+            except Exception:  # nor may its upload
+                log.exception("Could not log the sweep summary to W&B")
 
     @staticmethod
-    def _record(config, status: dict) -> None:
+    def _record(config, status: dict) -> dict | None:
         if HydraConfig.get().mode != RunMode.MULTIRUN:
-            return
+            return None
         write_json(status, Path(HydraConfig.get().runtime.output_dir) / STATUS_FILE)
         try:
-            summarise(Path(HydraConfig.get().sweep.dir), config.fairness)
+            return summarise(Path(HydraConfig.get().sweep.dir), config.fairness)
         except Exception:  # the summary must never take a job down with it
             log.exception("Could not refresh the sweep summary")
+            return None
+
+
+def finished(summary: dict) -> bool:
+    """Every job of the sweep has ended (completed or failed)."""
+    return summary["completed"] + len(summary["failed"]) == summary["jobs"]

@@ -23,7 +23,7 @@ from fairaug.data.datamodule import CohortDataModule
 from fairaug.data.splits import save_split
 from fairaug.fairness.report import check_attributes, evaluate, write_report
 from fairaug.io import write_csv, write_json, write_text
-from fairaug.loggers import log_config, log_fairness, run_logger
+from fairaug.loggers import log_config, log_fairness, log_final_metrics, run_logger
 from fairaug.models.callbacks import DataWaitMonitor
 from fairaug.models.classifier import HeartFailureClassifier
 from fairaug.models.predictions import predictions_table
@@ -85,6 +85,7 @@ def _train_and_test(cfg, data, module, logger, output_dir: Path, split_id: str) 
     plots = write_report(report, output_dir, title=f"Fairness report: {output_dir}")
     log_fairness(logger, cfg.logger, report, plots, predictions)
     write_json(metrics, output_dir / "metrics.json")
+    log_final_metrics(logger, cfg, metrics)
     log.info("Test metrics: %s", {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)})
     for attribute, summary in report.attributes.items():
         log.info("%s: worst group %s, balanced accuracy gap %s", attribute, summary["worst_group"],
