@@ -155,3 +155,11 @@ def test_split_seed_fixes_the_split_while_the_seed_varies(make_cfg, tmp_path):
 
     assert test_ids("seed=1", "split.seed=0") == test_ids("seed=0")
     assert test_ids("seed=1") != test_ids("seed=0")
+
+
+def test_the_training_bar_holds_the_loss_and_validation_balanced_accuracy_only(make_cfg, capfd):
+    classify.run(make_cfg("input=edes", "trainer.enable_progress_bar=true"))
+    bar = [line for line in capfd.readouterr().out.replace("\r", "\n").splitlines() if line.startswith("Epoch 0")]
+    postfix = bar[-1].rsplit("[", 1)[-1]  # tqdm: Epoch 0: 100%|████| 3/3 [00:00<00:00, loss=0.6, val/...=0.5]
+    assert sorted(item.split("=")[0] for item in postfix.split(", ") if "=" in item) == ["loss",
+                                                                                        "val/balanced_accuracy"]

@@ -194,3 +194,10 @@ def test_generation_writes_a_dataset_that_classify_can_train_on(trained, make_cf
 def test_bad_model_folder(make_cfg, tmp_path):
     with pytest.raises(ConfigError, match="no trained model"):
         synth_generate.run(make_cfg("task=synth_generate", f"generation.model={tmp_path}"))
+
+
+def test_training_progress_counts_steps_of_max_steps(make_cfg, tmp_path, capfd):
+    controlnet_train.run(make_cfg(*TINY_DIFFUSION, "trainer.enable_progress_bar=true",
+                                  f"paths.output_dir={tmp_path / 'bar'}"))
+    out = capfd.readouterr().out  # Lightning's bars write to stdout
+    assert "steps: 100%" in out and "6/6" in out and "Epoch" not in out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import lightning as L
+from lightning.pytorch.callbacks import TQDMProgressBar
 
 
 class DataWaitMonitor(L.Callback):
@@ -39,3 +40,45 @@ class DataWaitMonitor(L.Callback):
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         pl_module.log("train/data_wait_fraction", self.fraction)
+
+
+class ProgressBar(TQDMProgressBar):
+    """Lightning's tqdm bar (as the data steps' bars) on one line: only what the module puts on
+    the bar, without the logger's version number."""
+
+    def get_metrics(self, trainer, pl_module) -> dict:
+        metrics = super().get_metrics(trainer, pl_module)
+        metrics.pop("v_num", None)
+        return metrics
+
+
+def progress_bars(trainer_arguments: dict, steps: bool = False) -> list[TQDMProgressBar]:
+    """The progress bar callback for a Trainer (none when the bar is off): by epoch, or by
+    optimizer step of max_steps when training is step-based."""
+    if not trainer_arguments.get("enable_progress_bar", True):
+        return []
+    return [StepProgressBar() if steps else ProgressBar()]
+
+
+class StepProgressBar(ProgressBar):
+    """One bar of optimizer steps out of max_steps, for step-based training (the ControlNet),
+    whose epochs say nothing; a resumed run starts the bar at its step."""
+
+    def on_train_epoch_start(self, trainer, *_) -> None:
+        bar = self.train_progress_bar
+        if bar.total != trainer.max_steps:  # the first epoch of this session
+            bar.reset(total=trainer.max_steps)
+            self._show(bar, trainer.global_step)
+        bar.set_description("steps")
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        bar = self.train_progress_bar
+        if bar is not None and self._should_update(trainer.global_step, bar.total):
+            self._show(bar, trainer.global_step)
+            bar.set_postfix(self.get_metrics(trainer, pl_module))
+
+    @staticmethod
+    def _show(bar, step: int) -> None:
+        if not bar.disable:
+            bar.n = step
+            bar.refresh()

@@ -40,8 +40,11 @@ class HeartFailureClassifier(L.LightningModule):
         metrics = self.metrics[f"{stage}_metrics"]
         metrics.update(probs, batch["label"].long())
         on_step = stage == "train"
-        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=len(logits))
-        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage == "val")
+        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, batch_size=len(logits))
+        if stage == "train":
+            self.log("loss", loss, on_step=True, prog_bar=True, logger=False)  # the bar's, not the logger's
+        for name, metric in metrics.items():  # the bar: the loss and the metric checkpoints are chosen on
+            self.log(name, metric, on_step=False, on_epoch=True, prog_bar=name == "val/balanced_accuracy")
         if stage == "test":
             self._test_batches.append((batch["index"].cpu(), probs.float().cpu()))
         return loss

@@ -24,7 +24,7 @@ from fairaug.data.splits import save_split
 from fairaug.fairness.report import check_attributes, evaluate, write_report
 from fairaug.io import write_csv, write_json, write_text
 from fairaug.loggers import log_config, log_fairness, log_final_metrics, run_logger
-from fairaug.models.callbacks import DataWaitMonitor
+from fairaug.models.callbacks import DataWaitMonitor, progress_bars
 from fairaug.models.classifier import HeartFailureClassifier
 from fairaug.models.predictions import predictions_table
 from fairaug.models.trainer import trainer_arguments
@@ -63,7 +63,8 @@ def _train_and_test(cfg, data, module, logger, output_dir: Path, split_id: str) 
     log_config(logger, cfg)
     checkpoint = ModelCheckpoint(dirpath=output_dir / "checkpoints", filename="best", monitor=MONITOR, mode="max")
     data_wait = DataWaitMonitor()
-    trainer = L.Trainer(**trainer_arguments(cfg), logger=logger, callbacks=[checkpoint, data_wait],
+    arguments = trainer_arguments(cfg)
+    trainer = L.Trainer(**arguments, logger=logger, callbacks=[checkpoint, data_wait, *progress_bars(arguments)],
                         default_root_dir=str(output_dir))
     trainer.fit(module, datamodule=data)
     best = checkpoint.best_model_path or None

@@ -42,6 +42,7 @@ from fairaug.diffusion.prompts import build_tokenizer, check_known, prompt_vocab
 from fairaug.errors import ConfigError
 from fairaug.io import write_csv, write_json, write_text
 from fairaug.loggers import log_config, run_logger
+from fairaug.models.callbacks import progress_bars
 from fairaug.models.trainer import trainer_arguments
 
 log = logging.getLogger(__name__)
@@ -175,7 +176,8 @@ def run(cfg) -> dict:
     training_masks = np.stack([views[i]["masks"].numpy() for i in range(len(views))])
     with run_logger(cfg.logger, output_dir, continued=in_place) as logger:
         log_config(logger, cfg)
-        trainer = L.Trainer(**arguments, logger=logger, callbacks=[checkpoint], default_root_dir=str(output_dir))
+        trainer = L.Trainer(**arguments, logger=logger, callbacks=[checkpoint, *progress_bars(arguments, steps=True)],
+                            default_root_dir=str(output_dir))
         start = time.perf_counter()
         if resume and start_step >= max_steps:  # e.g. killed after its last checkpoint, before model/ was saved
             log.info("%s is already at step %d (trainer.max_steps=%d): saving its model without training", resume,

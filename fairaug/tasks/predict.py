@@ -25,6 +25,7 @@ from fairaug.data.views import check_view_available
 from fairaug.errors import ConfigError, DataError
 from fairaug.fairness.report import check_attributes, evaluate, write_report
 from fairaug.io import write_csv, write_json, write_text
+from fairaug.models.callbacks import progress_bars
 from fairaug.models.predictions import predictions_table
 from fairaug.models.tested import load_tested_classifier, run_config
 from fairaug.models.trainer import trainer_arguments
@@ -86,7 +87,8 @@ def run(cfg) -> dict:
         raise ConfigError(f"checkpoint={run_dir}: {error}") from error
     loader = DataLoader(CachedViewDataset(cache, scored), batch_size=int(cfg.loader.batch_size),
                         num_workers=int(cfg.loader.num_workers))
-    trainer = L.Trainer(**trainer_arguments(cfg), logger=False, enable_checkpointing=False,
+    arguments = trainer_arguments(cfg)
+    trainer = L.Trainer(**arguments, logger=False, enable_checkpointing=False, callbacks=progress_bars(arguments),
                         default_root_dir=str(output_dir))
     trainer.test(module, dataloaders=loader, verbose=False)
 
