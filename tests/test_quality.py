@@ -148,3 +148,21 @@ def test_a_group_too_small_for_a_floor_is_still_measured():
     assert np.isfinite(male.fid) and pd.isna(male.fid_floor) and "no floor" in male.note
     female = table[table.group == "female"].iloc[0]
     assert female.n_matched == 20 and np.isfinite(female.fid_floor)
+
+
+@pytest.mark.parametrize("accuracy", [0.52, 0.9])
+def test_the_feature_classifiers_own_accuracy_is_reported_and_chance_is_warned_of(make_cfg, classifier_run, tmp_path,
+                                                                                   caplog, accuracy):
+    import shutil
+
+    run = shutil.copytree(classifier_run, tmp_path / "classifier")
+    metrics = json.loads((run / "metrics.json").read_text())
+    (run / "metrics.json").write_text(json.dumps({**metrics, "balanced_accuracy": accuracy}))
+    copies = write_synthetic(tmp_path / "copies", make_cfg("input=edes"), lambda image, rng: image)
+    with caplog.at_level("WARNING"):
+        report = quality(make_cfg, run, copies, "q")
+    text = (report / "quality.md").read_text()
+    assert f"its own test balanced accuracy {accuracy:.2f}" in text
+    near_chance = accuracy < 0.6
+    assert ("near chance" in text) == near_chance and ("near chance" in caplog.text) == near_chance
+    assert json.loads((report / "quality.json").read_text())["feature_classifier_balanced_accuracy"] == accuracy

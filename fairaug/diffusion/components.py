@@ -12,6 +12,7 @@ trained) and names the base folder it reads the locked parts from.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import shutil
 from dataclasses import dataclass
@@ -19,10 +20,15 @@ from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKL, ControlNetModel, DDPMScheduler, UNet2DConditionModel
+from diffusers.utils import logging as diffusers_logging
 from transformers import CLIPTextConfig, CLIPTextModel
+from transformers.utils import logging as transformers_logging
 
 from fairaug.diffusion.prompts import load_tokenizer
 from fairaug.errors import ConfigError
+
+diffusers_logging.disable_progress_bar()  # 'Loading weights', 'Writing model shards': the tasks report progress
+transformers_logging.disable_progress_bar()
 
 PARTS = ("unet", "controlnet", "text_encoder", "tokenizer", "scheduler")
 BASE_PARTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")  # of a Stable Diffusion folder
@@ -92,6 +98,17 @@ def tiny_components(cfg, tokenizer, meta: dict) -> Components:
     return Components(unet, controlnet, text_encoder, tokenizer, scheduler, meta)
 
 
+def as_dtype(module: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
+    """`module` cast to `dtype`, without diffusers' warning about modules to keep in float32
+    (it names none for these models)."""
+    level = diffusers_logging.get_verbosity()
+    diffusers_logging.set_verbosity_error()
+    try:
+        return module.to(dtype)
+    finally:
+        diffusers_logging.set_verbosity(level)
+
+
 def _load_part(name: str, folder: Path):
     """One part of a saved model or of a Stable Diffusion folder, offline."""
     if name == "tokenizer":
@@ -100,7 +117,11 @@ def _load_part(name: str, folder: Path):
                "vae": AutoencoderKL, "scheduler": DDPMScheduler}
     if name == "text_encoder":  # transformers would keep the dtype it was saved in (fp16 in many SD folders)
         return CLIPTextModel.from_pretrained(folder, local_files_only=True, dtype=torch.float32)
-    return classes[name].from_pretrained(folder, local_files_only=True)
+    if name == "scheduler":
+        return DDPMScheduler.from_pretrained(folder, local_files_only=True)
+    # Without accelerate diffusers cannot load onto the meta device, and says so on every load.
+    return classes[name].from_pretrained(folder, local_files_only=True,
+                                         low_cpu_mem_usage=importlib.util.find_spec("accelerate") is not None)
 
 
 def check_base(folder) -> Path:
@@ -161,7 +182,7 @@ def save_components(parts: Components, folder: Path, extra: dict[str, object] | 
     shutil.rmtree(staging, ignore_errors=True)
     for name in parts.meta.get("saved", ("unet", "controlnet", "text_encoder")):
         # float32 on disk, also for a part that was locked in half precision during training
-        getattr(parts, name).to(torch.float32).save_pretrained(staging / name, safe_serialization=True)
+        as_dtype(getattr(parts, name), torch.float32).save_pretrained(staging / name, safe_serialization=True)
     parts.tokenizer.save_pretrained(staging / "tokenizer")
     parts.scheduler.save_pretrained(staging / "scheduler")
     for name, writer in (extra or {}).items():

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from fairaug.diffusion.components import Components
+from fairaug.diffusion.components import Components, as_dtype
 from fairaug.diffusion.sampling import sample
 from fairaug.io import write_figure
 
@@ -79,7 +79,7 @@ class ControlNetModule(L.LightningModule):
         dtype = HALF_PRECISION.get(str(self.trainer.precision))
         if dtype is not None:
             for module in self.frozen:
-                module.to(dtype)
+                as_dtype(module, dtype)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Only what is trained goes into checkpoints/last.ckpt: not gigabytes of locked SD."""

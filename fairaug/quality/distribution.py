@@ -3,6 +3,8 @@ per subgroup, held-out real vs training real as the floor, and subgroup against 
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import torch
@@ -30,8 +32,10 @@ def fid_kid(real: np.ndarray, fake: np.ndarray, subset_size: int, seed: int) -> 
     extractor = Precomputed(real.shape[1])
     fid = FrechetInceptionDistance(feature=extractor)
     # subsets of at most half of the smaller set, so that they differ and their spread means something
-    kid = KernelInceptionDistance(feature=extractor, subsets=100,
-                                  subset_size=max(2, min(subset_size, len(real) // 2, len(fake) // 2)))
+    with warnings.catch_warnings():  # "will save all extracted features": a few hundred vectors here
+        warnings.filterwarnings("ignore", message="Metric `Kernel Inception Distance` will save")
+        kid = KernelInceptionDistance(feature=extractor, subsets=100,
+                                      subset_size=max(2, min(subset_size, len(real) // 2, len(fake) // 2)))
     for metric in (fid, kid):
         metric.update(torch.from_numpy(real), real=True)
         metric.update(torch.from_numpy(fake), real=False)

@@ -37,7 +37,7 @@ def closest_pairs_figure(memorised: pd.DataFrame, synthetic_images: dict[str, np
 
 
 def write_quality_report(output_dir: Path, header: dict, groups: pd.DataFrame, pairwise: dict[str, pd.DataFrame],
-                         memorised: pd.DataFrame, memorisation: dict, fidelity: dict) -> None:
+                         memorised: pd.DataFrame, memorisation: dict, fidelity: dict, near_chance: float) -> None:
     write_csv(groups, output_dir / "fid_kid_by_group.csv")
     for attribute, table in pairwise.items():
         write_csv(table.reset_index(), output_dir / f"pairwise_kid_{attribute}.csv")
@@ -46,8 +46,14 @@ def write_quality_report(output_dir: Path, header: dict, groups: pd.DataFrame, p
     write_json({**header, "overall": records[0], "memorisation": memorisation, "mask_fidelity": fidelity,
                 "by_group": records}, output_dir / "quality.json")
 
-    lines = [f"# Quality of {header['synthetic']}", "",
-             f"Features: {header['features']} ({header['feature_dim']}-d). Real training images: "
+    accuracy = header.get("feature_classifier_balanced_accuracy")
+    features = (f"{header['features']} ({header['feature_dim']}-d" + ("" if accuracy is None else
+                f", the classifier {header['classifier']}, its own test balanced accuracy {accuracy:.2f}") + ")")
+    warning = ([f"**Warning**: the feature classifier is near chance (balanced accuracy {accuracy:.2f} < "
+                f"{near_chance}): its features do not see what separates the classes, and FID/KID in them say "
+                "little.", ""] if accuracy is not None and accuracy < near_chance else [])
+    lines = [f"# Quality of {header['synthetic']}", "", *warning,
+             f"Features: {features}. Real training images: "
              f"{header['n_real_train']}, real held-out: {header['n_held_out']}, synthetic: {header['n_synthetic']}.",
              "", "## FID / KID, real training images against synthetic ones",
              "The floor is the same measure for real held-out images against the same training images. Both "

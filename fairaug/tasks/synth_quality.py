@@ -8,6 +8,7 @@ fid_kid_by_group.csv, pairwise_kid_<attribute>.csv, memorisation.csv and closest
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from fairaug.quality.report import closest_pairs_figure, write_quality_report
 
 log = logging.getLogger(__name__)
 FEATURES = ("classifier", "inception")
+NEAR_CHANCE = 0.6  # a feature classifier below this test balanced accuracy has learned little
 
 
 def _data_config(cfg):
@@ -44,6 +46,18 @@ def _data_config(cfg):
         base = OmegaConf.merge(cfg, {"input": {"name": "edes", "view": "sa"}})
     return OmegaConf.merge(base, {"data": {"use_real": True, "synthetic": {"path": str(quality.synthetic),
                                                                              "max_samples": None}}})
+
+
+def _classifier_accuracy(quality) -> float | None:
+    """The feature classifier's own test balanced accuracy (None for Inception); near chance,
+    its features cannot tell real from synthetic apart either, whatever FID says."""
+    if quality.features != "classifier":
+        return None
+    accuracy = float(json.loads((Path(quality.classifier) / "metrics.json").read_text())["balanced_accuracy"])
+    if accuracy < NEAR_CHANCE:
+        log.warning("quality.classifier %s is near chance (test balanced accuracy %.2f): FID/KID in its features "
+                    "say little; train it longer or on more data", quality.classifier, accuracy)
+    return accuracy
 
 
 def run(cfg) -> dict:
@@ -78,8 +92,9 @@ def run(cfg) -> dict:
     fidelity = mask_fidelity(real_img, real_masks, syn_img, syn_masks, int(cfg.seed))
     header = {"synthetic": str(quality.synthetic), "features": str(quality.features),
               "classifier": quality.classifier, "feature_dim": int(real_f.shape[1]), "n_real_train": len(real),
-              "n_held_out": len(held_out), "n_synthetic": len(synthetic)}
-    write_quality_report(output_dir, header, groups, pairwise, memorised, memo_summary, fidelity)
+              "n_held_out": len(held_out), "n_synthetic": len(synthetic),
+              "feature_classifier_balanced_accuracy": _classifier_accuracy(quality)}
+    write_quality_report(output_dir, header, groups, pairwise, memorised, memo_summary, fidelity, NEAR_CHANCE)
     closest_pairs_figure(memorised, dict(zip(synthetic.subject_id, syn_img)), dict(zip(real.subject_id, real_img)),
                          output_dir / "closest_pairs.png")
     overall = groups.iloc[0]
