@@ -166,3 +166,21 @@ def test_the_feature_classifiers_own_accuracy_is_reported_and_chance_is_warned_o
     near_chance = accuracy < 0.6
     assert ("near chance" in text) == near_chance and ("near chance" in caplog.text) == near_chance
     assert json.loads((report / "quality.json").read_text())["feature_classifier_balanced_accuracy"] == accuracy
+
+
+def test_closest_pairs_show_ed_and_es_in_grey_with_the_distance_and_its_threshold(monkeypatch, tmp_path):
+    from fairaug.quality import report
+
+    figures = []
+    monkeypatch.setattr(report, "write_figure", lambda fig, path, **kwargs: figures.append(fig) or path)
+    rng = np.random.default_rng(0)
+    images = {name: rng.random((3, 16, 16)) for name in ("SYN1", "A")}
+    memorised = pd.DataFrame({"subject_id": ["SYN1"], "nearest_train_subject": ["A"], "distance": [0.02]})
+    report.closest_pairs_figure(memorised, images, images, 0.05, tmp_path / "pairs.png")
+    fig = figures[0]
+    panels = [ax for ax in fig.axes if ax.images]
+    assert len(panels) == 4 and all(ax.images[0].get_array().ndim == 2 for ax in panels)  # grey frames, no RGB
+    assert [ax.get_title() for ax in panels] == ["SYN1 (synthetic) ED", "SYN1 (synthetic) ES", "A (train) ED",
+                                                 "A (train) ES"]
+    assert "RMS pixel distance" in fig._suptitle.get_text() and "0.050" in fig._suptitle.get_text()
+    assert "flagged" in " ".join(t.get_text() for t in panels[0].texts)

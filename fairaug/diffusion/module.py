@@ -13,6 +13,7 @@ from torch.utils.data import Dataset
 
 from fairaug.diffusion.components import Components, as_dtype
 from fairaug.diffusion.sampling import sample
+from fairaug.figures import FRAMES, mask_legend, show_frame
 from fairaug.io import write_figure
 
 
@@ -149,16 +150,17 @@ class ControlNetModule(L.LightningModule):
                         control_scale=1.0)
         self.train(was_training)
         rows = len(images)
-        fig, axes = plt.subplots(rows, 3, figsize=(6, 2 * rows), squeeze=False)
+        fig, axes = plt.subplots(rows, 4, figsize=(7, 1.9 * rows + 0.5), squeeze=False)
         for r in range(rows):
-            for c, (picture, title) in enumerate(((self.grid["real"][r], "real"), (self.grid["masks"][r] / 3.0, "mask"),
-                                                   (images[r], "generated"))):
-                axes[r, c].imshow(picture.permute(1, 2, 0).numpy())
-                axes[r, c].set_axis_off()
-                if r == 0:
-                    axes[r, c].set_title(title, fontsize=8)
+            masks = self.grid["masks"][r].numpy()
+            for p, (picture, source) in enumerate(((self.grid["real"][r], "real"), (images[r], "generated"))):
+                for f, frame in enumerate(FRAMES):
+                    title = f"{source} {frame}" if r == 0 else None
+                    show_frame(axes[r, 2 * p + f], picture[f].numpy(), masks[f], title)
             axes[r, 0].text(-0.05, 0.5, self.grid["prompts"][r].replace(", ", "\n"), fontsize=6, ha="right",
                             va="center", transform=axes[r, 0].transAxes)
+        mask_legend(fig)
+        fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / fig.get_figheight()))
         path = write_figure(fig, Path(self.grid_dir) / f"{name}.png", dpi=100)
         for logger in self.loggers:
             if hasattr(logger.experiment, "add_image"):

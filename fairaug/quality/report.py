@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from fairaug.fairness.markdown import format_mean_std, format_value, markdown_table
+from fairaug.figures import FRAMES, show_frame
 from fairaug.io import write_csv, write_figure, write_json, write_text
 
 
@@ -17,22 +18,27 @@ def _count(value) -> str:
 
 
 def closest_pairs_figure(memorised: pd.DataFrame, synthetic_images: dict[str, np.ndarray],
-                         train_images: dict[str, np.ndarray], path: Path, rows: int = 6) -> Path:
+                         train_images: dict[str, np.ndarray], threshold: float, path: Path, rows: int = 6) -> Path:
+    """The synthetic images nearest a training image, ED and ES of both, with their distance."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     closest = memorised.head(rows)
-    fig, axes = plt.subplots(len(closest), 2, figsize=(4, 2 * len(closest)), squeeze=False)
+    fig, axes = plt.subplots(len(closest), 4, figsize=(6.4, 1.9 * len(closest) + 0.6), squeeze=False)
     for r, row in enumerate(closest.itertuples()):
-        for c, (image, title) in enumerate(((synthetic_images[row.subject_id], f"{row.subject_id} (synthetic)"),
-                                            (train_images[row.nearest_train_subject],
-                                             f"{row.nearest_train_subject} (train), d={row.distance:.3f}"))):
-            axes[r, c].imshow(np.transpose(image, (1, 2, 0)).clip(0, 1))
-            axes[r, c].set_title(title, fontsize=6)
-            axes[r, c].set_axis_off()
-    fig.suptitle("Synthetic images closest to a training image", fontsize=8)
+        pair = ((synthetic_images[row.subject_id], f"{row.subject_id} (synthetic)"),
+                (train_images[row.nearest_train_subject], f"{row.nearest_train_subject} (train)"))
+        for p, (image, name) in enumerate(pair):
+            for f, frame in enumerate(FRAMES):
+                show_frame(axes[r, 2 * p + f], image[f], title=f"{name} {frame}")
+        flag = "flagged" if row.distance < threshold else "not flagged"
+        axes[r, 0].text(-0.1, 0.5, f"d = {row.distance:.3f}\n{flag}", transform=axes[r, 0].transAxes, ha="right",
+                        va="center", fontsize=7)
+    fig.suptitle(f"Synthetic images closest to a training image; d: RMS pixel distance (intensities on 0-1), "
+                 f"flagged as a possible copy below {threshold:.3f}", fontsize=7)
+    fig.tight_layout()
     return write_figure(fig, path, dpi=120)
 
 

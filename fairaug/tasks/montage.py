@@ -15,7 +15,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
 from fairaug.data.cohort import LABEL_NAMES  # noqa: E402
@@ -23,11 +22,11 @@ from fairaug.data.groups import clinical_order  # noqa: E402
 from fairaug.data.sources import load_cohort  # noqa: E402
 from fairaug.data.views import ViewBuilder  # noqa: E402
 from fairaug.errors import ConfigError  # noqa: E402
+from fairaug.figures import mask_legend, show_frame  # noqa: E402
 from fairaug.io import write_figure  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-MASK_OUTLINES = {1: ("LV blood pool", "#ff4040"), 2: ("LV myocardium", "#40ff60"), 3: ("RV", "#4090ff")}
 SCALE_BAR_MM = 20.0
 
 
@@ -59,12 +58,7 @@ def run(cfg) -> dict:
         ax.axis("off")
     for (r, c), (row, (image, masks)) in panels.items():
         for phase, name in enumerate(("ED", "ES")):
-            ax = axes[r, 2 * c + phase]
-            ax.imshow(image[phase], cmap="gray", vmin=0, vmax=1)
-            for label, (_, colour) in reversed(MASK_OUTLINES.items()):  # the blood pool on top
-                if (masks[phase] == label).any():
-                    ax.contour(masks[phase] == label, levels=[0.5], colors=[colour], linewidths=0.7)
-            ax.set_title(f"{row.subject_id} {name}", fontsize=7)
+            show_frame(axes[r, 2 * c + phase], image[phase], masks[phase], f"{row.subject_id} {name}")
     rows = []
     for r, (key, members) in enumerate(groups):
         values = dict(zip(keys, key))
@@ -72,8 +66,7 @@ def run(cfg) -> dict:
         axes[r, 0].text(-0.08, 0.5, f"{rows[-1]}\n(n={len(members)})", transform=axes[r, 0].transAxes,
                         ha="right", va="center", fontsize=8)
     _scale_bar(axes[0, 0], float(cfg.input.crop_mm) / int(cfg.input.size))
-    fig.legend([Line2D([], [], color=colour) for _, colour in MASK_OUTLINES.values()],
-               [name for name, _ in MASK_OUTLINES.values()], loc="upper right", ncol=3, fontsize=8, frameon=False)
+    mask_legend(fig)
     fig.suptitle("ED and ES, mid-ventricular short axis, mask outlines", fontsize=9, x=0.02, ha="left")
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))  # leave the title and legend their own row
     path = write_figure(fig, output_dir / "montage.png", dpi=110, bbox_inches="tight")

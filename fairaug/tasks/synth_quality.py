@@ -96,7 +96,7 @@ def run(cfg) -> dict:
               "feature_classifier_balanced_accuracy": _classifier_accuracy(quality)}
     write_quality_report(output_dir, header, groups, pairwise, memorised, memo_summary, fidelity, NEAR_CHANCE)
     closest_pairs_figure(memorised, dict(zip(synthetic.subject_id, syn_img)), dict(zip(real.subject_id, real_img)),
-                         output_dir / "closest_pairs.png")
+                         memo_summary["threshold"], output_dir / "closest_pairs.png")
     overall = groups.iloc[0]
     log.info("FID %.2f (floor %.2f), KID %.4f (floor %.4f); %d of %d synthetic images flagged as possible copies; "
              "mask contrast ED %.2f (real %.2f); report: %s", overall.fid, overall.fid_floor, overall.kid,
