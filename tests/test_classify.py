@@ -46,7 +46,7 @@ def test_a_rerun_keeps_only_its_checkpoint_and_later_tasks_load_the_recorded_one
     classify.run(cfg)
     classify.run(cfg)  # e.g. a killed run rerun into its folder
     out = Path(cfg.paths.output_dir)
-    assert [p.name for p in (out / "checkpoints").iterdir()] == ["best.ckpt"]
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["best_checkpoint"] == "checkpoints/best.ckpt"
     # synth_quality's feature extractor loads the recorded checkpoint, whatever its name
@@ -163,3 +163,20 @@ def test_the_training_bar_holds_the_loss_and_validation_balanced_accuracy_only(m
     postfix = bar[-1].rsplit("[", 1)[-1]  # tqdm: Epoch 0: 100%|████| 3/3 [00:00<00:00, loss=0.6, val/...=0.5]
     assert sorted(item.split("=")[0] for item in postfix.split(", ") if "=" in item) == ["loss",
                                                                                         "val/balanced_accuracy"]
+
+
+def test_training_resumes_from_its_last_checkpoint_the_lightning_way(make_cfg):
+    cfg = make_cfg("input=edes")
+    classify.run(cfg)  # one epoch, then "killed"
+    out = Path(cfg.paths.output_dir)
+    last = out / "checkpoints" / "last.ckpt"
+    steps = torch.load(last, map_location="cpu", weights_only=True)["global_step"]
+    rows_before = len(pd.read_csv(out / "logs" / "metrics.csv"))
+    metrics = classify.run(make_cfg("input=edes", "trainer.max_epochs=2", f"ckpt_path={last}"))
+    assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == 2 * steps  # one more epoch
+    assert len(pd.read_csv(out / "logs" / "metrics.csv")) > rows_before  # the earlier rows kept
+    assert json.loads((out / "metrics.json").read_text())["balanced_accuracy"] == metrics["balanced_accuracy"]
+    with pytest.raises(ConfigError, match="ckpt_path=.*nowhere.ckpt: no such checkpoint"):
+        classify.run(make_cfg("input=edes", f"ckpt_path={out / 'nowhere.ckpt'}"))
+    with pytest.raises(ConfigError, match="ckpt_path=.*split.*seed=1"):
+        classify.run(make_cfg("input=edes", "seed=1", "trainer.max_epochs=3", f"ckpt_path={last}"))

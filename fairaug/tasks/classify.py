@@ -2,13 +2,15 @@
 
 Writes into the run directory: predictions.csv (one row per test subject with its
 attributes), metrics.json, split.csv/split.json, config.yaml (resolved), skipped.csv
-when subjects were left out, checkpoints/best.ckpt and the logger's files. A rerun into the same
-folder starts without the earlier checkpoints; metrics.json records the tested one (path relative
-to the run, and its hash) for every later task to load.
+when subjects were left out, checkpoints/best.ckpt (tested) and last.ckpt, and the logger's files.
+A rerun into the same folder starts without the earlier checkpoints, unless it continues one
+(`ckpt_path=<run>/checkpoints/last.ckpt`, the same split); metrics.json records the tested one
+(path relative to the run, and its hash) for every later task to load.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from pathlib import Path
@@ -20,7 +22,8 @@ from omegaconf import OmegaConf
 
 from fairaug.data.cohort import ATTRIBUTES
 from fairaug.data.datamodule import CohortDataModule
-from fairaug.data.splits import save_split
+from fairaug.data.splits import save_split, split_hash
+from fairaug.errors import ConfigError
 from fairaug.fairness.report import check_attributes, evaluate, write_report
 from fairaug.io import write_csv, write_json, write_text
 from fairaug.loggers import log_config, log_fairness, log_final_metrics, run_logger
@@ -38,14 +41,19 @@ MONITOR = "val/balanced_accuracy"
 def run(cfg) -> dict:
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    if (output_dir / "checkpoints").exists():  # a rerun: Lightning would save best-v1.ckpt beside the stale one
-        shutil.rmtree(output_dir / "checkpoints")
+    resume, trained_split = _resume_point(cfg)
+    if not resume and (output_dir / "checkpoints").exists():
+        shutil.rmtree(output_dir / "checkpoints")  # a rerun: Lightning would save best-v1.ckpt beside the stale one
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
-    write_text(OmegaConf.to_yaml(cfg, resolve=True), output_dir / "config.yaml")
     check_attributes(cfg.fairness)
 
     data = CohortDataModule(cfg)
     data.prepare()
+    if trained_split not in (None, split_hash(data.split)):
+        raise ConfigError(f"ckpt_path={resume}: its run trained on split {trained_split} (split.json beside its "
+                          f"checkpoints/), this config makes split {split_hash(data.split)} (seed={cfg.seed}, "
+                          f"fold={cfg.fold}): resume with the run's seed, fold and split settings")
+    write_text(OmegaConf.to_yaml(cfg, resolve=True), output_dir / "config.yaml")
     split_id = save_split(data.split, data.cohort, output_dir)
     if len(data.synthetic):
         write_csv(data.synthetic[["subject_id", "label", *ATTRIBUTES, "image_file"]],
@@ -55,18 +63,31 @@ def run(cfg) -> dict:
 
     module = HeartFailureClassifier(cfg.model, data.input_shape, float(cfg.model.lr),
                                     float(cfg.model.weight_decay))
-    with run_logger(cfg.logger, output_dir) as logger:
-        return _train_and_test(cfg, data, module, logger, output_dir, split_id)
+    with run_logger(cfg.logger, output_dir, continued=resume is not None) as logger:
+        return _train_and_test(cfg, data, module, logger, output_dir, split_id, resume)
 
 
-def _train_and_test(cfg, data, module, logger, output_dir: Path, split_id: str) -> dict:
+def _resume_point(cfg) -> tuple[Path | None, str | None]:
+    """ckpt_path, checked, and the split its run trained on (None where that run left no split.json)."""
+    if not cfg.get("ckpt_path"):
+        return None, None
+    resume = Path(cfg.ckpt_path)
+    if not resume.is_file():
+        raise ConfigError(f"ckpt_path={resume}: no such checkpoint")
+    record = resume.parent.parent / "split.json"
+    return resume, json.loads(record.read_text())["hash"] if record.is_file() else None
+
+
+def _train_and_test(cfg, data, module, logger, output_dir: Path, split_id: str, resume: Path | None) -> dict:
     log_config(logger, cfg)
-    checkpoint = ModelCheckpoint(dirpath=output_dir / "checkpoints", filename="best", monitor=MONITOR, mode="max")
+    # best.ckpt is what gets tested; last.ckpt is where a killed run continues from (ckpt_path=)
+    checkpoint = ModelCheckpoint(dirpath=output_dir / "checkpoints", filename="best", monitor=MONITOR, mode="max",
+                                 save_last=True)
     data_wait = DataWaitMonitor()
     arguments = trainer_arguments(cfg)
     trainer = L.Trainer(**arguments, logger=logger, callbacks=[checkpoint, data_wait, *progress_bars(arguments)],
                         default_root_dir=str(output_dir))
-    trainer.fit(module, datamodule=data)
+    trainer.fit(module, datamodule=data, ckpt_path=resume, weights_only=True)
     best = checkpoint.best_model_path or None
     if best is None:
         log.warning("No checkpoint was saved (no validation ran); testing the final weights")
