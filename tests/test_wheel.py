@@ -47,7 +47,7 @@ def test_installed_command_runs_outside_the_checkout(installed, tmp_path, fairau
     where = subprocess.run([str(installed / "python"), "-c", "import fairaug; print(fairaug.__file__)"], cwd=tmp_path,
                            capture_output=True, text=True, check=True).stdout
     assert str(installed.parent) in where  # the wheel's copy, not the editable checkout
-    assert "task: classify" in run(installed, "--help", cwd=tmp_path).stdout
+    assert "Tasks (task=...)" in run(installed, "--help", cwd=tmp_path).stdout
     job = run(installed, "task=cohort", "experiment=real_only", "--cfg", "job", cwd=tmp_path)
     assert job.returncode == 0 and "name: cohort" in job.stdout, job.stderr[-2000:]
     result = run(installed, "task=classify", "input=edes", *TINY_PHANTOM, *TINY_RUN, f"paths.home={fairaug_home}",
