@@ -179,6 +179,13 @@ def log_sweep_summary(cfg, sweep_dir: Path, summary: dict) -> None:
         values.update({f"sweep/{g['metric']}[{g['attribute']}={g['group']}]/{stat}": g[stat]
                        for g in summary["by_group"] for stat in ("mean", "std") if g[stat] is not None})
         run.summary.update({**values, "sweep/completed": summary["completed"], "sweep/jobs": summary["jobs"]})
+        artifact = wandb.Artifact("sweep-summary", type="sweep_summary",
+                                  description=f"{summary['completed']} of {summary['jobs']} jobs completed")
+        with artifact.new_file("summary.csv") as file:  # the table as logged: local paths left out
+            table.to_csv(file, index=False)
+        if plot.exists():
+            artifact.add_file(str(plot))
+        run.log_artifact(artifact)
     finally:
         run.finish()
 

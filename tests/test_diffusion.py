@@ -146,12 +146,14 @@ def test_training_settings_that_cannot_work(make_cfg):
         controlnet_train.run(make_cfg(*TINY_DIFFUSION, "diffusion.widths=[12,24]"))
 
 
-def test_generation_writes_a_dataset_that_classify_can_train_on(trained, make_cfg, tmp_path):
+def test_generation_writes_a_dataset_that_classify_can_train_on(trained, make_cfg, tmp_path, capfd):
     run_dir, _ = trained
     out = tmp_path / "synthetic"
     settings = ["task=synth_generate", f"generation.model={run_dir}", f"generation.output={out}",
                 "generation.steps=2", "generation.batch_size=4"]
     synth_generate.run(make_cfg(*settings))
+    err = capfd.readouterr().err
+    assert "generating: 100%" in err and "accelerate" not in err  # progress, and no library noise
     manifest = pd.read_csv(out / "manifest.csv")
     training = pd.read_csv(run_dir / "training_subjects.csv")
     assert len(manifest) == len(training) and manifest.subject_id.is_unique

@@ -152,7 +152,7 @@ def test_a_group_too_small_for_a_floor_is_still_measured():
 
 @pytest.mark.parametrize("accuracy", [0.52, 0.9])
 def test_the_feature_classifiers_own_accuracy_is_reported_and_chance_is_warned_of(make_cfg, classifier_run, tmp_path,
-                                                                                   caplog, accuracy):
+                                                                                   caplog, capfd, accuracy):
     import shutil
 
     run = shutil.copytree(classifier_run, tmp_path / "classifier")
@@ -161,6 +161,7 @@ def test_the_feature_classifiers_own_accuracy_is_reported_and_chance_is_warned_o
     copies = write_synthetic(tmp_path / "copies", make_cfg("input=edes"), lambda image, rng: image)
     with caplog.at_level("WARNING"):
         report = quality(make_cfg, run, copies, "q")
+    assert "features of synthetic images: 100%" in capfd.readouterr().err  # progress of the long step
     text = (report / "quality.md").read_text()
     assert f"its own test balanced accuracy {accuracy:.2f}" in text
     near_chance = accuracy < 0.6

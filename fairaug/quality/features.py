@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
+from tqdm import tqdm
 
 from fairaug.errors import ConfigError
 from fairaug.models.tested import load_tested_classifier
@@ -74,10 +75,11 @@ def classifier_features(run_dir: Path, input_shape: tuple[int, ...]) -> Classifi
     return ClassifierFeatures(module.net)
 
 
-def extract(network: nn.Module, dataset, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Features, images and masks of every item of `dataset` (in order)."""
+def extract(network: nn.Module, dataset, name: str, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Features, images and masks of every item of `dataset` (in order); `name` labels the progress bar."""
     features, images, masks = [], [], []
-    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+    for batch in tqdm(DataLoader(dataset, batch_size=batch_size, shuffle=False), desc=f"features of {name}",
+                      unit="batch"):
         features.append(network(batch["image"]).double().numpy())
         images.append(batch["image"].numpy())
         masks.append(batch["masks"].numpy())

@@ -81,9 +81,9 @@ def run(cfg) -> dict:
     network = (classifier_features(Path(quality.classifier), data.input_shape) if quality.features == "classifier"
                else InceptionFeatures(quality.inception_weights))
 
-    real_f, real_img, real_masks = extract(network, CachedViewDataset(data.cache, real))
-    syn_f, syn_img, syn_masks = extract(network, CachedViewDataset(data.cache, synthetic))
-    held_f, held_img, _ = extract(network, CachedViewDataset(data.cache, held_out))
+    real_f, real_img, real_masks = extract(network, CachedViewDataset(data.cache, real), "real training images")
+    syn_f, syn_img, syn_masks = extract(network, CachedViewDataset(data.cache, synthetic), "synthetic images")
+    held_f, held_img, _ = extract(network, CachedViewDataset(data.cache, held_out), "real held-out images")
     attributes = list(quality.attributes)
     settings = (int(quality.min_count), int(quality.kid_subset_size), int(cfg.seed))
     groups = by_group(real, real_f, synthetic, syn_f, held_out, held_f, attributes, *settings)
