@@ -194,7 +194,9 @@ def run(cfg) -> dict:
             steps = start_step
         else:
             trainer.fit(module, train_dataloaders=loader, ckpt_path=resume, weights_only=True)
-            trainer.save_checkpoint(output_dir / "checkpoints" / "last.ckpt")
+            # the full state (optimizer too) for a resume; saying so also silences Lightning's "weights_only was
+            # not set" notice, which is about this save, not about an unsafe load
+            trainer.save_checkpoint(output_dir / "checkpoints" / "last.ckpt", weights_only=False)
             steps = int(trainer.global_step)
             loss = trainer.callback_metrics.get("train/loss")
             sessions.append({"start_step": start_step, "steps": steps, "train_seconds": time.perf_counter() - start,
