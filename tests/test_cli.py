@@ -111,7 +111,10 @@ def test_help_loads_no_task_libraries(tmp_path):
 
 
 def test_help_is_fairaugs_own_and_lists_every_real_choice(tmp_path):
-    text = fairaug("--help", cwd=tmp_path).stdout
+    # A generous limit, not a benchmark: --help takes about 1.5 s on 2 cores (no task libraries load);
+    # the 25 s it once took would still pass, a hang would not.
+    text = subprocess.run([sys.executable, "-m", "fairaug", "--help"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=60).stdout
     assert "powered by Hydra" not in text and "_schema" not in text
     assert all(f"\n  {task} " in text for task in TASKS)
     conf = REPO / "fairaug" / "conf"
