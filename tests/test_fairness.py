@@ -170,7 +170,7 @@ def test_report_plot_draws_no_bar_for_an_undefined_group_and_says_what_it_shows(
     ax = figures[0].axes[0]
     assert len(ax.patches) == 2  # two bars: the undefined 40s has none, not one of height 0
     assert "undefined" in [t.get_text() for t in ax.texts]
-    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    legend = [t.get_text() for t in figures[0].legends[0].get_texts()]
     assert "95 % bootstrap interval" in legend and "chance (0.5)" in legend
     errorbars = [c for c in ax.collections if c.__class__.__name__ == "LineCollection"]
     segments = [s for c in errorbars for s in c.get_segments()]
@@ -187,6 +187,6 @@ def test_comparison_plot_leaves_undefined_groups_without_a_bar(monkeypatch):
     plot_arms(table, "balanced_accuracy", Path("unused"))
     ax = figures[0].axes[0]
     assert len(ax.patches) == 3 and "undefined" in [t.get_text() for t in ax.texts]
-    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    legend = [t.get_text() for t in figures[0].legends[0].get_texts()]
     assert {"real", "synth", "chance (0.5)"} <= set(legend)
     assert "mean ± std over runs" in ax.get_ylabel()

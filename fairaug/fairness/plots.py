@@ -19,7 +19,12 @@ def file_safe(attribute: str) -> str:
 
 
 def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
+    """With the axes' legend below the plot, where it hides no bar."""
+    ax = fig.axes[0]
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 3), fontsize=7, frameon=False)
+    rows = -(-len(labels) // 3)
+    fig.tight_layout(rect=(0, 0.22 * rows / fig.get_figheight(), 1, 1))
     return write_figure(fig, path, dpi=110)
 
 
@@ -58,7 +63,6 @@ def plot_balanced_accuracy(table: pd.DataFrame, attribute: str, output_dir: Path
     ax.set_xlim(-0.6, len(table) - 0.4)
     ax.set_ylim(0, 1)
     ax.set_ylabel("balanced accuracy")
-    ax.legend(fontsize=7, loc="lower right")
     ax.set_title(f"Balanced accuracy by {attribute}", fontsize=10)
     return _save(fig, Path(output_dir) / f"balanced_accuracy_by_{file_safe(attribute)}.png")
 
@@ -88,7 +92,6 @@ def _bars_by_arm(table: pd.DataFrame, ylabel: str, title: str, path: Path) -> Pa
     ax.set_ylim(0, 1)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8, loc="lower right")
     return _save(fig, path)
 
 
