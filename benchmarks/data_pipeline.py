@@ -26,14 +26,9 @@ sys.path.insert(0, str(REPO))
 
 
 def compose(home: Path, *overrides: str):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
+    from fairaug.config import compose_config
 
-    from fairaug.config import CONFIG_DIR, register_configs
-
-    register_configs()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return hydra_compose("config", overrides=[f"paths.home={home}", f"paths.output_dir={home}/run", *overrides])
+    return compose_config([f"paths.home={home}", f"paths.output_dir={home}/run", *overrides])
 
 
 def throughput(home: Path, n_subjects: int, epochs: int) -> None:

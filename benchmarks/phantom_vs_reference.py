@@ -30,6 +30,7 @@ from omegaconf import OmegaConf  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from fairaug.config import compose_config  # noqa: E402
 from fairaug.data.image_statistics import (  # noqa: E402
     BLOOD_POOL,
     MYOCARDIUM,
@@ -38,7 +39,6 @@ from fairaug.data.image_statistics import (  # noqa: E402
 )
 from fairaug.data.phantom.generate import generate, phantom_spec  # noqa: E402
 from fairaug.io import write_figure  # noqa: E402
-from tests.conftest import compose_config  # noqa: E402
 
 REFERENCE_SUBJECT = "SCD0000101"
 PHENOTYPES = ("healthy", "hfref", "ischaemic", "hfpef")

@@ -29,10 +29,10 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from fairaug.config import compose_config  # noqa: E402
 from fairaug.data.phantom.generate import phantom_spec  # noqa: E402
 from fairaug.data.phantom.physiology import Composition  # noqa: E402
 from fairaug.data.phantom.testbed import per_sex_accuracy  # noqa: E402
-from tests.conftest import compose_config  # noqa: E402
 
 
 def sweep_gaps(sweep: Path) -> pd.DataFrame:

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from fairaug.errors import ConfigError
 
@@ -197,6 +198,13 @@ class SamplerConfig:
 
 def _required(key: str, what: str):
     raise ConfigError(f"this preset needs {key}=<{what}>; it was not given")
+
+
+def compose_config(overrides=()) -> DictConfig:
+    """The root config with `overrides`, composed as `python -m fairaug` would (for scripts and tests)."""
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
 
 
 def register_configs() -> None:

@@ -39,12 +39,12 @@ def _sweep_group() -> str | None:
 
 
 LOCAL_PATH = "<local path>"
-NOT_A_NAME = ("hydra.", "paths.")  # overrides that say where, not what: left out of run names
+NOT_A_NAME = ("hydra.", "paths.", "task=")  # overrides that say where (or the job type): not in run names
 
 
 def run_name(overrides: list[str], output_dir: Path) -> str:
     """A W&B run's name: its job's overrides (`input=edes seed=3`), or the run folder's name."""
-    named = [o for o in overrides if not o.startswith(NOT_A_NAME) and not o.startswith("task=")]
+    named = [o for o in overrides if not o.startswith(NOT_A_NAME)]
     return " ".join(named) or output_dir.name
 
 
@@ -169,30 +169,31 @@ def log_sweep_summary(cfg, sweep_dir: Path, summary: dict) -> None:
     run = wandb.init(project=cfg.project, entity=cfg.entity, group=group, job_type="sweep_summary",
                      name="sweep summary", dir=str(sweep_dir), mode=cfg.mode)
     try:
+        artifact = wandb.Artifact("sweep-summary", type="sweep_summary",
+                                  description=f"{summary['completed']} of {summary['jobs']} jobs completed")
+        with artifact.new_file("summary.csv") as file:  # the table as logged: local paths left out
+            table.to_csv(file, index=False)
         logged = {"sweep/jobs": wandb.Table(dataframe=table)}
         plot = sweep_dir / "summary_balanced_accuracy.png"
         if plot.exists():
             logged["sweep/balanced_accuracy_by_subgroup"] = wandb.Image(str(plot))
+            artifact.add_file(str(plot))
         run.log(logged)
         values = {f"sweep/{name}/{stat}": value for name, stats in summary["metrics"].items()
                   for stat, value in stats.items() if value is not None}
         values.update({f"sweep/{g['metric']}[{g['attribute']}={g['group']}]/{stat}": g[stat]
                        for g in summary["by_group"] for stat in ("mean", "std") if g[stat] is not None})
         run.summary.update({**values, "sweep/completed": summary["completed"], "sweep/jobs": summary["jobs"]})
-        artifact = wandb.Artifact("sweep-summary", type="sweep_summary",
-                                  description=f"{summary['completed']} of {summary['jobs']} jobs completed")
-        with artifact.new_file("summary.csv") as file:  # the table as logged: local paths left out
-            table.to_csv(file, index=False)
-        if plot.exists():
-            artifact.add_file(str(plot))
         run.log_artifact(artifact)
     finally:
         run.finish()
 
 
 def finish(logger: Logger, exit_code: int = 0) -> None:
-    """End the W&B run so that the next job of a sweep in this process starts its own; a
-    non-zero exit code marks it failed."""
+    """Flush and close the logger: what a task logs after Lightning's own finalize (the fairness
+    report, TensorBoard's final hparams) reaches disk too. End the W&B run so that the next job
+    of a sweep in this process starts its own; a non-zero exit code marks it failed."""
+    logger.finalize("success" if exit_code == 0 else "failed")
     if isinstance(logger, WandbLogger):
         import wandb
 

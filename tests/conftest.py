@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from fairaug.config import CONFIG_DIR, register_configs
+from fairaug.config import CONFIG_DIR, compose_config, register_configs
 
 CONF = CONFIG_DIR
 
@@ -34,11 +33,6 @@ TINY_RUN = [
 ]
 
 register_configs()
-
-
-def compose_config(overrides: list[str]):
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(config_name="config", overrides=overrides)
 
 
 @pytest.fixture(scope="session")

@@ -93,6 +93,14 @@ def split_hash(split: pd.DataFrame) -> str:
     return hashlib.sha256(json.dumps(ids).encode()).hexdigest()[:16]
 
 
+def checkpoint_split(checkpoint: Path) -> str | None:
+    """The split hash of the run a checkpoint (<run>/checkpoints/<name>.ckpt) comes from, or None
+    where that run left no split.json. Read it before this run writes its own, which is the
+    same file when a run continues in place."""
+    record = Path(checkpoint).parent.parent / "split.json"
+    return json.loads(record.read_text())["hash"] if record.is_file() else None
+
+
 def save_split(split: pd.DataFrame, cohort: pd.DataFrame, folder: Path) -> str:
     """Write split.csv and split.json (hash, sizes and prevalence per split)."""
     labelled = split.merge(cohort[["subject_id", "label"]], on="subject_id")

@@ -29,6 +29,8 @@ from fairaug.errors import ConfigError
 
 diffusers_logging.disable_progress_bar()  # 'Loading weights', 'Writing model shards': the tasks report progress
 transformers_logging.disable_progress_bar()
+# Without accelerate diffusers cannot load onto the meta device, and says so on every load unless told.
+HAS_ACCELERATE = importlib.util.find_spec("accelerate") is not None
 
 PARTS = ("unet", "controlnet", "text_encoder", "tokenizer", "scheduler")
 BASE_PARTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")  # of a Stable Diffusion folder
@@ -113,15 +115,12 @@ def _load_part(name: str, folder: Path):
     """One part of a saved model or of a Stable Diffusion folder, offline."""
     if name == "tokenizer":
         return load_tokenizer(folder)
-    classes = {"unet": UNet2DConditionModel, "controlnet": ControlNetModel, "text_encoder": CLIPTextModel,
-               "vae": AutoencoderKL, "scheduler": DDPMScheduler}
+    classes = {"unet": UNet2DConditionModel, "controlnet": ControlNetModel, "vae": AutoencoderKL}
     if name == "text_encoder":  # transformers would keep the dtype it was saved in (fp16 in many SD folders)
         return CLIPTextModel.from_pretrained(folder, local_files_only=True, dtype=torch.float32)
     if name == "scheduler":
         return DDPMScheduler.from_pretrained(folder, local_files_only=True)
-    # Without accelerate diffusers cannot load onto the meta device, and says so on every load.
-    return classes[name].from_pretrained(folder, local_files_only=True,
-                                         low_cpu_mem_usage=importlib.util.find_spec("accelerate") is not None)
+    return classes[name].from_pretrained(folder, local_files_only=True, low_cpu_mem_usage=HAS_ACCELERATE)
 
 
 def check_base(folder) -> Path:

@@ -20,10 +20,8 @@ def run_config(run_dir: Path) -> DictConfig:
     return OmegaConf.load(config)
 
 
-def load_tested_classifier(run_dir: Path, input_shape: tuple[int, ...]) -> tuple[HeartFailureClassifier, Path]:
-    """The run's network (its own model config) with the weights of the checkpoint it tested."""
-    cfg = run_config(run_dir)
-    checkpoint = tested_checkpoint(run_dir)
+def classifier_from(cfg: DictConfig, checkpoint: Path, input_shape: tuple[int, ...]) -> HeartFailureClassifier:
+    """The network of a run's config `cfg` with the weights of `checkpoint`."""
     architecture = OmegaConf.merge(cfg.model, {"weights": None})  # the checkpoint holds every weight
     module = HeartFailureClassifier(architecture, input_shape, float(cfg.model.lr), float(cfg.model.weight_decay))
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
@@ -31,4 +29,9 @@ def load_tested_classifier(run_dir: Path, input_shape: tuple[int, ...]) -> tuple
         module.load_state_dict(state)
     except RuntimeError as error:
         raise ConfigError(f"{checkpoint} does not fit its own config: {error}") from error
-    return module, checkpoint
+    return module
+
+
+def load_tested_classifier(run_dir: Path, input_shape: tuple[int, ...]) -> HeartFailureClassifier:
+    """The run's network (its own model config) with the weights of the checkpoint it tested."""
+    return classifier_from(run_config(run_dir), tested_checkpoint(run_dir), input_shape)

@@ -69,7 +69,7 @@ class InceptionFeatures(nn.Module):
 def classifier_features(run_dir: Path, input_shape: tuple[int, ...]) -> ClassifierFeatures:
     """The checkpoint a task=classify run tested (as its metrics.json records it)."""
     try:
-        module, _ = load_tested_classifier(Path(run_dir), input_shape)
+        module = load_tested_classifier(Path(run_dir), input_shape)
     except ConfigError as error:
         raise ConfigError(f"quality.classifier: {error}") from error
     return ClassifierFeatures(module.net)

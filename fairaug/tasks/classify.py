@@ -10,7 +10,6 @@ A rerun into the same folder starts without the earlier checkpoints, unless it c
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from pathlib import Path
@@ -22,7 +21,7 @@ from omegaconf import OmegaConf
 
 from fairaug.data.cohort import ATTRIBUTES
 from fairaug.data.datamodule import CohortDataModule
-from fairaug.data.splits import save_split, split_hash
+from fairaug.data.splits import checkpoint_split, save_split, split_hash
 from fairaug.errors import ConfigError
 from fairaug.fairness.report import check_attributes, evaluate, write_report
 from fairaug.io import write_csv, write_json, write_text
@@ -49,9 +48,10 @@ def run(cfg) -> dict:
 
     data = CohortDataModule(cfg)
     data.prepare()
-    if trained_split not in (None, split_hash(data.split)):
+    made = split_hash(data.split)
+    if trained_split not in (None, made):
         raise ConfigError(f"ckpt_path={resume}: its run trained on split {trained_split} (split.json beside its "
-                          f"checkpoints/), this config makes split {split_hash(data.split)} (seed={cfg.seed}, "
+                          f"checkpoints/), this config makes split {made} (seed={cfg.seed}, "
                           f"fold={cfg.fold}): resume with the run's seed, fold and split settings")
     write_text(OmegaConf.to_yaml(cfg, resolve=True), output_dir / "config.yaml")
     split_id = save_split(data.split, data.cohort, output_dir)
@@ -74,8 +74,7 @@ def _resume_point(cfg) -> tuple[Path | None, str | None]:
     resume = Path(cfg.ckpt_path)
     if not resume.is_file():
         raise ConfigError(f"ckpt_path={resume}: no such checkpoint")
-    record = resume.parent.parent / "split.json"
-    return resume, json.loads(record.read_text())["hash"] if record.is_file() else None
+    return resume, checkpoint_split(resume)
 
 
 def _train_and_test(cfg, data, module, logger, output_dir: Path, split_id: str, resume: Path | None) -> dict:

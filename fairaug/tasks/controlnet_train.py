@@ -4,7 +4,7 @@ Only real subjects of the training split are ever seen (validation and test subj
 synthetic data are excluded; `training_subjects.csv` lists who was). Writes into the run
 directory: model/ (save_pretrained parts + the training masks and attributes that generation
 draws from), checkpoints/last.ckpt (resumable: diffusion.resume=<this run>), grids/*.png
-(real | mask | generated) and metrics.json.
+(real and generated ED/ES with the mask outlines) and metrics.json.
 
 A folder holds one training: rerunning into a folder that already has one is refused unless
 diffusion.resume names that folder, which continues it in place, appending to its
@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from fairaug.data.cohort import ATTRIBUTES
 from fairaug.data.datamodule import CachedViewDataset, CohortDataModule
-from fairaug.data.splits import save_split
+from fairaug.data.splits import checkpoint_split, save_split
 from fairaug.diffusion.components import (
     Components,
     check_base,
@@ -85,14 +85,6 @@ def _earlier_sessions(resume, start_step: int) -> list[dict]:
     return [session for session in sessions if session["steps"] <= start_step]
 
 
-def _previous_split(resume) -> str | None:
-    """The split hash of the run a checkpoint comes from (read before this run writes its own
-    split.json, which is the same file when a run resumes in place)."""
-    path = _checkpoint_path(resume)
-    record = path.parent.parent / "split.json" if path else None
-    return json.loads(record.read_text())["hash"] if record and record.is_file() else None
-
-
 def _resume_checkpoint(resume, previous_split: str | None, output_dir: Path) -> tuple[str | None, int]:
     """The checkpoint to resume from and its step; it must come from a run on the same split."""
     path = _checkpoint_path(resume)
@@ -139,7 +131,8 @@ def run(cfg) -> dict:
     in_place = _check_folder(output_dir, cfg.diffusion.resume)
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     write_text(OmegaConf.to_yaml(cfg, resolve=True), output_dir / "config.yaml")
-    previous_split = _previous_split(cfg.diffusion.resume)
+    resume_from = _checkpoint_path(cfg.diffusion.resume)
+    previous_split = checkpoint_split(resume_from) if resume_from else None
     if cfg.diffusion.name == "sd21":  # before the views are cached at 512 px
         check_base(cfg.diffusion.get("pretrained"))
     views, cohort = training_views(cfg, output_dir)

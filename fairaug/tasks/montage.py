@@ -22,7 +22,7 @@ from fairaug.data.groups import clinical_order  # noqa: E402
 from fairaug.data.sources import load_cohort  # noqa: E402
 from fairaug.data.views import ViewBuilder  # noqa: E402
 from fairaug.errors import ConfigError  # noqa: E402
-from fairaug.figures import mask_legend, show_frame  # noqa: E402
+from fairaug.figures import FRAMES, mask_legend, show_frame  # noqa: E402
 from fairaug.io import write_figure  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ def run(cfg) -> dict:
     for ax in axes.flat:
         ax.axis("off")
     for (r, c), (row, (image, masks)) in panels.items():
-        for phase, name in enumerate(("ED", "ES")):
+        for phase, name in enumerate(FRAMES):
             show_frame(axes[r, 2 * c + phase], image[phase], masks[phase], f"{row.subject_id} {name}")
     rows = []
     for r, (key, members) in enumerate(groups):

@@ -27,7 +27,7 @@ from fairaug.fairness.report import check_attributes, evaluate, write_report
 from fairaug.io import write_csv, write_json, write_text
 from fairaug.models.callbacks import progress_bars
 from fairaug.models.predictions import predictions_table
-from fairaug.models.tested import load_tested_classifier, run_config
+from fairaug.models.tested import classifier_from, run_config
 from fairaug.models.trainer import trainer_arguments
 from fairaug.run_folder import file_sha256, tested_checkpoint
 
@@ -82,7 +82,7 @@ def run(cfg) -> dict:
              len(cached) - len(scored))
 
     try:
-        module, _ = load_tested_classifier(run_dir, cache.shape)
+        module = classifier_from(trained, checkpoint, cache.shape)
     except ConfigError as error:
         raise ConfigError(f"checkpoint={run_dir}: {error}") from error
     loader = DataLoader(CachedViewDataset(cache, scored), batch_size=int(cfg.loader.batch_size),

@@ -33,6 +33,7 @@ from fairaug.data.phantom.physiology import HEALTHY_EARLY_FILLING
 BLOOD, RV_BLOOD = 1.0, 0.95  # relative bSSFP signal of the blood pools
 RV_WALL_MM = 3.0
 SYSTOLIC_SHIFT_MM = np.array([1.5, 1.0])  # in-plane translation of the heart at end-systole
+SYSTOLIC_REACH_MM = float(np.hypot(*SYSTOLIC_SHIFT_MM))  # how far the heart moves
 TRABECULATION_RADIUS_MM = 25.0  # cavity radius at which the trabecular layer is trabeculation_mm deep
 LVOT_DEPTH_MM = 14.0  # slices this close to the ED base cut the LV outflow tract
 AORTIC_ROOT_MM = 11.0  # radius
@@ -122,7 +123,7 @@ class SubjectRenderer:
             # Everything below happens inside the heart's bounding square (outside it nothing changes).
             extent = (septa[z].max() + max(rv_cavity.depth[z].max() + SEPTAL_GAP_MM + RV_WALL_MM,
                                             2.0 * AORTIC_ROOT_MM + 2.0)
-                      + self.fat_mm * self.fat_patches.max() + np.hypot(*SYSTOLIC_SHIFT_MM) + 2.0 * px)
+                      + self.fat_mm * self.fat_patches.max() + SYSTOLIC_REACH_MM + 2.0 * px)
             window = self._window(centre, extent)
             x, y = self.x[window][..., None], self.y[window][..., None]
             cx, cy = (centre + self.motion).T.astype(np.float32)  # (T,) each
@@ -152,7 +153,7 @@ class SubjectRenderer:
             lv_blood = soft_inside(endo - r, ramp)
             plane = blend(plane, lv_blood, BLOOD * gain * flow)
             # Muscle inside the LV cavity: only the cavity's square, a fifth of the window, is touched.
-            cavity = self._window(centre, lv.cavity[z].max() + np.hypot(*SYSTOLIC_SHIFT_MM) + px)
+            cavity = self._window(centre, lv.cavity[z].max() + SYSTOLIC_REACH_MM + px)
             inner = tuple(slice(c.start - w.start, c.stop - w.start) for c, w in zip(cavity, window))
             plane[inner] = self._trabeculae_and_papillary_muscles(
                 plane[inner], z, r[inner], texture_theta[inner], endo[inner], lv_blood[inner], dx[inner], dy[inner])
