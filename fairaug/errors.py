@@ -1,8 +1,11 @@
 """Errors that name the file, subject or key at fault."""
 
+from hydra.errors import CompactHydraException
 
-class FairaugError(Exception):
-    """Base class: a problem the user can fix from the message alone."""
+
+class FairaugError(CompactHydraException):
+    """Base class: a problem the user can fix from the message alone, so the entry point prints
+    the message without a stack trace (HYDRA_FULL_ERROR=1 shows it)."""
 
 
 class DataError(FairaugError, ValueError):

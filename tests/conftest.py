@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from fairaug.config import CONFIG_DIR, compose_config, register_configs
+from fairaug.config import CONFIG_DIR, compose_config, register_configs, validate_config
 
 CONF = CONFIG_DIR
 
@@ -50,6 +50,7 @@ def make_cfg(fairaug_home, tmp_path):
         cfg = compose_config([*phantom, *TINY_RUN, f"paths.home={fairaug_home}", f"paths.output_dir={tmp_path / 'run'}",
                               *overrides])
         OmegaConf.set_struct(cfg, True)
+        validate_config(cfg)  # as the entry point does before a task runs
         return cfg
 
     return make

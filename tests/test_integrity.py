@@ -141,19 +141,22 @@ def test_manifest_paths_stay_inside_the_dataset(synthetic_dir):  # noqa: F811 - 
     assert "is not a path inside" in reasons[manifest.subject_id[1]]
     assert "unknown age_group '600s'" in reasons[manifest.subject_id[2]]
     assert "unknown age_group '60S'" in reasons[manifest.subject_id[3]]
-    with pytest.raises(ConfigError, match="data.synthetic.max_samples must be a count .* got -1"):
-        read_synthetic(synthetic_dir, -1, 0, "skip")
+
+
+def test_a_negative_synthetic_count_is_refused(make_cfg):
+    with pytest.raises(ConfigError, match="data.synthetic.max_samples must be at least 0, got -1"):
+        make_cfg("data.synthetic.max_samples=-1")
 
 
 @pytest.mark.parametrize("sizes, fold, message", [
     ({"test_size": 0.6, "val_size": 0.5}, None, r"split.test_size=0.6 \+ split.val_size=0.5 = 1.1 leaves no training"),
     ({"test_size": -0.1}, None, r"split.test_size must be between 0 and 1, got -0.1"),
+    ({"n_splits": 1}, 0, r"split.n_splits must be at least 2, got 1"),
     ({"n_splits": 2, "val_size": 0.5}, 0, r"one fold of split.n_splits=2 \(0.5\) \+ split.val_size=0.5 = 1"),
 ])
 def test_impossible_splits_are_refused(make_cfg, tiny_cohort, sizes, fold, message):
-    cfg = make_cfg(*(f"split.{k}={v}" for k, v in sizes.items()))
     with pytest.raises(ConfigError, match=message):
-        make_split(tiny_cohort, cfg.split, 0, fold)
+        make_split(tiny_cohort, make_cfg(*(f"split.{k}={v}" for k, v in sizes.items())).split, 0, fold)
 
 
 @pytest.mark.parametrize("preset", ["real_plus_synth", "real_plus_synth_balanced", "synth_only"])

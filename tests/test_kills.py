@@ -16,10 +16,10 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from fairaug.config import PhantomDataConfig
 from fairaug.data.cache import build_view_cache, cache_key
 from fairaug.data.phantom.generate import generate, phantom_spec, spec_hash
 from fairaug.io import replace_atomically
+from fairaug.schemas import PhantomDataConfig
 
 HANG_GUARD_S = 120
 

@@ -6,12 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fairaug.config import AppearanceConfig
 from fairaug.data.image_statistics import tissue_statistics
 from fairaug.data.phantom.generate import generate, phantom_spec
 from fairaug.data.phantom.heart import wrapped
 from fairaug.data.phantom.physiology import Composition, sample_subjects
 from fairaug.data.phantom.render import Geometry, SubjectRenderer, rician
+from fairaug.schemas import AppearanceConfig
 from tests.conftest import compose_config
 
 DEFAULT = compose_config([]).data
@@ -46,7 +46,7 @@ def test_layout_headers_and_metadata(tiny_cohort):
 def test_generation_is_content_addressed(tmp_path):
     from omegaconf import OmegaConf
 
-    from fairaug.config import PhantomDataConfig
+    from fairaug.schemas import PhantomDataConfig
 
     cfg = OmegaConf.structured(PhantomDataConfig(root=str(tmp_path), n_subjects=4, workers=1))
     cfg.geometry.matrix, cfg.geometry.n_frames, cfg.geometry.n_slices = 32, 4, 3
@@ -182,15 +182,14 @@ def test_a_wrong_composition_is_named(change, message):
 
 
 def test_a_wrong_appearance_is_named():
-    from omegaconf import OmegaConf
-
+    from fairaug.config import validate_config
     from fairaug.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="data.appearance.noise must be a non-negative number"):
-        phantom_spec(OmegaConf.merge(DEFAULT, {"appearance": {"noise": -0.1}}))
-    with pytest.raises(ConfigError, match="data.appearance.rotation_female_deg"):
-        phantom_spec(OmegaConf.merge(DEFAULT, {"appearance": {"rotation_female_deg": float("nan")}}))
-    assert phantom_spec(OmegaConf.merge(DEFAULT, {"appearance": {"rotation_female_deg": -5.0}}))
+    with pytest.raises(ConfigError, match="data.appearance.noise must be at least 0, got -0.1"):
+        validate_config(compose_config(["data.appearance.noise=-0.1"]))
+    with pytest.raises(ConfigError, match="data.appearance.rotation_female_deg must be between -180 and 180, got nan"):
+        validate_config(compose_config(["data.appearance.rotation_female_deg=nan"]))
+    validate_config(compose_config(["data.appearance.rotation_female_deg=-5.0"]))
 
 
 def test_ages_spread_over_each_decade_within_uk_biobank_ages():
@@ -255,7 +254,7 @@ def test_image_statistics_like_real_cine(generated):
 
 
 def test_default_view_crop_stays_inside_the_field_of_view(generated):
-    from fairaug.config import InputConfig
+    from fairaug.schemas import InputConfig
 
     _, loaded = generated
     half_fov = GEOMETRY.matrix * GEOMETRY.pixel_mm / 2.0
@@ -417,9 +416,9 @@ def test_the_left_atrium_dilates_with_slow_relaxation_in_the_four_chamber_view(s
 def test_generation_and_view_caching_show_progress(tmp_path, capfd):
     from omegaconf import OmegaConf
 
-    from fairaug.config import PhantomDataConfig
     from fairaug.data.cache import build_view_cache
     from fairaug.data.sources import load_cohort
+    from fairaug.schemas import PhantomDataConfig
 
     cfg = OmegaConf.structured(PhantomDataConfig(root=str(tmp_path / "phantom"), n_subjects=3, workers=1))
     cfg.geometry.matrix, cfg.geometry.n_frames, cfg.geometry.n_slices = 32, 4, 3

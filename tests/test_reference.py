@@ -5,10 +5,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from fairaug.config import ColumnsConfig
 from fairaug.data.readers import reader_for
 from fairaug.data.sources.ukbb import read_ukbb_layout
 from fairaug.data.views import ViewBuilder
+from fairaug.schemas import ColumnsConfig
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "sunnybrook"
 

@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from fairaug.config import SplitConfig
 from fairaug.data.splits import make_split, save_split
 from fairaug.errors import ConfigError
+from fairaug.schemas import SplitConfig
 
 
 @pytest.fixture
@@ -46,7 +46,7 @@ def test_k_fold_test_sets_partition_the_cohort(cohort):
         make_split(cohort, split_cfg(n_splits=5), 0, 5)
     validation = make_split(cohort, split_cfg(n_splits=5), 0, 1)
     assert (validation.split == "val").sum() == 30  # split.val_size of the cohort, from the other folds
-    with pytest.raises(ConfigError, match="at least 2"):
+    with pytest.raises(ConfigError, match="split.n_splits=1"):
         make_split(cohort, split_cfg(n_splits=1), 0, 0)
 
 

@@ -4,10 +4,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from fairaug.config import ColumnsConfig
 from fairaug.data.metadata import read_metadata
 from fairaug.data.sources.ukbb import read_ukbb_layout
 from fairaug.errors import DataError
+from fairaug.schemas import ColumnsConfig
 
 
 @pytest.fixture

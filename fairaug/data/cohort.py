@@ -11,7 +11,7 @@ import logging
 import pandas as pd
 
 from fairaug.data.groups import UNKNOWN, age_groups, bmi_group
-from fairaug.errors import ConfigError, DataError
+from fairaug.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -21,14 +21,8 @@ COLUMNS = ["subject_id", "label", "diagnosis", "sex", "age", "bmi", "age_group",
 # Sensitive attributes: categorical columns the samplers, reports and prompts group by.
 ATTRIBUTES = ["sex", "age_group", "bmi_group", "vendor", "centre"]
 LABEL_NAMES = {0: "healthy", 1: "heart failure"}  # canonical labels
-ON_ERROR = ("raise", "skip")
 
 Problems = list[tuple[str, str]]  # (subject_id, reason)
-
-
-def check_on_error(on_error: str) -> None:
-    if on_error not in ON_ERROR:
-        raise ConfigError(f"data.on_error must be one of {ON_ERROR}, got '{on_error}'")
 
 
 def settle_problems(problems: Problems, on_error: str, what: str) -> None:

@@ -51,7 +51,4 @@ def age_tertile(age: pd.Series) -> pd.Series:
 
 
 def age_groups(age: pd.Series, scheme: str) -> pd.Series:
-    schemes = {"decade": age_decade, "tertile": age_tertile}
-    if scheme not in schemes:
-        raise ConfigError(f"data.age_groups must be one of {sorted(schemes)}, got '{scheme}'")
-    return schemes[scheme](age)
+    return {"decade": age_decade, "tertile": age_tertile}[scheme](age)

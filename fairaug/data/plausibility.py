@@ -17,9 +17,9 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import OmegaConf
 
-from fairaug.config import PlausibleConfig
 from fairaug.data.cohort import Problems
 from fairaug.errors import ConfigError
+from fairaug.schemas import PlausibleConfig
 
 PATH_COLUMNS = ("subject_dir", "image_path", "ed_mask_path", "es_mask_path", "la_path")
 _UNSAFE_ID = re.compile(r"[/\\\x00-\x1f]")

@@ -14,13 +14,8 @@ from fairaug.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-SAMPLERS = ("random", "label_balanced", "group_balanced")
-
-
 def check_sampler(cfg) -> None:
-    """The sampler group's name and attributes, checked before any data is prepared."""
-    if cfg.name not in SAMPLERS:
-        raise ConfigError(f"unknown sampler '{cfg.name}'; known: {list(SAMPLERS)}")
+    """The sampler's attributes, checked before any data is prepared."""
     unknown = [a for a in cfg.attributes if a not in ATTRIBUTES]
     if unknown:
         raise ConfigError(f"sampler.attributes has unknown attribute(s) {unknown}; known: {ATTRIBUTES}")

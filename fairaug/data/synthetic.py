@@ -37,8 +37,6 @@ AGE_GROUP = re.compile(rf"(1[01]|[1-9])?0s|\d{{1,3}}-\d{{1,3}}|{UNKNOWN}")
 def read_synthetic(folder: Path, max_samples: int | None, seed: int, on_error: str) -> tuple[pd.DataFrame, Problems]:
     """Cohort rows of a synthetic dataset (at most `max_samples`, drawn with `seed`)."""
     folder = Path(folder)
-    if max_samples is not None and max_samples < 0:
-        raise ConfigError(f"data.synthetic.max_samples must be a count of subjects (0 or more), got {max_samples}")
     manifest = folder / MANIFEST
     if not manifest.is_file():
         raise DataError(f"data.synthetic.path: no {MANIFEST} in {folder}")

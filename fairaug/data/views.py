@@ -25,7 +25,6 @@ from fairaug.data.readers import ShortAxis, frame_index, reader_for
 from fairaug.data.synthetic import synthetic_edes
 from fairaug.errors import ConfigError, DataError
 
-VIEWS = ("cine", "volume", "slice", "frame", "edes")
 LONG_AXIS_VIEWS = ("cine", "frame")
 
 
@@ -64,16 +63,10 @@ class ViewBuilder:
     """Turns a cohort row into the view's image (and masks, for `edes`)."""
 
     def __init__(self, cfg):
-        if cfg.name not in VIEWS:
-            raise ConfigError(f"unknown input '{cfg.name}'; known: {list(VIEWS)}")
-        if cfg.view not in ("sa", "la_4ch"):
-            raise ConfigError(f"input.view must be 'sa' or 'la_4ch', got '{cfg.view}'")
         if cfg.view == "la_4ch" and cfg.name not in LONG_AXIS_VIEWS:
             raise ConfigError(f"input.view=la_4ch works with input={'/'.join(LONG_AXIS_VIEWS)}, not {cfg.name}")
         if cfg.name == "frame" and cfg.frame not in ("ed", "es") and not str(cfg.frame).isdigit():
             raise ConfigError(f"input.frame must be ed, es or a frame index, got '{cfg.frame}'")
-        if cfg.time_step < 1 or cfg.size < 8 or cfg.crop_mm <= 0:
-            raise ConfigError("input.time_step must be >= 1, input.size >= 8 and input.crop_mm > 0")
         self.cfg = cfg
         self.has_masks = cfg.name == "edes"
 

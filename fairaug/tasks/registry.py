@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from importlib import import_module
 
+from fairaug.config import validate_config
 from fairaug.errors import ConfigError
 from fairaug.run_folder import owned
 
@@ -13,9 +14,11 @@ TASKS = ("classify", "cohort", "controlnet_train", "evaluate", "montage", "predi
 
 
 def run_task(cfg) -> dict:
-    """The task named by task.name, owning its output folder while it runs."""
+    """The task named by task.name, on a config checked against the schemas, owning its output
+    folder while it runs."""
     if cfg.task.name not in TASKS:
         raise ConfigError(f"unknown task '{cfg.task.name}'; known: {list(TASKS)}")
+    validate_config(cfg)
     run = import_module(f"fairaug.tasks.{cfg.task.name}").run
     with owned(cfg.paths.output_dir):
         return run(cfg)

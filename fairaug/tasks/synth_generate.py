@@ -66,8 +66,6 @@ def run(cfg) -> dict:
     gen = cfg.generation
     if not gen.model:
         raise ConfigError("task=synth_generate needs generation.model=<a controlnet_train run directory>")
-    if gen.dtype not in DTYPES:
-        raise ConfigError(f"generation.dtype must be one of {sorted(DTYPES)}, got '{gen.dtype}'")
     parts = load_components(gen.model)
     folder = Path(gen.output) if gen.output else Path(cfg.paths.output_dir)
     model = model_folder(gen.model)

@@ -24,7 +24,6 @@ from fairaug.quality.memorisation import memorisation
 from fairaug.quality.report import closest_pairs_figure, write_quality_report
 
 log = logging.getLogger(__name__)
-FEATURES = ("classifier", "inception")
 NEAR_CHANCE = 0.6  # a feature classifier below this test balanced accuracy has learned little
 
 
@@ -64,8 +63,6 @@ def run(cfg) -> dict:
     quality = cfg.quality
     if not quality.synthetic:
         raise ConfigError("task=synth_quality needs quality.synthetic=<a task=synth_generate run directory>")
-    if quality.features not in FEATURES:
-        raise ConfigError(f"quality.features must be one of {list(FEATURES)}, got '{quality.features}'")
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     data = CohortDataModule(_data_config(cfg))

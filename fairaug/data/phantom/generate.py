@@ -20,12 +20,12 @@ import numpy as np
 from isal import igzip
 from tqdm import tqdm
 
-from fairaug.config import AppearanceConfig
 from fairaug.data.phantom.physiology import Composition, sample_subjects
 from fairaug.data.phantom.render import Geometry, SubjectRenderer
 from fairaug.errors import ConfigError
 from fairaug.io import remove_abandoned, staging_folder
 from fairaug.processes import worker_pool
+from fairaug.schemas import AppearanceConfig
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +39,6 @@ def phantom_spec(cfg) -> dict:
         raise ConfigError("this data=phantom configuration was saved by an older fairaug (phantom generator "
                           f"version 1, before heart-failure phenotypes); version {GENERATOR_VERSION} cannot "
                           "regenerate that cohort: rerun the task (e.g. retrain the classifier) on the current phantom")
-    for key, value in cfg.appearance.items():
-        signed = key == "rotation_female_deg"  # an angle: either direction
-        if not np.isfinite(value) or (value < 0 and not signed) or (key == "coil_falloff_mm" and value == 0):
-            raise ConfigError(f"data.appearance.{key} must be a non-negative number (coil_falloff_mm positive, "
-                              f"rotation_female_deg any number), got {value}")
     return {
         "version": GENERATOR_VERSION,
         "seed": int(cfg.seed),

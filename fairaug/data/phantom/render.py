@@ -16,7 +16,6 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from fairaug.config import AppearanceConfig
 from fairaug.data.measurements import BLOOD_POOL, MYOCARDIUM, RIGHT_VENTRICLE
 from fairaug.data.phantom.body import OUTSIDE, Chest, blend, ellipse_distance, norm, smooth_field, soft_inside
 from fairaug.data.phantom.heart import (
@@ -29,6 +28,7 @@ from fairaug.data.phantom.heart import (
     wrapped,
 )
 from fairaug.data.phantom.physiology import HEALTHY_EARLY_FILLING
+from fairaug.schemas import AppearanceConfig
 
 BLOOD, RV_BLOOD = 1.0, 0.95  # relative bSSFP signal of the blood pools
 RV_WALL_MM = 3.0

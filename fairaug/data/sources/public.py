@@ -8,7 +8,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from fairaug.data.cohort import Problems, check_on_error, finalise, settle_problems
+from fairaug.data.cohort import Problems, finalise, settle_problems
 from fairaug.data.plausibility import out_of_range
 from fairaug.errors import ConfigError, DataError
 
@@ -49,7 +49,6 @@ def finish(rows: list[dict], errors: Problems, excluded: Problems, cfg, where: s
            ) -> tuple[pd.DataFrame, Problems]:
     """The cohort of the usable rows. Errors raise (or, with data.on_error=skip, are logged);
     excluded subjects are logged with their count. Both are returned for skipped.csv."""
-    check_on_error(cfg.on_error)
     settle_problems(errors, cfg.on_error, f"reading {where}")
     if excluded:
         log.info("Excluded %d subject(s) of %s by diagnosis group or missing labels (listed in skipped.csv)",

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from fairaug.config import ColumnsConfig
-from fairaug.data.cohort import Problems, check_on_error, finalise, settle_problems
+from fairaug.data.cohort import Problems, finalise, settle_problems
 from fairaug.data.metadata import read_metadata
 from fairaug.data.phantom.generate import generate, phantom_spec
 from fairaug.errors import DataError
+from fairaug.schemas import ColumnsConfig
 
 REQUIRED_FILE = "sa.nii.gz"
 LONG_AXIS_FILE = "la_4ch.nii.gz"
@@ -23,7 +23,6 @@ LONG_AXIS_FILE = "la_4ch.nii.gz"
 def read_ukbb_layout(root: Path, metadata: Path, columns, on_error: str, age_scheme: str
                      ) -> tuple[pd.DataFrame, Problems]:
     """A cohort stored as <root>/<subject_id>/sa.nii.gz (+ masks) with a metadata CSV."""
-    check_on_error(on_error)
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"data.root is not a folder: {root}")
