@@ -104,8 +104,10 @@ def file_sha256(path: Path) -> str:
 def tested_checkpoint(run_dir) -> Path:
     """The checkpoint a finished task=classify run tested, as its metrics.json records it (path
     relative to the run and hash): never a guessed name, never one a later rerun left behind."""
+    from fairaug.runtime import RunDir
+
     run_dir = Path(run_dir)
-    record = run_dir / "metrics.json"
+    record = RunDir(run_dir).metrics
     if not record.is_file():
         raise ConfigError(f"{run_dir} is not a finished task=classify run: no metrics.json")
     metrics = json.loads(record.read_text())

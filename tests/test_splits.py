@@ -7,6 +7,7 @@ from omegaconf import OmegaConf
 
 from fairaug.data.splits import make_split, save_split
 from fairaug.errors import ConfigError
+from fairaug.runtime import RunDir
 from fairaug.schemas import SplitConfig
 
 
@@ -59,8 +60,8 @@ def test_prevalence_per_split(cohort):
 
 def test_saved_ids_and_hash(cohort, tmp_path):
     split = make_split(cohort, split_cfg(), 0, None)
-    digest = save_split(split, cohort, tmp_path)
+    digest = save_split(split, cohort, RunDir(tmp_path))
     summary = json.loads((tmp_path / "split.json").read_text())
     assert summary["hash"] == digest and summary["splits"]["test"]["n"] == 75
     assert pd.read_csv(tmp_path / "split.csv").shape == (300, 3)
-    assert save_split(make_split(cohort, split_cfg(), 1, None), cohort, tmp_path) != digest
+    assert save_split(make_split(cohort, split_cfg(), 1, None), cohort, RunDir(tmp_path)) != digest

@@ -11,6 +11,7 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from fairaug.errors import ConfigError, DataError
 from fairaug.io import write_csv, write_json
+from fairaug.runtime import RunDir
 
 SPLITS = ("train", "val", "test")
 
@@ -92,17 +93,17 @@ def checkpoint_split(checkpoint: Path) -> str | None:
     """The split hash of the run a checkpoint (<run>/checkpoints/<name>.ckpt) comes from, or None
     where that run left no split.json. Read it before this run writes its own, which is the
     same file when a run continues in place."""
-    record = Path(checkpoint).parent.parent / "split.json"
+    record = RunDir.of_checkpoint(checkpoint).split_record
     return json.loads(record.read_text())["hash"] if record.is_file() else None
 
 
-def save_split(split: pd.DataFrame, cohort: pd.DataFrame, folder: Path) -> str:
-    """Write split.csv and split.json (hash, sizes and prevalence per split)."""
+def save_split(split: pd.DataFrame, cohort: pd.DataFrame, folder: RunDir) -> str:
+    """Write the run's split.csv and split.json (hash, sizes and prevalence per split)."""
     labelled = split.merge(cohort[["subject_id", "label"]], on="subject_id")
-    write_csv(labelled, folder / "split.csv")
+    write_csv(labelled, folder.split)
     digest = split_hash(split)
     summary = {"hash": digest, "splits": {
         name: {"n": int((labelled.split == name).sum()),
                "prevalence": float(labelled.label[labelled.split == name].mean())} for name in SPLITS}}
-    write_json(summary, folder / "split.json")
+    write_json(summary, folder.split_record)
     return digest

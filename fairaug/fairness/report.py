@@ -193,11 +193,13 @@ def report_markdown(report: FairnessReport, title: str) -> str:
 def write_report(report: FairnessReport, output_dir: Path, title: str = "Fairness report") -> list[Path]:
     """by_group.csv, fairness.json, report.md and one plot per attribute; returns the plots."""
     from fairaug.fairness.plots import plot_balanced_accuracy
+    from fairaug.runtime import RunDir
 
     output_dir = Path(output_dir)
-    write_csv(report.by_group, output_dir / "by_group.csv")
+    files = RunDir(output_dir)
+    write_csv(report.by_group, files.by_group)
     write_json({"overall": report.overall, "attributes": report.attributes, "settings": report.settings,
-                "not_recorded": report.not_recorded}, output_dir / "fairness.json")
-    write_text(report_markdown(report, title), output_dir / "report.md")
+                "not_recorded": report.not_recorded}, files.fairness)
+    write_text(report_markdown(report, title), files.report)
     return [plot_balanced_accuracy(report.by_group[report.by_group.attribute == attribute], attribute, output_dir,
                                    report.settings["ci"]) for attribute in report.attributes]

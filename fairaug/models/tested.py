@@ -10,11 +10,12 @@ from omegaconf import DictConfig, OmegaConf
 from fairaug.errors import ConfigError
 from fairaug.models.classifier import HeartFailureClassifier
 from fairaug.run_folder import tested_checkpoint
+from fairaug.runtime import RunDir
 
 
 def run_config(run_dir: Path) -> DictConfig:
     """The resolved config a task=classify run saved."""
-    config = Path(run_dir) / "config.yaml"
+    config = RunDir(run_dir).config
     if not config.is_file():
         raise ConfigError(f"{run_dir} is not a finished task=classify run (no config.yaml)")
     return OmegaConf.load(config)

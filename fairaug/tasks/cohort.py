@@ -9,10 +9,8 @@ every subject the source or the measurement left out and why.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import pandas as pd
-from omegaconf import OmegaConf
 
 from fairaug.data.cohort import recorded_attributes, settle_problems
 from fairaug.data.cohort_summary import format_cells, plot_counts, plot_measurements, summary_markdown
@@ -22,6 +20,7 @@ from fairaug.data.sources import load_cohort
 from fairaug.errors import DataError
 from fairaug.io import write_csv, write_text
 from fairaug.processes import worker_pool
+from fairaug.runtime import start_run
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +55,9 @@ def measure_all(cohort: pd.DataFrame, workers: int) -> tuple[pd.DataFrame, list[
 
 
 def run(cfg) -> dict:
-    output_dir = Path(cfg.paths.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    write_text(OmegaConf.to_yaml(cfg, resolve=True), output_dir / "config.yaml")
+    folder = start_run(cfg)
+    output_dir = folder.path
+    folder.write_config(cfg)
     cohort, skipped = load_cohort(cfg.data)
     log.info("Measuring %d subjects of data=%s", len(cohort), cfg.data.name)
     table, problems = measure_all(cohort, int(cfg.input.workers))
@@ -68,7 +67,7 @@ def run(cfg) -> dict:
     skipped = pd.DataFrame([*skipped, *problems], columns=["subject_id", "reason"])
     attributes = recorded_attributes(table)
     write_csv(format_cells(table)[COHORT_COLUMNS], output_dir / "cohort.csv")
-    write_csv(skipped, output_dir / "skipped.csv")
+    write_csv(skipped, folder.skipped)
     write_text(summary_markdown(table, skipped, f"Cohort: data={cfg.data.name}", attributes), output_dir / "cohort.md")
     plot_counts(table, attributes, output_dir / "cohort_counts.png")
     plot_measurements(table, "sex" in attributes, output_dir / "cohort_ef_edv.png")

@@ -11,13 +11,14 @@ from fairaug.errors import ConfigError, DataError
 from fairaug.fairness.compare import compare
 from fairaug.fairness.report import evaluate, write_report
 from fairaug.fairness.sweep import summarise
+from fairaug.runtime import RunDir
 
 log = logging.getLogger(__name__)
 
 
 def _predictions_file(path: str) -> Path:
     path = Path(path)
-    path = path / "predictions.csv" if path.is_dir() else path
+    path = RunDir(path).predictions if path.is_dir() else path
     if not path.is_file():
         raise DataError(f"predictions not found: {path}")
     return path
@@ -40,5 +41,5 @@ def run(cfg) -> dict:
     source = _predictions_file(cfg.predictions)
     report = evaluate(pd.read_csv(source), cfg.fairness, int(cfg.seed))
     write_report(report, output_dir, title=f"Fairness report of {source}")
-    log.info("Fairness report written to %s", output_dir / "report.md")
+    log.info("Fairness report written to %s", RunDir(output_dir).report)
     return {"overall": report.overall, "attributes": report.attributes}

@@ -24,12 +24,13 @@ from fairaug.data.sources import load_cohort
 from fairaug.data.views import check_view_available
 from fairaug.errors import ConfigError, DataError
 from fairaug.fairness.report import check_attributes, evaluate, write_report
-from fairaug.io import write_csv, write_json, write_text
+from fairaug.io import write_csv, write_json
 from fairaug.models.callbacks import progress_bars
 from fairaug.models.predictions import predictions_table
 from fairaug.models.tested import classifier_from, run_config
 from fairaug.models.trainer import trainer_arguments
 from fairaug.run_folder import file_sha256, tested_checkpoint
+from fairaug.runtime import RunDir, start_run
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ def seen_subjects(trained, run_dir: Path, data_cfg) -> set[str]:
     """The subjects the run trained or validated on, if `data_cfg` is the run's own cohort."""
     if _cohort_identity(trained.data) != _cohort_identity(data_cfg):
         return set()
-    split = pd.read_csv(run_dir / "split.csv")
+    split = pd.read_csv(RunDir(run_dir).split)
     return set(split.subject_id[split.split != "test"].astype(str))
 
 
@@ -60,10 +61,8 @@ def run(cfg) -> dict:
     except ConfigError as error:
         raise ConfigError(f"checkpoint={run_dir}: {error}") from error
     check_attributes(cfg.fairness)
-    output_dir = Path(cfg.paths.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    used = OmegaConf.merge(cfg, {"input": trained.input, "model": trained.model})
-    write_text(OmegaConf.to_yaml(used, resolve=True), output_dir / "config.yaml")
+    folder = start_run(cfg)
+    folder.write_config(OmegaConf.merge(cfg, {"input": trained.input, "model": trained.model}))
 
     cohort, problems = load_cohort(cfg.data)
     check_view_available(cohort, trained.input, cfg.data.name)
@@ -76,7 +75,7 @@ def run(cfg) -> dict:
                         f"{len(cached) - len(scored)} seen by {run_dir} in training or validation")
     skipped = [*problems, *cache.skipped]
     if skipped:
-        write_csv(pd.DataFrame(skipped, columns=["subject_id", "reason"]), output_dir / "skipped.csv")
+        write_csv(pd.DataFrame(skipped, columns=["subject_id", "reason"]), folder.skipped)
     log.info("Scoring %d subjects of data=%s with %s (input=%s, model=%s; %d seen in its training or validation "
              "left out)", len(scored), cfg.data.name, checkpoint, trained.input.name, trained.model.name,
              len(cached) - len(scored))
@@ -89,7 +88,7 @@ def run(cfg) -> dict:
                         num_workers=int(cfg.loader.num_workers))
     arguments = trainer_arguments(cfg)
     trainer = L.Trainer(**arguments, logger=False, enable_checkpointing=False, callbacks=progress_bars(arguments),
-                        default_root_dir=str(output_dir))
+                        default_root_dir=str(folder.path))
     trainer.test(module, dataloaders=loader, verbose=False)
 
     predictions = predictions_table(module, scored)
@@ -97,10 +96,10 @@ def run(cfg) -> dict:
                if name.startswith("test/")}
     metrics.update({"n_scored": len(predictions), "n_seen_left_out": len(cached) - len(scored),
                     "checkpoint": str(checkpoint.resolve()), "checkpoint_sha256": file_sha256(checkpoint)})
-    write_csv(predictions, output_dir / "predictions.csv")
+    write_csv(predictions, folder.predictions)
     report = evaluate(predictions, cfg.fairness, int(cfg.seed))
-    write_report(report, output_dir, title=f"Fairness report: {run_dir} scoring data={cfg.data.name}")
-    write_json(metrics, output_dir / "metrics.json")
+    write_report(report, folder.path, title=f"Fairness report: {run_dir} scoring data={cfg.data.name}")
+    write_json(metrics, folder.metrics)
     log.info("Scored %d subjects: %s", len(predictions), {k: round(v, 4) for k, v in metrics.items()
                                                           if isinstance(v, float)})
     return metrics

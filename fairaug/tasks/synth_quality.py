@@ -22,6 +22,7 @@ from fairaug.quality.features import InceptionFeatures, classifier_features, ext
 from fairaug.quality.mask_fidelity import mask_fidelity
 from fairaug.quality.memorisation import memorisation
 from fairaug.quality.report import closest_pairs_figure, write_quality_report
+from fairaug.runtime import RunDir
 
 log = logging.getLogger(__name__)
 NEAR_CHANCE = 0.6  # a feature classifier below this test balanced accuracy has learned little
@@ -34,7 +35,7 @@ def _data_config(cfg):
     if quality.features == "classifier":
         if not quality.classifier:
             raise ConfigError("quality.features=classifier needs quality.classifier=<a task=classify run directory>")
-        config = Path(quality.classifier) / "config.yaml"
+        config = RunDir(quality.classifier).config
         if not config.is_file():
             raise ConfigError(f"quality.classifier: no config.yaml in {quality.classifier}")
         base = OmegaConf.load(config)
@@ -52,7 +53,7 @@ def _classifier_accuracy(quality) -> float | None:
     its features cannot tell real from synthetic apart either, whatever FID says."""
     if quality.features != "classifier":
         return None
-    accuracy = float(json.loads((Path(quality.classifier) / "metrics.json").read_text())["balanced_accuracy"])
+    accuracy = float(json.loads(RunDir(quality.classifier).metrics.read_text())["balanced_accuracy"])
     if accuracy < NEAR_CHANCE:
         log.warning("quality.classifier %s is near chance (test balanced accuracy %.2f): FID/KID in its features "
                     "say little; train it longer or on more data", quality.classifier, accuracy)

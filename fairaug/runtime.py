@@ -1,0 +1,103 @@
+"""What every task shares: the files of a run folder by name, and the start of a run.
+
+Tasks write these files and later tasks, sweeps, the quality report and the benchmarks read
+them, so each name is spelt once, here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from fairaug.io import write_text
+
+
+@dataclass(frozen=True)
+class RunDir:
+    path: Path
+
+    def __post_init__(self):
+        object.__setattr__(self, "path", Path(self.path))
+
+    @classmethod
+    def of_checkpoint(cls, checkpoint) -> RunDir:
+        """The run folder a checkpoint (<run>/checkpoints/<name>.ckpt) belongs to."""
+        return cls(Path(checkpoint).parent.parent)
+
+    # every task
+    @property
+    def config(self) -> Path:  # the resolved config the run used
+        return self.path / "config.yaml"
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / "metrics.json"
+
+    @property
+    def skipped(self) -> Path:  # subjects left out with their reasons (data.on_error=skip)
+        return self.path / "skipped.csv"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def last_checkpoint(self) -> Path:  # where a killed run continues from
+        return self.checkpoints / "last.ckpt"
+
+    @property
+    def split(self) -> Path:  # subject_id -> train/val/test
+        return self.path / "split.csv"
+
+    @property
+    def split_record(self) -> Path:  # the split's hash and sizes
+        return self.path / "split.json"
+
+    # classify, predict, evaluate
+    @property
+    def predictions(self) -> Path:
+        return self.path / "predictions.csv"
+
+    @property
+    def synthetic(self) -> Path:  # the synthetic subjects a classify run trained on
+        return self.path / "synthetic.csv"
+
+    @property
+    def by_group(self) -> Path:  # the fairness report's table
+        return self.path / "by_group.csv"
+
+    @property
+    def fairness(self) -> Path:
+        return self.path / "fairness.json"
+
+    @property
+    def report(self) -> Path:
+        return self.path / "report.md"
+
+    # controlnet_train
+    @property
+    def model(self) -> Path:  # the trained generator, diffusers-format
+        return self.path / "model"
+
+    @property
+    def training_subjects(self) -> Path:
+        return self.path / "training_subjects.csv"
+
+    @property
+    def grids(self) -> Path:  # validation sample grids
+        return self.path / "grids"
+
+    def write_config(self, cfg) -> None:
+        write_text(OmegaConf.to_yaml(cfg, resolve=True), self.config)
+
+
+def start_run(cfg) -> RunDir:
+    """The run's folder (created) with every random number generator seeded from `seed`."""
+    import lightning as L  # not at import: the entry point and --help stay free of torch
+
+    run = RunDir(cfg.paths.output_dir)
+    run.path.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    return run
