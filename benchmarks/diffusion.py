@@ -44,13 +44,14 @@ def training_setup(cfg, output_dir: Path):
     import torch
     from torch.utils.data import DataLoader, WeightedRandomSampler
 
-    from fairaug.diffusion.module import PromptedViews, prompt_weights
+    from fairaug.diffusion.components import build_components
+    from fairaug.diffusion.data import PromptedViews, prompt_weights, training_views
     from fairaug.diffusion.prompts import prompts_for, tokenize
-    from fairaug.tasks.controlnet_train import build_components, training_views
+    from fairaug.runtime import RunDir
 
     output_dir.mkdir(parents=True, exist_ok=True)
-    views, cohort = training_views(cfg, output_dir)
-    parts = build_components(cfg, cohort, output_dir)
+    views, cohort = training_views(cfg, RunDir(output_dir))
+    parts = build_components(cfg.diffusion, cohort, model_id=f"fairaug-{cfg.diffusion.name}-benchmark")
     prompts = prompts_for(views.table, parts.meta["prompt_template"])
     dataset = PromptedViews(views, tokenize(parts.tokenizer, prompts))
     weights = torch.as_tensor(prompt_weights(prompts, float(cfg.diffusion.max_weight_ratio)), dtype=torch.double)
@@ -95,7 +96,7 @@ def plain_loop(parts, loader, empty_ids, lr: float, train_base: bool, prompt_dro
     return steps / (time.perf_counter() - start)
 
 
-def fairaug_loop(cfg, parts, loader, empty_ids, steps: int, warmup: int, output_dir: Path) -> float:
+def fairaug_loop(cfg, parts, loader, steps: int, warmup: int, output_dir: Path) -> float:
     """Steps/s of task=controlnet_train's loop: ControlNetModule under the configured Trainer."""
     import lightning as L
 
@@ -111,8 +112,7 @@ def fairaug_loop(cfg, parts, loader, empty_ids, steps: int, warmup: int, output_
             self.times.append(time.perf_counter())
 
     diffusion = cfg.diffusion
-    module = ControlNetModule(parts, float(diffusion.lr), bool(diffusion.train_base), float(diffusion.prompt_dropout),
-                              empty_ids, gradient_checkpointing=bool(diffusion.gradient_checkpointing))
+    module = ControlNetModule(parts, diffusion)
     arguments = trainer_arguments(cfg)
     arguments.update(max_epochs=-1, max_steps=warmup + steps + 1, num_sanity_val_steps=0, limit_val_batches=0,
                      enable_model_summary=False, enable_checkpointing=False)
@@ -138,7 +138,7 @@ def bench_training(name: str, cfg, home: Path, steps: int, warmup: int, rounds: 
         torch.use_deterministic_algorithms(bool(deterministic), warn_only=deterministic == "warn")
         plain.append(plain_loop(copy.deepcopy(parts), loader, empty_ids, float(diffusion.lr),
                                 bool(diffusion.train_base), float(diffusion.prompt_dropout), steps, warmup))
-        ours.append(fairaug_loop(cfg, copy.deepcopy(parts), loader, empty_ids, steps, warmup,
+        ours.append(fairaug_loop(cfg, copy.deepcopy(parts), loader, steps, warmup,
                                  home / f"train_{name}" / f"round{r}"))
     print(f"training, {name} (batch {diffusion.batch_size}, {diffusion.size} px): plain loop "
           f"{max(plain):.2f} steps/s, fairaug {max(ours):.2f} steps/s -> ratio {max(ours) / max(plain):.2f} "
@@ -195,11 +195,12 @@ def bench_default_generation(cfg, home: Path, rounds: int) -> None:
     import pandas as pd
     import torch
 
+    from fairaug.diffusion.components import build_components
     from fairaug.diffusion.prompts import tokenize
     from fairaug.diffusion.sampling import sample
-    from fairaug.tasks.controlnet_train import build_components
 
-    parts = build_components(cfg, pd.DataFrame({"age_group": ["50s", "60s", "70s"]}), home / "default_generation")
+    parts = build_components(cfg.diffusion, pd.DataFrame({"age_group": ["50s", "60s", "70s"]}),
+                             model_id="fairaug-tiny-default_generation")
     generation = compose(home).generation
     batch, size = int(generation.batch_size), int(cfg.diffusion.size)
     ids = tokenize(parts.tokenizer, ["Female, age in 60s, obese BMI, heart failure"] * batch)

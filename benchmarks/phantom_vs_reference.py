@@ -18,14 +18,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import nibabel as nib  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from omegaconf import OmegaConf  # noqa: E402
+import nibabel as nib
+import numpy as np
+import pandas as pd
+from omegaconf import OmegaConf
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -38,6 +34,7 @@ from fairaug.data.image_statistics import (  # noqa: E402
     tissue_statistics,
 )
 from fairaug.data.phantom.generate import generate, phantom_spec  # noqa: E402
+from fairaug.figures import plt  # noqa: E402
 from fairaug.io import write_figure  # noqa: E402
 
 REFERENCE_SUBJECT = "SCD0000101"

@@ -6,8 +6,12 @@ pseudo-colour nobody can read, so every figure splits it into its frames.
 
 from __future__ import annotations
 
-import numpy as np
-from matplotlib.lines import Line2D
+import matplotlib
+
+matplotlib.use("Agg")  # the one place the backend is chosen: every figure is written to a file, never shown
+import matplotlib.pyplot as plt  # noqa: E402, F401 - the plotting modules take pyplot from here
+import numpy as np  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 
 MASK_OUTLINES = {1: ("LV blood pool", "#ff4040"), 2: ("LV myocardium", "#40ff60"), 3: ("RV", "#4090ff")}
 FRAMES = ("ED", "ES")  # channels 0 and 1 of the edes view

@@ -26,8 +26,9 @@ from fairaug.errors import ConfigError, DataError
 from fairaug.tasks import classify, controlnet_train, synth_generate
 from tests.conftest import TINY_PHANTOM, TINY_RUN, compose_config
 
-TINY_DIFFUSION = ["task=controlnet_train", "diffusion.size=16", "diffusion.widths=[16,32]", "diffusion.batch_size=8",
-                  "diffusion.grid_every=4", "diffusion.checkpoint_every=2", "trainer.max_steps=6"]
+TINY_DIFFUSION = ["task=controlnet_train", "diffusion.size=16", "input.size=${diffusion.size}",
+                  "diffusion.widths=[16,32]", "diffusion.batch_size=8", "diffusion.grid_every=4",
+                  "diffusion.checkpoint_every=2", "trainer.max_steps=6"]
 
 
 def test_prompts_and_a_tokenizer_built_from_their_words(tmp_path):

@@ -26,7 +26,8 @@ SIZE = 32
 
 def sd21(base) -> list[str]:
     return ["task=controlnet_train", "diffusion=sd21", f"diffusion.pretrained={base}", f"diffusion.size={SIZE}",
-            "diffusion.batch_size=8", "diffusion.grid_every=2", "diffusion.checkpoint_every=2", "trainer.max_steps=4"]
+            "input.size=${diffusion.size}", "diffusion.batch_size=8", "diffusion.grid_every=2",
+            "diffusion.checkpoint_every=2", "trainer.max_steps=4"]
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +98,7 @@ def test_v_prediction_targets_the_velocity(tmp_path):
 
 def test_bad_stable_diffusion_folders(base, trained, make_cfg, tmp_path):
     with pytest.raises(ConfigError, match="needs diffusion.pretrained"):
-        controlnet_train.run(make_cfg("task=controlnet_train", "diffusion=sd21", "diffusion.pretrained=null"))
+        controlnet_train.run(make_cfg(*sd21("null")))
     with pytest.raises(ConfigError, match="is not a folder"):
         controlnet_train.run(make_cfg(*sd21(tmp_path / "nowhere")))
     partial = tmp_path / "partial"
@@ -122,8 +123,9 @@ def test_bad_stable_diffusion_folders(base, trained, make_cfg, tmp_path):
 def untrained_module(folder) -> ControlNetModule:
     """SD from `folder` with a new ControlNet, as diffusion=sd21 builds it, in its training module."""
     parts = stable_diffusion_components(OmegaConf.create({"pretrained": str(folder), "size": SIZE, "init_seed": 0}), {})
-    return ControlNetModule(parts, 1e-5, train_base=False, prompt_dropout=0.0,
-                            empty_ids=tokenize(parts.tokenizer, [""])[0])
+    diffusion = OmegaConf.create({"lr": 1e-5, "train_base": False, "prompt_dropout": 0.0,
+                                  "gradient_checkpointing": False})
+    return ControlNetModule(parts, diffusion)
 
 
 def test_locked_parts_are_computed_once_per_image_and_prompt(base):

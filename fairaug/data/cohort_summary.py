@@ -6,16 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from fairaug.data.cohort import ATTRIBUTES, LABEL_NAMES, UNKNOWN  # noqa: E402
+from fairaug.data.cohort import ATTRIBUTES, LABEL_NAMES, UNKNOWN
 from fairaug.data.groups import clinical_order  # noqa: E402
 from fairaug.fairness.markdown import markdown_table  # noqa: E402
+from fairaug.figures import plt
 from fairaug.io import write_figure  # noqa: E402
 
 MEASURES = {"lv_ef_percent": "LV EF (%)", "lv_edv_ml": "LV EDV (mL)", "lv_esv_ml": "LV ESV (mL)",

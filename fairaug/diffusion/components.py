@@ -24,7 +24,7 @@ from diffusers.utils import logging as diffusers_logging
 from transformers import CLIPTextConfig, CLIPTextModel
 from transformers.utils import logging as transformers_logging
 
-from fairaug.diffusion.prompts import load_tokenizer
+from fairaug.diffusion.prompts import build_tokenizer, load_tokenizer, prompt_vocabulary
 from fairaug.errors import ConfigError
 
 diffusers_logging.disable_progress_bar()  # 'Loading weights', 'Writing model shards': the tasks report progress
@@ -32,7 +32,6 @@ transformers_logging.disable_progress_bar()
 # Without accelerate diffusers cannot load onto the meta device, and says so on every load unless told.
 HAS_ACCELERATE = importlib.util.find_spec("accelerate") is not None
 
-PARTS = ("unet", "controlnet", "text_encoder", "tokenizer", "scheduler")
 BASE_PARTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")  # of a Stable Diffusion folder
 META = "fairaug.json"
 
@@ -163,6 +162,18 @@ def stable_diffusion_components(cfg, meta: dict) -> Components:
     meta.update(pretrained=str(Path(cfg.pretrained).resolve()))
     return Components(base["unet"], controlnet, base["text_encoder"], base["tokenizer"], base["scheduler"], meta,
                       base["vae"])
+
+
+def build_components(diffusion, cohort, model_id: str) -> Components:
+    """diffusion=tiny: built from its config with a tokenizer of the prompt words of `cohort`;
+    diffusion=sd21: Stable Diffusion from diffusion.pretrained plus a new ControlNet."""
+    meta = {"kind": str(diffusion.name), "size": int(diffusion.size), "prompt_template": str(diffusion.prompt_template),
+            "model_id": model_id}
+    if diffusion.name == "sd21":
+        meta["saved"] = ["controlnet", *(["unet", "text_encoder"] if diffusion.train_base else [])]
+        return stable_diffusion_components(diffusion, meta)
+    tokenizer = build_tokenizer(prompt_vocabulary(meta["prompt_template"], cohort), max_length=16)
+    return tiny_components(diffusion, tokenizer, meta)
 
 
 def weights_digest(folder: Path) -> str:

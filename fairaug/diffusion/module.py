@@ -3,63 +3,34 @@ UNet with it) on ED/ES images, in pixel space or in Stable Diffusion's latent sp
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import lightning as L
-import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset
 
 from fairaug.diffusion.components import Components, as_dtype
-from fairaug.diffusion.sampling import sample
-from fairaug.figures import FRAMES, mask_legend, show_frame
-from fairaug.io import write_figure
-
-
-class PromptedViews(Dataset):
-    """Training items: the edes image in [-1, 1], its stacked masks and the prompt's tokens."""
-
-    def __init__(self, views, input_ids: torch.Tensor):
-        self.views, self.input_ids = views, input_ids
-
-    def __len__(self) -> int:
-        return len(self.views)
-
-    def __getitem__(self, i: int) -> dict:
-        item = self.views[i]
-        return {"pixels": item["image"] * 2.0 - 1.0, "masks": item["masks"], "input_ids": self.input_ids[i],
-                "index": i}
-
-
-def prompt_weights(prompts: list[str], max_ratio: float) -> np.ndarray:
-    """Inverse prompt frequency, clipped at `max_ratio` times the weight of the most common prompt."""
-    values, counts = np.unique(prompts, return_counts=True)
-    frequency = dict(zip(values, counts))
-    weights = np.array([1.0 / frequency[p] for p in prompts])
-    return np.minimum(weights, max_ratio / counts.max())
-
+from fairaug.diffusion.prompts import tokenize
 
 HALF_PRECISION = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
 
 
 class ControlNetModule(L.LightningModule):
-    def __init__(self, parts: Components, lr: float, train_base: bool, prompt_dropout: float, empty_ids: torch.Tensor,
-                 grid: dict | None = None, grid_every: int = 0, grid_dir: Path | None = None,
-                 gradient_checkpointing: bool = False):
+    """Trains with the `diffusion` group's settings: lr, train_base, prompt_dropout,
+    gradient_checkpointing."""
+
+    def __init__(self, parts: Components, diffusion):
         super().__init__()
         self.parts = parts
         self.unet, self.controlnet, self.text_encoder, self.vae = parts.unet, parts.controlnet, parts.text_encoder, \
             parts.vae
-        self.lr, self.prompt_dropout = lr, prompt_dropout
-        self.register_buffer("empty_ids", empty_ids.reshape(1, -1), persistent=False)
-        self.grid, self.grid_every, self.grid_dir = grid, grid_every, grid_dir
-        self.trained = [self.controlnet, *((self.unet, self.text_encoder) if train_base else ())]
+        self.lr, self.prompt_dropout = float(diffusion.lr), float(diffusion.prompt_dropout)
+        # the empty prompt: what prompt dropout trains, for classifier-free guidance
+        self.register_buffer("empty_ids", tokenize(parts.tokenizer, [""]).reshape(1, -1), persistent=False)
+        self.trained = [self.controlnet, *((self.unet, self.text_encoder) if diffusion.train_base else ())]
         # the VAE always; Stable Diffusion's UNet and text encoder too unless train_base
         self.frozen = [m for m in (self.vae, self.unet, self.text_encoder) if m is not None and m not in self.trained]
         for module in self.frozen:
             module.requires_grad_(False)
-        if gradient_checkpointing:  # the diffusers networks recompute activations in the backward pass
+        if diffusion.gradient_checkpointing:  # the diffusers networks recompute activations in the backward pass
             for module in self.trained:
                 if module is not self.text_encoder:
                     module.enable_gradient_checkpointing()
@@ -130,45 +101,6 @@ class ControlNetModule(L.LightningModule):
                 encoded = self.text_encoder(torch.tensor(missing, device=ids.device))[0].float()
             self.text_cache.update(zip(missing, encoded))
         return torch.stack([self.text_cache[k] for k in keys])
-
-    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
-        if self.grid and self.grid_every and self.global_step % self.grid_every == 0:
-            self.save_grid(f"step_{self.global_step:06d}")
-
-    def save_grid(self, name: str) -> Path:
-        """Real images, their masks and samples for the same masks and prompts, side by side."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        was_training = self.training
-        self.eval()
-        images = sample(self.parts, self.grid["masks"], self.grid["input_ids"],
-                        self.empty_ids.cpu().expand_as(self.grid["input_ids"]),
-                        list(range(len(self.grid["masks"]))), steps=25, scheduler="ddim", guidance=2.0,
-                        control_scale=1.0)
-        self.train(was_training)
-        rows = len(images)
-        fig, axes = plt.subplots(rows, 4, figsize=(7, 1.9 * rows + 0.5), squeeze=False)
-        for r in range(rows):
-            masks = self.grid["masks"][r].numpy()
-            for p, (picture, source) in enumerate(((self.grid["real"][r], "real"), (images[r], "generated"))):
-                for f, frame in enumerate(FRAMES):
-                    title = f"{source} {frame}" if r == 0 else None
-                    show_frame(axes[r, 2 * p + f], picture[f].numpy(), masks[f], title)
-            axes[r, 0].text(-0.05, 0.5, self.grid["prompts"][r].replace(", ", "\n"), fontsize=6, ha="right",
-                            va="center", transform=axes[r, 0].transAxes)
-        mask_legend(fig)
-        fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / fig.get_figheight()))
-        path = write_figure(fig, Path(self.grid_dir) / f"{name}.png", dpi=100)
-        for logger in self.loggers:
-            if hasattr(logger.experiment, "add_image"):
-                logger.experiment.add_image(f"grid/{name}", plt.imread(path)[..., :3], self.global_step,
-                                            dataformats="HWC")
-            elif hasattr(logger, "log_image"):
-                logger.log_image(key="grid", images=[str(path)], step=self.global_step)
-        return path
 
     def optimizer_flags(self) -> dict:
         """fused: one kernel for all parameters instead of a loop over hundreds of tensors; Lightning

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from fairaug.io import write_figure  # noqa: E402
+from fairaug.figures import plt
+from fairaug.io import write_figure
 
 
 def file_safe(attribute: str) -> str:

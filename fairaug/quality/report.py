@@ -20,10 +20,7 @@ def _count(value) -> str:
 def closest_pairs_figure(memorised: pd.DataFrame, synthetic_images: dict[str, np.ndarray],
                          train_images: dict[str, np.ndarray], threshold: float, path: Path, rows: int = 6) -> Path:
     """The synthetic images nearest a training image, ED and ES of both, with their distance."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from fairaug.figures import plt
 
     closest = memorised.head(rows)
     fig, axes = plt.subplots(len(closest), 4, figsize=(6.4, 1.9 * len(closest) + 0.6), squeeze=False)

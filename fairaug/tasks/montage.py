@@ -9,21 +9,15 @@ outlines, a legend and a scale bar. Writes montage.png into the run directory.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from omegaconf import OmegaConf  # noqa: E402
-
-from fairaug.data.cohort import LABEL_NAMES  # noqa: E402
-from fairaug.data.groups import clinical_order  # noqa: E402
-from fairaug.data.sources import load_cohort  # noqa: E402
-from fairaug.data.views import ViewBuilder  # noqa: E402
-from fairaug.errors import ConfigError  # noqa: E402
-from fairaug.figures import FRAMES, mask_legend, show_frame  # noqa: E402
-from fairaug.io import write_figure  # noqa: E402
+from fairaug.data.cohort import LABEL_NAMES
+from fairaug.data.groups import clinical_order
+from fairaug.data.sources import load_cohort
+from fairaug.data.views import ViewBuilder
+from fairaug.errors import ConfigError
+from fairaug.figures import FRAMES, mask_legend, plt, show_frame
+from fairaug.io import write_figure
+from fairaug.runtime import start_run
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +31,7 @@ def _panels(row, edes: ViewBuilder):
 
 
 def run(cfg) -> dict:
-    output_dir = Path(cfg.paths.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    folder = start_run(cfg)
     cohort, _ = load_cohort(cfg.data)
     keys = ["label", *cfg.task.group_by]
     unknown = [k for k in keys if k not in cohort.columns]
@@ -47,7 +40,9 @@ def run(cfg) -> dict:
     groups = sorted(cohort.groupby(keys, observed=True),
                     key=lambda group: tuple(clinical_order(k, v) for k, v in zip(keys, group[0])))
     per_group = int(cfg.task.per_group)
-    edes = ViewBuilder(OmegaConf.merge(cfg.input, {"name": "edes", "view": "sa", "slice_index": None}))
+    if cfg.input.name != "edes":
+        raise ConfigError(f"task=montage shows the edes view (ED and ES with their masks), not input={cfg.input.name}")
+    edes = ViewBuilder(cfg.input)
     panels = {(r, c): (row, _panels(row, edes))
               for r, (_, members) in enumerate(groups)
               for c, (_, row) in enumerate(members.sample(min(per_group, len(members)),
@@ -67,9 +62,10 @@ def run(cfg) -> dict:
                         ha="right", va="center", fontsize=8)
     _scale_bar(axes[0, 0], float(cfg.input.crop_mm) / int(cfg.input.size))
     mask_legend(fig)
-    fig.suptitle("ED and ES, mid-ventricular short axis, mask outlines", fontsize=9, x=0.02, ha="left")
+    where = "mid-ventricular" if cfg.input.slice_index is None else f"slice {cfg.input.slice_index}"
+    fig.suptitle(f"ED and ES, {where} short axis, mask outlines", fontsize=9, x=0.02, ha="left")
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))  # leave the title and legend their own row
-    path = write_figure(fig, output_dir / "montage.png", dpi=110, bbox_inches="tight")
+    path = write_figure(fig, folder.path / "montage.png", dpi=110, bbox_inches="tight")
     log.info("Montage of %d groups written to %s", len(groups), path)
     return {"montage": str(path), "groups": len(groups), "rows": rows}
 

@@ -42,8 +42,11 @@ def _data_config(cfg):
         if base.input.name != "edes":
             raise ConfigError(f"quality.classifier: {quality.classifier} was trained on input={base.input.name}; "
                               "synthetic data has the edes view only")
+    elif cfg.input.name != "edes":
+        raise ConfigError(f"task=synth_quality compares edes views (synthetic data has no other), not "
+                          f"input={cfg.input.name}")
     else:
-        base = OmegaConf.merge(cfg, {"input": {"name": "edes", "view": "sa"}})
+        base = cfg
     return OmegaConf.merge(base, {"data": {"use_real": True, "synthetic": {"path": str(quality.synthetic),
                                                                              "max_samples": None}}})
 
