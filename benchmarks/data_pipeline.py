@@ -39,7 +39,7 @@ def throughput(home: Path, n_subjects: int, epochs: int) -> None:
     from fairaug.data.views import ViewBuilder
 
     cfg = compose(home, "input=edes", f"data.n_subjects={n_subjects}")
-    data = CohortDataModule(cfg)
+    data = CohortDataModule.from_config(cfg)
     data.prepare()
     cached = data.datasets["train"]
 
@@ -79,7 +79,7 @@ from benchmarks.data_pipeline import compose
 from fairaug.data.datamodule import CohortDataModule
 imported = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 cfg = compose({home!r}, "input=edes", "data.n_subjects={n}")
-data = CohortDataModule(cfg)
+data = CohortDataModule.from_config(cfg)
 data.prepare()
 for name, dataset in data.datasets.items():
     for i in range(len(dataset)):

@@ -149,7 +149,7 @@ def test_split_seed_fixes_the_split_while_the_seed_varies(make_cfg, tmp_path):
     from fairaug.data.datamodule import CohortDataModule
 
     def test_ids(*overrides):
-        data = CohortDataModule(make_cfg("input=slice", *overrides))
+        data = CohortDataModule.from_config(make_cfg("input=slice", *overrides))
         data.prepare()
         return set(data.datasets["test"].table.subject_id)
 

@@ -13,8 +13,8 @@ from fairaug.data import cache
 from fairaug.data.cache import build_view_cache
 from fairaug.data.readers import reader_for
 from fairaug.data.sources import load_cohort
+from fairaug.data.sources.synthetic import read_synthetic
 from fairaug.data.splits import make_split
-from fairaug.data.synthetic import read_synthetic
 from fairaug.errors import ConfigError, DataError
 from fairaug.tasks import classify
 from tests.layouts.acdc import write_acdc

@@ -31,7 +31,7 @@ def classifier_run(fairaug_home, tmp_path_factory) -> Path:
 def write_synthetic(folder: Path, cfg, make_image) -> Path:
     """A synthetic dataset of one subject per real training subject, its image made by
     make_image(real image (3, H, W) in [0, 1], rng)."""
-    data = CohortDataModule(cfg)
+    data = CohortDataModule.from_config(cfg)
     data.prepare()
     train = data.datasets["train"]
     (folder / "images").mkdir(parents=True)

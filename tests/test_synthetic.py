@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from fairaug.data.datamodule import CohortDataModule
-from fairaug.data.synthetic import read_synthetic
+from fairaug.data.sources.synthetic import read_synthetic
 from fairaug.data.views import ViewBuilder
 from fairaug.errors import ConfigError, DataError
 from fairaug.tasks import classify
@@ -19,7 +19,7 @@ def synthetic_dir(make_cfg, tmp_path) -> Path:
     (folder / "images").mkdir(parents=True)
     (folder / "masks").mkdir()
     build = ViewBuilder(make_cfg("input=edes", "input.size=32").input)
-    data = CohortDataModule(make_cfg("input=edes"))
+    data = CohortDataModule.from_config(make_cfg("input=edes"))
     data.prepare()
     training = data.datasets["train"].table.head(12)
     rows = []
@@ -67,7 +67,7 @@ def test_mask_image_size_mismatch_and_views_other_than_edes(make_cfg, synthetic_
 
 
 def test_synthetic_subjects_join_the_training_split_only(make_cfg, synthetic_dir):
-    data = CohortDataModule(make_cfg("input=edes", f"data.synthetic.path={synthetic_dir}"))
+    data = CohortDataModule.from_config(make_cfg("input=edes", f"data.synthetic.path={synthetic_dir}"))
     data.prepare()
     train = data.datasets["train"].table
     assert (train.origin == "synthetic").sum() == 12 and (train.origin == "real").sum() > 0
@@ -85,10 +85,10 @@ def test_classify_with_synthetic_only(make_cfg, synthetic_dir):
     predictions = pd.read_csv(out / "predictions.csv")
     assert set(predictions.origin) == {"real"} and not predictions.subject_id.str.startswith("SYN").any()
     with pytest.raises(ConfigError, match="needs data.synthetic.path"):
-        CohortDataModule(make_cfg("input=edes", "data.use_real=false")).prepare()
+        CohortDataModule.from_config(make_cfg("input=edes", "data.use_real=false")).prepare()
 
 
 def test_synthetic_data_from_held_out_subjects_is_refused(make_cfg, synthetic_dir):
     """A classifier on another split than the generator's would train on its test subjects' data."""
     with pytest.raises(DataError, match="validation/test subject\\(s\\).*shaped the synthetic data"):
-        CohortDataModule(make_cfg("input=edes", f"data.synthetic.path={synthetic_dir}", "seed=7")).prepare()
+        CohortDataModule.from_config(make_cfg("input=edes", f"data.synthetic.path={synthetic_dir}", "seed=7")).prepare()

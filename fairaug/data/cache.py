@@ -66,12 +66,8 @@ class ViewCache:
 
 
 def _file_identity(row) -> list:
-    if row.get("origin", "real") == "synthetic":
-        paths = [Path(row.image_file), Path(row.mask_file)]
-    else:
-        paths = reader_for(row).files(row)
     identity = []
-    for path in paths:
+    for path in reader_for(row).files(row):
         files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
         for file in files:
             if file.exists():

@@ -14,10 +14,10 @@ from torch.utils.data import DataLoader, Dataset
 from fairaug.data.cache import ViewCache, build_view_cache
 from fairaug.data.samplers import build_sampler, check_sampler
 from fairaug.data.sources import load_cohort
+from fairaug.data.sources.synthetic import TrainingAddition, load_synthetic
 from fairaug.data.splits import SPLITS, make_split
-from fairaug.data.synthetic import generator_subjects, read_synthetic
 from fairaug.data.views import check_view_available
-from fairaug.errors import ConfigError, DataError
+from fairaug.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -48,68 +48,51 @@ class CachedViewDataset(Dataset):
 
 
 class CohortDataModule(L.LightningDataModule):
-    def __init__(self, cfg):
+    """The cohort of `data` (plus any subjects that only join training, e.g. data.synthetic),
+    split by `split`, cached in the `view` (an input group), loaded with `sampler` and `loader`."""
+
+    def __init__(self, data, view, split, sampler, loader, seed: int, fold: int | None, cache_dir: Path):
         super().__init__()
-        check_sampler(cfg.sampler)  # before the cohort is generated or cached, not when the loader starts
-        self.cfg = cfg
+        check_sampler(sampler)  # before the cohort is generated or cached, not when the loader starts
+        self.data_cfg, self.view_cfg, self.split_cfg, self.sampler_cfg, self.loader_cfg = data, view, split, sampler, \
+            loader
+        self.seed, self.fold, self.cache_dir = int(seed), None if fold is None else int(fold), Path(cache_dir)
         self.cohort: pd.DataFrame | None = None
         self.split: pd.DataFrame | None = None
         self.cache: ViewCache | None = None
-        self.synthetic: pd.DataFrame | None = None
+        self.added: pd.DataFrame | None = None
         self.skipped: list[tuple[str, str]] = []  # (subject_id, reason) under data.on_error=skip
         self.datasets: dict[str, CachedViewDataset] = {}
+
+    @classmethod
+    def from_config(cls, cfg) -> CohortDataModule:
+        return cls(cfg.data, cfg.input, cfg.split, cfg.sampler, cfg.loader, int(cfg.seed), cfg.fold,
+                   Path(cfg.paths.cache_dir) / "views")
 
     def prepare(self) -> None:
         """Load the cohort, split it and build (or reuse) the view cache. Idempotent."""
         if self.datasets:
             return
-        cfg = self.cfg
-        cohort, problems = load_cohort(cfg.data)
-        check_view_available(cohort, cfg.input, cfg.data.name)
-        synthetic, synthetic_problems = self._synthetic(cohort)
-        rows = pd.concat([cohort, synthetic], ignore_index=True) if len(synthetic) else cohort
-        self.cache = build_view_cache(rows, cfg.input, Path(cfg.paths.cache_dir) / "views", cfg.data.on_error)
-        self.skipped = [*problems, *synthetic_problems, *self.cache.skipped]
+        data = self.data_cfg
+        cohort, problems = load_cohort(data)
+        check_view_available(cohort, self.view_cfg, data.name)
+        added = load_synthetic(data, cohort, self.seed)
+        rows = pd.concat([cohort, added.table], ignore_index=True) if len(added.table) else cohort
+        self.cache = build_view_cache(rows, self.view_cfg, self.cache_dir, data.on_error)
+        self.skipped = [*problems, *added.problems, *self.cache.skipped]
         cached = set(self.cache.index.subject_id)
         self.cohort = cohort[cohort.subject_id.isin(cached)].reset_index(drop=True)
-        self.synthetic = synthetic[synthetic.subject_id.isin(cached)].reset_index(drop=True)
-        fold = None if cfg.fold is None else int(cfg.fold)
-        self.split = make_split(self.cohort, cfg.split, int(cfg.split.seed), fold)
-        if len(synthetic):
-            self._check_no_leak()
+        self.added = added.table[added.table.subject_id.isin(cached)].reset_index(drop=True)
+        self.split = make_split(self.cohort, self.split_cfg, int(self.split_cfg.seed), self.fold)
+        _check_held_out(self.split, added)
         for name in SPLITS:
             ids = set(self.split.subject_id[self.split.split == name])
             table = self.cohort[self.cohort.subject_id.isin(ids)]
-            if name == "train":  # synthetic subjects only ever join the training split
-                table = pd.concat([table if cfg.data.use_real else table.iloc[:0], self.synthetic], ignore_index=True)
+            if name == "train":  # added subjects only ever join the training split
+                table = pd.concat([table if data.use_real else table.iloc[:0], self.added], ignore_index=True)
             self.datasets[name] = CachedViewDataset(self.cache, table)
-        log.info("Split sizes: %s (synthetic in train: %d)", {k: len(v) for k, v in self.datasets.items()},
-                 len(self.synthetic))
-
-    def _check_no_leak(self) -> None:
-        """Synthetic subjects made from (a generator trained on) validation or test subjects
-        would leak them into training."""
-        shaped_by = generator_subjects(Path(self.cfg.data.synthetic.path), self.synthetic)
-        held_out = set(self.split.subject_id[self.split.split != "train"])
-        leaked = sorted(shaped_by & held_out)
-        if leaked:
-            raise DataError(f"{len(leaked)} validation/test subject(s) (e.g. {leaked[:3]}) shaped the synthetic "
-                            f"data in {self.cfg.data.synthetic.path}: use the generator's split (split.seed and "
-                            "fold of its controlnet_train run)")
-
-    def _synthetic(self, cohort: pd.DataFrame) -> tuple[pd.DataFrame, list]:
-        """The synthetic subjects of data.synthetic.path, and the ones left out with reasons."""
-        data = self.cfg.data
-        if not data.synthetic.path:
-            if not data.use_real:
-                raise ConfigError("data.use_real=false needs data.synthetic.path (nothing else to train on)")
-            return cohort.iloc[:0], []
-        table, problems = read_synthetic(Path(data.synthetic.path), data.synthetic.max_samples, int(self.cfg.seed),
-                                         data.on_error)
-        clash = set(table.subject_id) & set(cohort.subject_id)
-        if clash:
-            raise DataError(f"synthetic subject ids also name real subjects: {sorted(clash)[:5]}")
-        return table, problems
+        log.info("Split sizes: %s (added to train: %d)", {k: len(v) for k, v in self.datasets.items()},
+                 len(self.added))
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -119,14 +102,14 @@ class CohortDataModule(L.LightningDataModule):
         self.prepare()
 
     def _loader(self, name: str, **kwargs) -> DataLoader:
-        loader = self.cfg.loader
+        loader = self.loader_cfg
         return DataLoader(self.datasets[name], batch_size=int(loader.batch_size), num_workers=int(loader.num_workers),
                           persistent_workers=int(loader.num_workers) > 0, **kwargs)
 
     def train_dataloader(self) -> DataLoader:
-        sampler = build_sampler(self.cfg.sampler, self.datasets["train"].table, int(self.cfg.seed))
+        sampler = build_sampler(self.sampler_cfg, self.datasets["train"].table, self.seed)
         # A last batch of one sample would break batch norm.
-        drop_last = len(self.datasets["train"]) > int(self.cfg.loader.batch_size)
+        drop_last = len(self.datasets["train"]) > int(self.loader_cfg.batch_size)
         return self._loader("train", sampler=sampler, drop_last=drop_last)
 
     def val_dataloader(self) -> DataLoader:
@@ -134,3 +117,13 @@ class CohortDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test")
+
+
+def _check_held_out(split: pd.DataFrame, added: TrainingAddition) -> None:
+    """Subjects that shaped the added training data (a generator's training set, mask donors)
+    must not be held out: validation or test results would see them through training."""
+    held_out = set(split.subject_id[split.split != "train"])
+    leaked = sorted(added.shaped_by & held_out)
+    if leaked:
+        raise DataError(f"{len(leaked)} validation/test subject(s) (e.g. {leaked[:3]}) shaped {added.where}: use "
+                        "the generator's split (split.seed and fold of its controlnet_train run)")

@@ -2,7 +2,8 @@
 
 Every source writes, per subject, the name of its reader (`reader`) and the paths it
 reads (`image_path`, `ed_mask_path`, `es_mask_path`, `la_path`). Views, the view cache and
-`task=cohort` only ever call `short_axis(row)`, `long_axis(row)` and `files(row)`, so
+`task=cohort` only ever call `short_axis(row)`, `long_axis(row)` and `files(row)` (or, for a
+reader whose files hold one view ready-made, `ready_view` and `view(row, input_cfg)`), so
 they never ask which dataset a row came from.
 
 Canonical form: a cine is (X, Y, Z, T) with slices in increasing position along the
@@ -127,6 +128,8 @@ class NiftiReader:
     """A 4D NIfTI cine with NIfTI masks at ED and ES: each a 3D file, or a 4D file labelled
     at those frames (M&Ms). `label_map` translates a dataset's mask labels."""
 
+    ready_view = None  # every view is built from the cine
+
     def __init__(self, label_map: dict[int, int] | None = None):
         self.label_map = label_map
 
@@ -183,8 +186,15 @@ def _dicom_reader():
     return SunnybrookReader()
 
 
+def _png_reader():
+    from fairaug.data.sources.synthetic import PngReader
+
+    return PngReader()
+
+
 NIFTI_READERS = ("nifti", "acdc")
-READERS = {"nifti": NiftiReader, "acdc": lambda: NiftiReader(ACDC_LABELS), "sunnybrook": _dicom_reader}
+READERS = {"nifti": NiftiReader, "acdc": lambda: NiftiReader(ACDC_LABELS), "sunnybrook": _dicom_reader,
+           "png": _png_reader}
 _instances: dict = {}
 
 

@@ -22,7 +22,6 @@ import torch
 import torch.nn.functional as F
 
 from fairaug.data.readers import ShortAxis, frame_index, reader_for
-from fairaug.data.synthetic import synthetic_edes
 from fairaug.errors import ConfigError, DataError
 
 LONG_AXIS_VIEWS = ("cine", "frame")
@@ -72,11 +71,12 @@ class ViewBuilder:
 
     def __call__(self, row: pd.Series) -> tuple[np.ndarray, np.ndarray | None]:
         cfg = self.cfg
-        if row.get("origin") == "synthetic":
-            return synthetic_edes(row, cfg)
+        reader = reader_for(row)
+        if reader.ready_view is not None:
+            return reader.view(row, cfg)
         if cfg.view == "la_4ch":
             return self._long_axis(row), None
-        sa = reader_for(row).short_axis(row)
+        sa = reader.short_axis(row)
         centre = sa.centre()
         z = self._slice(sa)
 

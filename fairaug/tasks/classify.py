@@ -44,7 +44,7 @@ def run(cfg) -> dict:
     if not resume and folder.checkpoints.exists():
         shutil.rmtree(folder.checkpoints)  # a rerun: Lightning would save best-v1.ckpt beside the stale one
 
-    data = CohortDataModule(cfg)
+    data = CohortDataModule.from_config(cfg)
     data.prepare()
     made = split_hash(data.split)
     if trained_split not in (None, made):
@@ -53,8 +53,8 @@ def run(cfg) -> dict:
                           f"fold={cfg.fold}): resume with the run's seed, fold and split settings")
     folder.write_config(cfg)
     split_id = save_split(data.split, data.cohort, folder)
-    if len(data.synthetic):
-        write_csv(data.synthetic[["subject_id", "label", *ATTRIBUTES, "image_file"]], folder.synthetic)
+    if len(data.added):
+        write_csv(data.added[["subject_id", "label", *ATTRIBUTES, "image_path"]], folder.synthetic)
     if data.skipped:
         write_csv(pd.DataFrame(data.skipped, columns=["subject_id", "reason"]), folder.skipped)
 

@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 from tqdm import tqdm
 
-from fairaug.data.synthetic import GENERATOR_SUBJECTS, MANIFEST
+from fairaug.data.sources.synthetic import GENERATOR_SUBJECTS, MANIFEST
 from fairaug.diffusion.components import load_components, model_folder
 from fairaug.diffusion.planning import make_plan
 from fairaug.diffusion.prompts import check_known, prompt_for, tokenize

@@ -69,7 +69,7 @@ def run(cfg) -> dict:
         raise ConfigError("task=synth_quality needs quality.synthetic=<a task=synth_generate run directory>")
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    data = CohortDataModule(_data_config(cfg))
+    data = CohortDataModule.from_config(_data_config(cfg))
     data.prepare()
     train = data.datasets["train"].table
     real = train[train.origin == "real"].reset_index(drop=True)

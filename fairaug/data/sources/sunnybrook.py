@@ -104,6 +104,8 @@ def read_patientdata(path: Path) -> pd.DataFrame:
 class SunnybrookReader:
     """The cine from the DICOM series, masks rasterised from the expert contours."""
 
+    ready_view = None  # every view is built from the cine
+
     def short_axis(self, row) -> ShortAxis:
         subject = row.subject_id
         series = read_series(Path(row.image_path), subject, pixels=True)

@@ -2,8 +2,10 @@
 
 A synthetic dataset is a folder with a `manifest.csv` and, per subject, an ED/ES/ED image
 PNG and the mask PNG stacked the same way (label values 0-3 per channel), as the
-diffusion model's generation writes them. Its rows carry `origin=synthetic`, join the
-training split only, and serve the `edes` view.
+diffusion model's generation writes them. Its rows carry `origin=synthetic` and the `png`
+reader (which serves the `edes` view ready-made); they join the training split only, and the
+real subjects that shaped them (the generator's training set, each row's mask donor) must
+not be held out for validation or test.
 
 manifest.csv columns: subject_id, image, mask (file names relative to the folder), label
 (0/1 or healthy / heart failure), sex, age_group, bmi_group ("unknown" where the real data
@@ -14,6 +16,7 @@ model_id) are kept for the record.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -34,8 +37,36 @@ SITE = ("vendor", "centre")  # optional: written by generation, absent from olde
 AGE_GROUP = re.compile(rf"(1[01]|[1-9])?0s|\d{{1,3}}-\d{{1,3}}|{UNKNOWN}")
 
 
+@dataclass
+class TrainingAddition:
+    """Subjects that join the training split only, and the real subjects that shaped them."""
+
+    table: pd.DataFrame
+    problems: Problems = field(default_factory=list)
+    shaped_by: set[str] = field(default_factory=set)
+    where: str = ""
+
+
+def load_synthetic(data_cfg, cohort: pd.DataFrame, seed: int) -> TrainingAddition:
+    """data.synthetic.path's subjects (at most data.synthetic.max_samples, drawn with `seed`);
+    none without a path."""
+    synthetic = data_cfg.synthetic
+    if not synthetic.path:
+        if not data_cfg.use_real:
+            raise ConfigError("data.use_real=false needs data.synthetic.path (nothing else to train on)")
+        return TrainingAddition(cohort.iloc[:0])
+    folder = Path(synthetic.path)
+    table, problems = read_synthetic(folder, synthetic.max_samples, seed, data_cfg.on_error)
+    clash = set(table.subject_id) & set(cohort.subject_id)
+    if clash:
+        raise DataError(f"synthetic subject ids also name real subjects: {sorted(clash)[:5]}")
+    return TrainingAddition(table, problems, generator_subjects(folder, table),
+                            f"the synthetic data in {folder}")
+
+
 def read_synthetic(folder: Path, max_samples: int | None, seed: int, on_error: str) -> tuple[pd.DataFrame, Problems]:
-    """Cohort rows of a synthetic dataset (at most `max_samples`, drawn with `seed`)."""
+    """Cohort rows of a synthetic dataset (at most `max_samples`, drawn with `seed`), with each
+    row's mask donor (`source_subject`)."""
     folder = Path(folder)
     manifest = folder / MANIFEST
     if not manifest.is_file():
@@ -51,9 +82,9 @@ def read_synthetic(folder: Path, max_samples: int | None, seed: int, on_error: s
         "subject_id": frame.subject_id, "label": frame.label.map(lambda v: DIAGNOSIS_VALUES.get(lookup_key(v))),
         "sex": frame.sex.map(_sex), "age": np.nan, "bmi": np.nan,
         "age_group": frame.age_group.astype(str), "bmi_group": frame.bmi_group.astype(str), "origin": "synthetic",
-        "subject_dir": str(folder), "ed_frame": pd.NA, "es_frame": pd.NA,
-        "image_file": [_entry(folder, name) for name in frame.image],
-        "mask_file": [_entry(folder, name) for name in frame["mask"]],
+        "subject_dir": str(folder), "ed_frame": pd.NA, "es_frame": pd.NA, "reader": "png",
+        "image_path": [_entry(folder, name) for name in frame.image],
+        "ed_mask_path": [_entry(folder, name) for name in frame["mask"]],
         "source_subject": frame["source_subject"].astype(str) if "source_subject" in frame else pd.NA,
     })
     problems = []
@@ -68,8 +99,8 @@ def read_synthetic(folder: Path, max_samples: int | None, seed: int, on_error: s
                            f"'45-58', or '{UNKNOWN}')")
         if row.bmi_group not in (*BMI_GROUPS, UNKNOWN):
             reasons.append(f"unknown bmi_group {row.bmi_group!r} (expected one of {[*BMI_GROUPS, UNKNOWN]})")
-        for column, entry in (("image", frame.image.iloc[i]), ("mask", frame["mask"].iloc[i])):
-            path = row[f"{column}_file"]
+        for column, entry, path in (("image", frame.image.iloc[i], row.image_path),
+                                    ("mask", frame["mask"].iloc[i], row.ed_mask_path)):
             if pd.isna(path):
                 reasons.append(f"{column} {entry!r} is not a path inside {folder}")
             elif not Path(path).is_file():
@@ -82,8 +113,8 @@ def read_synthetic(folder: Path, max_samples: int | None, seed: int, on_error: s
         table = table.sample(int(max_samples), random_state=seed).sort_index()
     table = table.assign(label=table.label.astype(int))
     site = {c: frame.loc[table.index, c].fillna(UNKNOWN).astype(str) if c in frame else UNKNOWN for c in SITE}
-    table = table.assign(**site, diagnosis=table.label.map(LABEL_NAMES))
-    columns = [*COLUMNS, "image_file", "mask_file", "source_subject"]
+    table = table.assign(**site, diagnosis=table.label.map(LABEL_NAMES), es_mask_path=table.ed_mask_path)
+    columns = [*COLUMNS, "source_subject"]
     return table.reindex(columns=columns).reset_index(drop=True), problems
 
 
@@ -114,15 +145,28 @@ def read_png(path: Path, subject: str, what: str) -> np.ndarray:
     return np.ascontiguousarray(array.transpose(2, 0, 1))
 
 
-def synthetic_edes(row: pd.Series, input_cfg) -> tuple[np.ndarray, np.ndarray]:
-    """The edes view of a synthetic subject: its image in [0, 1] and its masks, resized."""
+class PngReader:
+    """A subject stored as its edes view: an ED/ES/ED image PNG and the mask PNG stacked the
+    same way. It has no cine, so it serves that view ready-made, resized."""
+
+    ready_view = "edes"
+
+    def files(self, row) -> list[Path]:
+        return [Path(row.image_path), Path(row.ed_mask_path)]
+
+    def view(self, row: pd.Series, input_cfg) -> tuple[np.ndarray, np.ndarray]:
+        if input_cfg.name != "edes":
+            raise ConfigError(f"synthetic data provides the edes view only, not input={input_cfg.name}")
+        return _edes(row, input_cfg)
+
+
+def _edes(row: pd.Series, input_cfg) -> tuple[np.ndarray, np.ndarray]:
+    """The image in [0, 1] and the masks, resized to input.size."""
     import torch
     import torch.nn.functional as F
 
-    if input_cfg.name != "edes":
-        raise ConfigError(f"synthetic data provides the edes view only, not input={input_cfg.name}")
-    image = read_png(Path(row.image_file), row.subject_id, "image")
-    masks = read_png(Path(row.mask_file), row.subject_id, "mask")
+    image = read_png(Path(row.image_path), row.subject_id, "image")
+    masks = read_png(Path(row.ed_mask_path), row.subject_id, "mask")
     if image.shape != masks.shape:
         raise DataError(f"subject {row.subject_id}: image {image.shape[1:]} and mask {masks.shape[1:]} sizes differ")
     if masks.max() > 3:
