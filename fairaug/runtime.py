@@ -94,10 +94,14 @@ class RunDir:
 
 
 def start_run(cfg) -> RunDir:
-    """The run's folder (created) with every random number generator seeded from `seed`."""
+    """The run's folder (created), with every random number generator seeded from `seed` and
+    torch's CPU thread count fixed where `threads` says."""
     import lightning as L  # not at import: the entry point and --help stay free of torch
+    import torch
 
     run = RunDir(cfg.paths.output_dir)
     run.path.mkdir(parents=True, exist_ok=True)
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))
     return run

@@ -280,6 +280,7 @@ class RootConfig:
 
     seed: int = between(0, 0, 2**32 - 1)  # numpy's seed range
     fold: Optional[int] = at_least(None, 0)
+    threads: Optional[int] = at_least(None, 1)
     loader: LoaderConfig = field(default_factory=LoaderConfig)
 
 

@@ -41,6 +41,21 @@ def test_same_config_same_numbers(make_cfg, tmp_path):
     assert first["balanced_accuracy"] == second["balanced_accuracy"]
 
 
+def test_threads_fix_the_cpu_thread_count_a_run_computes_with(make_cfg, tmp_path):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        first = classify.run(make_cfg("input=slice", "threads=1", f"paths.output_dir={tmp_path / 'a'}"))
+        assert torch.get_num_threads() == 1
+        torch.set_num_threads(2)  # another machine's default: the setting, not the machine, decides
+        second = classify.run(make_cfg("input=slice", "threads=1", f"paths.output_dir={tmp_path / 'b'}"))
+        assert torch.get_num_threads() == 1 and first["balanced_accuracy"] == second["balanced_accuracy"]
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_a_rerun_keeps_only_its_checkpoint_and_later_tasks_load_the_recorded_one(make_cfg):
     cfg = make_cfg("input=edes")
     classify.run(cfg)
