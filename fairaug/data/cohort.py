@@ -1,6 +1,6 @@
 """The cohort table: one row per subject, the spine every stage reads.
 
-Sources (phantom, ukbb, later synthetic) produce it; splits, views, samplers and reports
+Sources (phantom, ukbb, the public datasets, synthetic) produce it; splits, views, samplers and reports
 only ever see this table, so a new source never needs special cases downstream.
 """
 

@@ -68,7 +68,7 @@ def make_split(cohort: pd.DataFrame, cfg, seed: int, fold: int | None) -> pd.Dat
         rest_ids, test_ids = _stratified(ids, labels, cfg.test_size, seed, "test_size")
     rest_labels = labels.loc[rest_ids.index]
     val_fraction = cfg.val_size / (1.0 - (cfg.test_size if fold is None else 1.0 / cfg.n_splits))
-    train_ids, val_ids = _stratified(rest_ids, rest_labels, val_fraction, seed, "val_size")
+    _, val_ids = _stratified(rest_ids, rest_labels, val_fraction, seed, "val_size")  # the rest trains
     split = pd.Series("train", index=cohort.index)
     split[ids.isin(val_ids)] = "val"
     split[ids.isin(test_ids)] = "test"
