@@ -82,3 +82,19 @@ def write_figure(fig, path: Path, **savefig_args) -> Path:
         import matplotlib.pyplot as plt
 
         plt.close(fig)
+
+
+def load_checkpoint(path: Path, what: str) -> dict:
+    """A torch checkpoint of tensors and plain values only (weights_only): one that holds any
+    other pickled object could run code when loaded, and is refused naming `what` and the file."""
+    import pickle
+
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except pickle.UnpicklingError as error:
+        from fairaug.errors import DataError
+
+        raise DataError(f"{what}: {path} holds pickled objects besides tensors and plain values; fairaug loads "
+                        f"checkpoints with weights_only and refuses it ({str(error).splitlines()[0]})") from None

@@ -74,3 +74,25 @@ def test_a_checkpoint_loads_on_its_own_the_lightning_way(make_cfg, tmp_path):
     assert module.hparams.model["name"] == "resnet18" and module.hparams.model["weights"] is None
     module.eval()
     assert module(torch.zeros(2, *module.hparams.input_shape)).shape == (2,)
+
+
+class Payload:
+    """Any pickled object: unpickling one can run arbitrary code."""
+
+
+def test_a_checkpoint_holding_a_pickled_object_is_refused(make_cfg, trained, tmp_path):
+    from fairaug.errors import DataError
+    from fairaug.run_folder import file_sha256
+
+    last = trained / "checkpoints" / "last.ckpt"
+    unsafe = {**torch.load(last, weights_only=True), "payload": Payload()}
+    torch.save(unsafe, last)
+    with pytest.raises(DataError, match=r"ckpt_path: .*last.ckpt holds pickled objects .* refuses it"):
+        classify.run(make_cfg("input=edes", f"ckpt_path={last}", f"paths.output_dir={tmp_path / 'resumed'}"))
+    assert not (tmp_path / "resumed" / "config.yaml").exists()  # refused before anything was written
+    best = trained / "checkpoints" / "best.ckpt"
+    torch.save({**torch.load(best, weights_only=True), "payload": Payload()}, best)
+    metrics = json.loads((trained / "metrics.json").read_text())
+    (trained / "metrics.json").write_text(json.dumps({**metrics, "best_checkpoint_sha256": file_sha256(best)}))
+    with pytest.raises(DataError, match=r"the tested checkpoint: .*best.ckpt holds pickled objects"):
+        predict.run(make_cfg("task=predict", f"checkpoint={trained}"))

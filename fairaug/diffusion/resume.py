@@ -8,10 +8,9 @@ import logging
 import shutil
 from pathlib import Path
 
-import torch
-
 from fairaug.data.splits import checkpoint_split
 from fairaug.errors import ConfigError
+from fairaug.io import load_checkpoint
 from fairaug.runtime import RunDir
 
 log = logging.getLogger(__name__)
@@ -62,7 +61,7 @@ def resume_point(resume, previous_split: str | None, folder: RunDir) -> tuple[st
         return None, 0
     if previous_split and previous_split != json.loads(folder.split_record.read_text())["hash"]:
         raise ConfigError(f"diffusion.resume: {path} was trained on another split (data, split or seed differ)")
-    return str(path), int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["global_step"])
+    return str(path), int(load_checkpoint(path, "diffusion.resume")["global_step"])
 
 
 def previous_split(resume) -> str | None:
@@ -73,7 +72,7 @@ def previous_split(resume) -> str | None:
 def load_finished(module, resume: str, folder: RunDir, in_place: bool) -> None:
     """The weights of a checkpoint already at trainer.max_steps (a run killed after its last
     checkpoint, before model/ was saved), into `module`; this run's folder becomes resumable too."""
-    state = torch.load(resume, map_location="cpu", weights_only=True, mmap=True)["state_dict"]
+    state = load_checkpoint(resume, "diffusion.resume")["state_dict"]
     missing = module.load_state_dict(state, strict=module.strict_loading).missing_keys
     trained = module.state_prefixes(module.trained)
     if any(key.startswith(trained) for key in missing):

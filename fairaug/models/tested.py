@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 from fairaug.errors import ConfigError
+from fairaug.io import load_checkpoint
 from fairaug.models.classifier import HeartFailureClassifier
 from fairaug.run_folder import tested_checkpoint
 from fairaug.runtime import RunDir
@@ -25,7 +25,7 @@ def classifier_from(cfg: DictConfig, checkpoint: Path, input_shape: tuple[int, .
     """The network of a run's config `cfg` with the weights of `checkpoint`."""
     architecture = OmegaConf.merge(cfg.model, {"weights": None})  # the checkpoint holds every weight
     module = HeartFailureClassifier(architecture, input_shape, float(cfg.model.lr), float(cfg.model.weight_decay))
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+    state = load_checkpoint(checkpoint, "the tested checkpoint")["state_dict"]
     try:
         module.load_state_dict(state)
     except RuntimeError as error:

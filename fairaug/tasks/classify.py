@@ -23,7 +23,7 @@ from fairaug.data.datamodule import CohortDataModule
 from fairaug.data.splits import checkpoint_split, save_split, split_hash
 from fairaug.errors import ConfigError
 from fairaug.fairness.report import check_attributes, evaluate, write_report
-from fairaug.io import write_csv, write_json
+from fairaug.io import load_checkpoint, write_csv, write_json
 from fairaug.loggers import log_config, log_fairness, log_final_metrics, run_logger
 from fairaug.models.callbacks import DataWaitMonitor, progress_bars
 from fairaug.models.classifier import HeartFailureClassifier
@@ -71,6 +71,7 @@ def _resume_point(cfg) -> tuple[Path | None, str | None]:
     resume = Path(cfg.ckpt_path)
     if not resume.is_file():
         raise ConfigError(f"ckpt_path={resume}: no such checkpoint")
+    load_checkpoint(resume, "ckpt_path")  # refused here, before anything is written, if it is unsafe
     return resume, checkpoint_split(resume)
 
 
