@@ -7,7 +7,7 @@ import torch
 from hydra.errors import ConfigCompositionException
 
 from fairaug.errors import ConfigError
-from fairaug.models.predictions import PREDICTION_COLUMNS
+from fairaug.fairness.predictions import PREDICTION_COLUMNS
 from fairaug.quality.features import classifier_features
 from fairaug.tasks import classify, montage
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fairaug.errors import ConfigError
-from fairaug.models.predictions import PREDICTION_COLUMNS
+from fairaug.fairness.predictions import PREDICTION_COLUMNS
 from fairaug.tasks import classify, predict
 
 

@@ -18,8 +18,11 @@ log = logging.getLogger(__name__)
 COLUMNS = ["subject_id", "label", "diagnosis", "sex", "age", "bmi", "age_group", "bmi_group", "vendor", "centre",
            "origin", "subject_dir", "ed_frame", "es_frame", "reader", "image_path", "ed_mask_path", "es_mask_path",
            "la_path"]
-# Sensitive attributes: categorical columns the samplers, reports and prompts group by.
-ATTRIBUTES = ["sex", "age_group", "bmi_group", "vendor", "centre"]
+# Sensitive attributes: categorical columns the samplers, reports and prompts group by; a
+# person's (what a prompt describes and the balance planner fills) and the site's.
+PERSON_ATTRIBUTES = ["sex", "age_group", "bmi_group"]
+SITE_ATTRIBUTES = ["vendor", "centre"]
+ATTRIBUTES = [*PERSON_ATTRIBUTES, *SITE_ATTRIBUTES]
 LABEL_NAMES = {0: "healthy", 1: "heart failure"}  # canonical labels
 
 Problems = list[tuple[str, str]]  # (subject_id, reason)

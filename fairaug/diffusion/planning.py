@@ -11,10 +11,10 @@ import itertools
 import numpy as np
 import pandas as pd
 
-from fairaug.data.cohort import UNKNOWN
+from fairaug.data.cohort import PERSON_ATTRIBUTES, SITE_ATTRIBUTES, UNKNOWN
 
-CELL = ["label", "sex", "age_group", "bmi_group"]
-FROM_DONOR = ["vendor", "centre"]
+CELL = ["label", *PERSON_ATTRIBUTES]
+FROM_DONOR = SITE_ATTRIBUTES  # a synthetic subject is scanned where its mask donor was
 
 
 def balance_counts(training: pd.DataFrame, max_samples: int | None) -> pd.DataFrame:

@@ -22,6 +22,7 @@ from fairaug.data.groups import BMI_GROUPS
 from fairaug.errors import ConfigError, DataError
 from fairaug.fairness.markdown import format_value, markdown_table
 from fairaug.fairness.metrics import GROUP_METRICS, undefined_reason
+from fairaug.fairness.predictions import SCORED_COLUMNS
 from fairaug.io import write_csv, write_json, write_text
 
 BY_GROUP_COLUMNS = ["attribute", "group", *GROUP_METRICS, "balanced_accuracy_ci_low", "balanced_accuracy_ci_high",
@@ -30,7 +31,6 @@ KNOWN_GROUPS = {"sex": ["female", "male"], "bmi_group": list(BMI_GROUPS)}
 INTERVAL_METRICS = ("balanced_accuracy", "selection_rate", "tpr")
 CRITERIA = ("demographic_parity_difference", "demographic_parity_ratio", "equal_opportunity_difference",
             "equal_opportunity_ratio", "equalized_odds_difference", "equalized_odds_ratio")
-REQUIRED_COLUMNS = ("label", "pred")
 
 
 @dataclass
@@ -150,7 +150,7 @@ def _attribute_report(attribute: str, feature: pd.Series, y_true, y_pred, cfg, s
 
 def evaluate(predictions: pd.DataFrame, cfg, seed: int = 0) -> FairnessReport:
     """Per-group metrics and fairness criteria for every attribute in `cfg` (the fairness group)."""
-    missing = [c for c in REQUIRED_COLUMNS if c not in predictions]
+    missing = [c for c in SCORED_COLUMNS if c not in predictions]
     if missing:
         raise DataError(f"predictions lack column(s) {missing}")
     if predictions.empty:

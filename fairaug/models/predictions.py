@@ -1,13 +1,11 @@
-"""The predictions file every scoring task writes: one row per subject with its attributes."""
+"""A classifier's test pass as the predictions file (its columns: fairaug.fairness.predictions)."""
 
 from __future__ import annotations
 
 import pandas as pd
 
+from fairaug.fairness.predictions import PREDICTION_COLUMNS
 from fairaug.models.classifier import HeartFailureClassifier
-
-PREDICTION_COLUMNS = ["subject_id", "label", "prob", "pred", "sex", "age", "bmi", "age_group", "bmi_group", "vendor",
-                      "centre", "origin"]
 
 
 def predictions_table(module: HeartFailureClassifier, scored: pd.DataFrame) -> pd.DataFrame:

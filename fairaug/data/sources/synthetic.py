@@ -23,7 +23,15 @@ import numpy as np
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
-from fairaug.data.cohort import COLUMNS, LABEL_NAMES, UNKNOWN, Problems, settle_problems
+from fairaug.data.cohort import (
+    COLUMNS,
+    LABEL_NAMES,
+    PERSON_ATTRIBUTES,
+    SITE_ATTRIBUTES,
+    UNKNOWN,
+    Problems,
+    settle_problems,
+)
 from fairaug.data.groups import BMI_GROUPS
 from fairaug.data.metadata import DIAGNOSIS_VALUES, SEX_VALUES, lookup_key
 from fairaug.data.plausibility import inside
@@ -31,8 +39,8 @@ from fairaug.errors import ConfigError, DataError
 
 MANIFEST = "manifest.csv"
 GENERATOR_SUBJECTS = "generator_subjects.csv"  # the real subjects the generating model was trained on
-REQUIRED = ("subject_id", "image", "mask", "label", "sex", "age_group", "bmi_group")
-SITE = ("vendor", "centre")  # optional: written by generation, absent from older manifests
+REQUIRED = ("subject_id", "image", "mask", "label", *PERSON_ATTRIBUTES)
+SITE = SITE_ATTRIBUTES  # optional: written by generation, absent from older manifests
 # The age groups fairaug derives: decades ('60s', data.age_groups=decade), ranges ('45-58', tertile).
 AGE_GROUP = re.compile(rf"(1[01]|[1-9])?0s|\d{{1,3}}-\d{{1,3}}|{UNKNOWN}")
 
