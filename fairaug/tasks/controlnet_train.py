@@ -37,7 +37,7 @@ from fairaug.io import write_csv, write_json
 from fairaug.loggers import log_config, run_logger
 from fairaug.models.callbacks import progress_bars
 from fairaug.models.trainer import trainer_arguments
-from fairaug.runtime import start_run
+from fairaug.runtime import RunDir, start_run
 
 log = logging.getLogger(__name__)
 
@@ -67,35 +67,20 @@ def run(cfg) -> dict:
                              int(cfg.loader.num_workers))
     module = ControlNetModule(parts, diffusion)
     grid = ValidationGrid(views, input_ids, prompts, cfg.generation, int(diffusion.grid_every), folder.grids)
-
-    arguments = trainer_arguments(cfg)
-    max_steps = int(cfg.trainer.max_steps) if cfg.trainer.max_steps > 0 else int(diffusion.steps)
-    arguments.update(max_epochs=-1, max_steps=max_steps, num_sanity_val_steps=0, limit_val_batches=0)
-    checkpoint = ModelCheckpoint(dirpath=folder.checkpoints, save_last=True, save_top_k=0,
-                                 every_n_train_steps=int(diffusion.checkpoint_every))
     resume, start_step = resuming.resume_point(diffusion.resume, previous_split, folder)
     sessions = resuming.earlier_sessions(resume, start_step)
     training_masks = np.stack([views[i]["masks"].numpy() for i in range(len(views))])
     with run_logger(cfg.logger, folder.path, continued=in_place) as logger:
         log_config(logger, cfg)
-        trainer = L.Trainer(**arguments, logger=logger,
-                            callbacks=[checkpoint, grid, *progress_bars(arguments, steps=True)],
-                            default_root_dir=str(folder.path))
-        start = time.perf_counter()
-        if resume and start_step >= max_steps:
+        trainer = _trainer(cfg, folder, logger, grid)
+        if resume and start_step >= trainer.max_steps:
             log.info("%s is already at step %d (trainer.max_steps=%d): saving its model without training", resume,
-                     start_step, max_steps)
+                     start_step, trainer.max_steps)
             resuming.load_finished(module, resume, folder, in_place)
             steps = start_step
         else:
-            trainer.fit(module, train_dataloaders=loader, ckpt_path=resume, weights_only=True)
-            # the full state (optimizer too) for a resume; saying so also silences Lightning's "weights_only was
-            # not set" notice, which is about this save, not about an unsafe load
-            trainer.save_checkpoint(folder.last_checkpoint, weights_only=False)
-            steps = int(trainer.global_step)
-            loss = trainer.callback_metrics.get("train/loss")
-            sessions.append({"start_step": start_step, "steps": steps, "train_seconds": time.perf_counter() - start,
-                             "final_loss": None if loss is None else float(loss)})
+            sessions.append(_train(trainer, module, loader, resume, start_step, folder))
+            steps = sessions[-1]["steps"]
         model_dir = save_components(parts, folder.model, extra={
             "training_masks.npy": lambda path: np.save(path, training_masks),
             "training_subjects.csv": lambda path: table[TRAINING_COLUMNS].to_csv(path, index=False),
@@ -110,3 +95,27 @@ def run(cfg) -> dict:
     write_json(metrics, folder.metrics)
     log.info("Trained %d steps (%.0f s in all) on %d subjects; model in %s", steps, seconds, len(table), model_dir)
     return metrics
+
+
+def _trainer(cfg, folder: RunDir, logger, grid: ValidationGrid) -> L.Trainer:
+    """Bounded by steps (trainer.max_steps, else diffusion.steps), no validation loop, a resumable
+    checkpoint every diffusion.checkpoint_every steps."""
+    arguments = trainer_arguments(cfg)
+    max_steps = int(cfg.trainer.max_steps) if cfg.trainer.max_steps > 0 else int(cfg.diffusion.steps)
+    arguments.update(max_epochs=-1, max_steps=max_steps, num_sanity_val_steps=0, limit_val_batches=0)
+    checkpoint = ModelCheckpoint(dirpath=folder.checkpoints, save_last=True, save_top_k=0,
+                                 every_n_train_steps=int(cfg.diffusion.checkpoint_every))
+    return L.Trainer(**arguments, logger=logger, callbacks=[checkpoint, grid, *progress_bars(arguments, steps=True)],
+                     default_root_dir=str(folder.path))
+
+
+def _train(trainer: L.Trainer, module, loader, resume: str | None, start_step: int, folder: RunDir) -> dict:
+    """One training session, saved resumable; what it did, as metrics.json lists sessions."""
+    start = time.perf_counter()
+    trainer.fit(module, train_dataloaders=loader, ckpt_path=resume, weights_only=True)
+    # the full state (optimizer too) for a resume; saying so also silences Lightning's "weights_only was
+    # not set" notice, which is about this save, not about an unsafe load
+    trainer.save_checkpoint(folder.last_checkpoint, weights_only=False)
+    loss = trainer.callback_metrics.get("train/loss")
+    return {"start_step": start_step, "steps": int(trainer.global_step), "train_seconds": time.perf_counter() - start,
+            "final_loss": None if loss is None else float(loss)}
