@@ -1,6 +1,7 @@
 """Nothing wrong gets through silently: corrupt files, implausible values, unsafe ids and
 paths, impossible splits and incomplete presets are refused by name (or skipped and listed)."""
 
+import re
 import shutil
 from pathlib import Path
 
@@ -80,6 +81,60 @@ def test_a_cached_view_is_never_nan(make_cfg, tiny_cohort, tmp_path, monkeypatch
         build_view_cache(rows, cfg.input, tmp_path / "views", "raise")
     built = build_view_cache(rows, cfg.input, tmp_path / "views", "skip")
     assert bad not in set(built.index.subject_id) and np.isfinite(built.images()).all()
+
+
+def _rewrite(path: Path, change) -> None:
+    image = nib.load(path)
+    nib.save(nib.Nifti1Image(change(np.asanyarray(image.dataobj)), image.affine), path)
+
+
+def _unreadable_header(path: Path) -> None:
+    """A scale slope without an intercept: a header nibabel refuses to load."""
+    image = nib.Nifti1Image(np.asanyarray(nib.load(path).dataobj).astype(np.int16), np.eye(4))
+    image.header["scl_slope"] = 2.0
+    nib.save(image, path)
+
+
+def _with_voxel(value):
+    def change(array):
+        array = array.astype(np.float32)
+        array.flat[array.size // 2] = value
+        return array
+    return lambda path: _rewrite(path, change)
+
+
+NIFTI_FAULTS = {  # file, how it is broken, what the error says after the subject
+    "zero-byte cine": ("sa.nii.gz", lambda path: path.write_bytes(b""), r"cannot read .*sa.nii.gz"),
+    "truncated cine": ("sa.nii.gz", lambda path: path.write_bytes(path.read_bytes()[: path.stat().st_size // 2]),
+                       r"cannot read .*sa.nii.gz \(EOFError"),
+    "not gzip": ("sa.nii.gz", lambda path: path.write_bytes(b"not a nifti file" * 64), r"cannot read .*sa.nii.gz"),
+    "unreadable header": ("sa.nii.gz", _unreadable_header, r"cannot read .*sa.nii.gz \(HeaderDataError"),
+    "3D cine": ("sa.nii.gz", lambda path: _rewrite(path, lambda a: a[..., 0]),
+                r"sa.nii.gz has shape \(48, 48, 5\); expected a 4D cine \(X, Y, Z, T\)"),
+    "NaN voxel": ("sa.nii.gz", _with_voxel(np.nan), r"sa.nii.gz holds 1 NaN or infinite voxel"),
+    "infinite voxel": ("sa.nii.gz", _with_voxel(np.inf), r"sa.nii.gz holds 1 NaN or infinite voxel"),
+    "zero-byte mask": ("seg_sa_ED.nii.gz", lambda path: path.write_bytes(b""), r"cannot read .*seg_sa_ED.nii.gz"),
+}
+
+
+@pytest.mark.parametrize("view", ["cine", "edes"])
+@pytest.mark.parametrize("fault", NIFTI_FAULTS)
+def test_bad_nifti_files_are_named_or_skipped(make_cfg, tiny_cohort, tmp_path, fault, view):
+    name, break_it, message = NIFTI_FAULTS[fault]
+    rows = tiny_cohort.head(3).copy()
+    for i, row in rows.iterrows():
+        folder = shutil.copytree(row.subject_dir, tmp_path / "subjects" / row.subject_id)
+        for column in ("subject_dir", "image_path", "ed_mask_path", "es_mask_path", "la_path"):
+            rows.loc[i, column] = str(folder / Path(row[column]).name) if column != "subject_dir" else str(folder)
+    bad = rows.subject_id.iloc[1]
+    break_it(tmp_path / "subjects" / bad / name)
+    cfg = make_cfg(f"input={view}")
+    with pytest.raises(DataError, match=rf"{bad}: {message}"):
+        build_view_cache(rows, cfg.input, tmp_path / "views", "raise")
+    assert not list((tmp_path / "views").glob("*/meta.json"))  # no cache left behind for a later run to use
+    built = build_view_cache(rows, cfg.input, tmp_path / "views", "skip")
+    assert list(built.index.subject_id) == [s for s in rows.subject_id if s != bad]
+    assert re.search(message, dict(built.skipped)[bad]) and np.isfinite(built.images()).all()
 
 
 def test_unsafe_and_empty_ids_are_refused(make_cfg, ukbb, tmp_path):
