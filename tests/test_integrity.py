@@ -152,6 +152,29 @@ def test_unsafe_and_empty_ids_are_refused(make_cfg, ukbb, tmp_path):
     assert reasons["line 4"] == "metadata.csv: empty subject id"
 
 
+BAD_METADATA = {  # column, the bad value (given data.root and the first id), reason, overrides
+    "infinite age": ("age", lambda root, first: "inf", r"invalid age inf", []),
+    "infinite age, whatever the range": ("age", lambda root, first: "inf", r"invalid age inf",
+                                         ["data.plausible.age=[0,inf]"]),
+    "infinite BMI, whatever the range": ("bmi", lambda root, first: "inf", r"invalid BMI inf",
+                                         ["data.plausible.bmi=[0,inf]"]),
+}
+
+
+@pytest.mark.parametrize("case", BAD_METADATA)
+def test_bad_metadata_values_are_named_or_skipped(make_cfg, ukbb, tmp_path, case):
+    column, bad_value, reason, overrides = BAD_METADATA[case]
+    root, metadata = ukbb
+    metadata = metadata.astype({column: object})
+    metadata.loc[metadata.index[1], column] = bad_value(root, metadata.subject_id.iloc[0])
+    subject = metadata.subject_id.iloc[1]
+    with pytest.raises(DataError, match=rf"{re.escape(subject)}: metadata.csv: .*{reason}"):
+        load_ukbb(make_cfg, root, metadata, tmp_path, *overrides)
+    table, problems = load_ukbb(make_cfg, root, metadata, tmp_path, "data.on_error=skip", *overrides)
+    assert list(table.subject_id) == [s for s in metadata.subject_id if s != subject]
+    assert re.search(reason, dict(problems)[subject])
+
+
 def test_implausible_ages_and_bmi(make_cfg, ukbb, tmp_path):
     root, metadata = ukbb
     metadata = metadata.copy()

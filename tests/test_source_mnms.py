@@ -89,6 +89,11 @@ BREAKAGES = {
     "no ED": (lambda root: _edit(root, ED=""), rf"ED '' in {INFORMATION} is not a frame"),
     "unparseable Age": (lambda root: _edit(root, Age="forty"), rf"Age 'forty' in {INFORMATION} is not a number"),
     "unparseable Weight": (lambda root: _edit(root, Weight="80kg"), rf"Weight '80kg' in {INFORMATION} is not a number"),
+    "infinite Age": (lambda root: _edit(root, Age="inf"), rf"Age 'inf' in {INFORMATION} is not a number"),
+    "infinite Height": (lambda root: _edit(root, Height="Infinity"),
+                        rf"Height 'Infinity' in {INFORMATION} is not a number"),
+    "NaN written as a Weight": (lambda root: _edit(root, Weight="nan"),
+                                rf"Weight 'nan' in {INFORMATION} is not a number"),
     "corrupt cine": (lambda root: (subject_dir(root, BROKEN) / f"{NAME}_sa.nii.gz").write_bytes(b"\x00" * 10),
                      rf"cannot read .*{NAME}/{NAME}_sa.nii.gz"),
 }

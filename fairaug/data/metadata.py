@@ -74,6 +74,15 @@ def _age(frame: pd.DataFrame, columns, path: Path) -> pd.Series:
     return age
 
 
+def _invalid(name: str, value: float) -> str | None:
+    """Why an age or BMI cannot be used; pandas reads 'inf' as a number, which no group holds."""
+    if value > 0 and np.isfinite(value):
+        return None
+    if pd.isna(value):
+        return f"missing or invalid {name}"  # empty, or text that is not a number
+    return f"invalid {name} {value:g} (not a positive finite number)"
+
+
 def read_metadata(path: Path, columns) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
     """Canonical metadata (subject_id, sex, age, bmi, label, ed_frame, es_frame) and the
     rows that cannot be used, as (subject_id, reason)."""
@@ -122,10 +131,7 @@ def read_metadata(path: Path, columns) -> tuple[pd.DataFrame, list[tuple[str, st
             reasons.append(f"unknown sex {sex_raw.iloc[i]!r} (expected 0/1, female/male)")
         if row.label is None or pd.isna(row.label):
             reasons.append(f"unknown diagnosis {diagnosis_raw.iloc[i]!r} (expected 0/1, healthy/heart failure)")
-        if not (row.age > 0):
-            reasons.append("missing or invalid age")
-        if not (row.bmi > 0):
-            reasons.append("missing or invalid BMI")
+        reasons += [r for r in (_invalid("age", row.age), _invalid("BMI", row.bmi)) if r]
         if reasons:
             problems.append((row.subject_id, "; ".join(reasons)))
     bad = {subject for subject, _ in problems}

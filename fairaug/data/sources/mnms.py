@@ -18,7 +18,7 @@ import pandas as pd
 from fairaug.data.cohort import Problems
 from fairaug.data.nifti import cine_frames
 from fairaug.data.plausibility import ranges
-from fairaug.data.sources.public import bmi_from, exclusion_reason, finish, group_labels
+from fairaug.data.sources.public import bmi_from, exclusion_reason, finish, group_labels, number
 from fairaug.errors import DataError
 
 CODE = "External code"
@@ -118,7 +118,7 @@ def _sex(value: str, path: Path):
 def _number(record: dict, column: str, path: Path) -> float:
     """A numeric value; NaN when the cell is empty."""
     try:
-        return float(record[column]) if record[column] != "" else math.nan
+        return number(record[column])
     except ValueError:
         raise DataError(f"{column} {record[column]!r} in {path.name} is not a number") from None
 

@@ -4,6 +4,7 @@ rule that an excluded subject is a choice (always listed), a broken one an error
 from __future__ import annotations
 
 import logging
+import math
 
 import numpy as np
 import pandas as pd
@@ -30,6 +31,17 @@ def group_labels(cfg) -> dict[str, int]:
 def exclusion_reason(group: str, cfg) -> str:
     return (f"diagnosis group {group!r} is neither heart failure ({list(cfg.heart_failure)}) nor healthy "
             f"({list(cfg.healthy)}): excluded (set data.heart_failure / data.healthy to include it)")
+
+
+def number(text: str) -> float:
+    """A recorded value as a float, NaN for an empty cell. float() also reads 'inf' and 'nan',
+    which no dataset records as a measurement: a ValueError, like any other text."""
+    if text == "":
+        return math.nan
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text!r} is not a finite number")
+    return value
 
 
 def bmi_from(height_cm, weight_kg, plausible, where: str) -> float:
