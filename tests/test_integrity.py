@@ -152,12 +152,28 @@ def test_unsafe_and_empty_ids_are_refused(make_cfg, ukbb, tmp_path):
     assert reasons["line 4"] == "metadata.csv: empty subject id"
 
 
+def _beside_root(root, first):
+    """An id reaching a real subject folder next to data.root."""
+    shutil.copytree(root / first, root.parent / "beside")
+    return "../beside"
+
+
+def _nested(root, first):
+    """An id naming a real subject folder one level down inside data.root."""
+    shutil.copytree(root / first, root / "group" / first)
+    return f"group/{first}"
+
+
 BAD_METADATA = {  # column, the bad value (given data.root and the first id), reason, overrides
     "infinite age": ("age", lambda root, first: "inf", r"invalid age inf", []),
     "infinite age, whatever the range": ("age", lambda root, first: "inf", r"invalid age inf",
                                          ["data.plausible.age=[0,inf]"]),
     "infinite BMI, whatever the range": ("bmi", lambda root, first: "inf", r"invalid BMI inf",
                                          ["data.plausible.bmi=[0,inf]"]),
+    "id reaching outside data.root": ("subject_id", _beside_root, "not a safe file name", []),
+    "id outside data.root that does not exist": ("subject_id", lambda root, first: "../x", "not a safe file name", []),
+    "absolute id": ("subject_id", lambda root, first: str(root / first), "not a safe file name", []),
+    "id holding a folder": ("subject_id", _nested, "not a safe file name", []),
 }
 
 
@@ -173,6 +189,28 @@ def test_bad_metadata_values_are_named_or_skipped(make_cfg, ukbb, tmp_path, case
     table, problems = load_ukbb(make_cfg, root, metadata, tmp_path, "data.on_error=skip", *overrides)
     assert list(table.subject_id) == [s for s in metadata.subject_id if s != subject]
     assert re.search(reason, dict(problems)[subject])
+    # refused by its value alone: an unsafe id never becomes a path that is looked at
+    assert not re.search("not found|lies outside", dict(problems)[subject])
+
+
+def test_a_subject_listed_twice_is_named_or_skipped(make_cfg, ukbb, tmp_path):
+    root, metadata = ukbb
+    twice = metadata.subject_id.iloc[1]
+    metadata = pd.concat([metadata, metadata.iloc[[1]].assign(age=70.0)])  # which age is right is unknown
+    with pytest.raises(DataError, match=rf"{twice}: metadata.csv: listed 2 times \(lines 3, 6\)"):
+        load_ukbb(make_cfg, root, metadata, tmp_path)
+    table, problems = load_ukbb(make_cfg, root, metadata, tmp_path, "data.on_error=skip")
+    assert twice not in set(table.subject_id) and len(table) == 3 and [s for s, _ in problems] == [twice]
+
+
+def test_metadata_with_a_bom_and_crlf_line_ends_reads_the_same(make_cfg, ukbb, tmp_path):
+    root, metadata = ukbb
+    expected, _ = load_ukbb(make_cfg, root, metadata, tmp_path)
+    path = tmp_path / "exported.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + metadata.to_csv(index=False).replace("\n", "\r\n").encode())
+    table, problems = load_cohort(make_cfg("data=ukbb", f"data.root={root}", f"data.metadata={path}").data)
+    assert problems == []
+    pd.testing.assert_frame_equal(table, expected)
 
 
 def test_implausible_ages_and_bmi(make_cfg, ukbb, tmp_path):
@@ -219,6 +257,22 @@ def test_manifest_paths_stay_inside_the_dataset(synthetic_dir):  # noqa: F811 - 
     assert "is not a path inside" in reasons[manifest.subject_id[1]]
     assert "unknown age_group '600s'" in reasons[manifest.subject_id[2]]
     assert "unknown age_group '60S'" in reasons[manifest.subject_id[3]]
+
+
+def test_manifest_ids_are_checked_like_real_ones(synthetic_dir):  # noqa: F811 - the imported fixture
+    manifest = pd.read_csv(synthetic_dir / "manifest.csv", dtype=str)
+    manifest.loc[1, "subject_id"] = ""
+    manifest.loc[2, "subject_id"] = "../SYN0002"
+    manifest.loc[4, "subject_id"] = manifest.subject_id[3]
+    manifest.to_csv(synthetic_dir / "manifest.csv", index=False)
+    with pytest.raises(DataError, match=r"line 3: manifest.csv: empty subject id"):
+        read_synthetic(synthetic_dir, None, 0, "raise")
+    table, problems = read_synthetic(synthetic_dir, None, 0, "skip")
+    reasons = dict(problems)
+    assert len(table) == 8 and set(table.subject_id) == set(manifest.subject_id[[0, *range(5, 12)]])
+    assert reasons["line 3"] == "manifest.csv: empty subject id"
+    assert "not a safe file name" in reasons["../SYN0002"]
+    assert reasons[manifest.subject_id[3]] == "manifest.csv: listed 2 times (lines 5, 6)"
 
 
 def test_a_negative_synthetic_count_is_refused(make_cfg):
