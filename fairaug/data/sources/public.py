@@ -67,4 +67,4 @@ def finish(rows: list[dict], errors: Problems, excluded: Problems, cfg, where: s
                  len(excluded), where)
     bad = {subject for subject, _ in [*errors, *excluded]}
     table = pd.DataFrame([r for r in rows if r["subject_id"] not in bad])
-    return finalise(table, cfg.age_groups, origin="real"), [*errors, *excluded]
+    return finalise(table, cfg.age_groups, "real", where), [*errors, *excluded]
