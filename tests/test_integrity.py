@@ -1,6 +1,7 @@
 """Nothing wrong gets through silently: corrupt files, implausible values, unsafe ids and
 paths, impossible splits and incomplete presets are refused by name (or skipped and listed)."""
 
+import re
 import shutil
 from pathlib import Path
 
@@ -82,6 +83,60 @@ def test_a_cached_view_is_never_nan(make_cfg, tiny_cohort, tmp_path, monkeypatch
     assert bad not in set(built.index.subject_id) and np.isfinite(built.images()).all()
 
 
+def _rewrite(path: Path, change) -> None:
+    image = nib.load(path)
+    nib.save(nib.Nifti1Image(change(np.asanyarray(image.dataobj)), image.affine), path)
+
+
+def _unreadable_header(path: Path) -> None:
+    """A scale slope without an intercept: a header nibabel refuses to load."""
+    image = nib.Nifti1Image(np.asanyarray(nib.load(path).dataobj).astype(np.int16), np.eye(4))
+    image.header["scl_slope"] = 2.0
+    nib.save(image, path)
+
+
+def _with_voxel(value):
+    def change(array):
+        array = array.astype(np.float32)
+        array.flat[array.size // 2] = value
+        return array
+    return lambda path: _rewrite(path, change)
+
+
+NIFTI_FAULTS = {  # file, how it is broken, what the error says after the subject
+    "zero-byte cine": ("sa.nii.gz", lambda path: path.write_bytes(b""), r"cannot read .*sa.nii.gz"),
+    "truncated cine": ("sa.nii.gz", lambda path: path.write_bytes(path.read_bytes()[: path.stat().st_size // 2]),
+                       r"cannot read .*sa.nii.gz \(EOFError"),
+    "not gzip": ("sa.nii.gz", lambda path: path.write_bytes(b"not a nifti file" * 64), r"cannot read .*sa.nii.gz"),
+    "unreadable header": ("sa.nii.gz", _unreadable_header, r"cannot read .*sa.nii.gz \(HeaderDataError"),
+    "3D cine": ("sa.nii.gz", lambda path: _rewrite(path, lambda a: a[..., 0]),
+                r"sa.nii.gz has shape \(48, 48, 5\); expected a 4D cine \(X, Y, Z, T\)"),
+    "NaN voxel": ("sa.nii.gz", _with_voxel(np.nan), r"sa.nii.gz holds 1 NaN or infinite voxel"),
+    "infinite voxel": ("sa.nii.gz", _with_voxel(np.inf), r"sa.nii.gz holds 1 NaN or infinite voxel"),
+    "zero-byte mask": ("seg_sa_ED.nii.gz", lambda path: path.write_bytes(b""), r"cannot read .*seg_sa_ED.nii.gz"),
+}
+
+
+@pytest.mark.parametrize("view", ["cine", "edes"])
+@pytest.mark.parametrize("fault", NIFTI_FAULTS)
+def test_bad_nifti_files_are_named_or_skipped(make_cfg, tiny_cohort, tmp_path, fault, view):
+    name, break_it, message = NIFTI_FAULTS[fault]
+    rows = tiny_cohort.head(3).copy()
+    for i, row in rows.iterrows():
+        folder = shutil.copytree(row.subject_dir, tmp_path / "subjects" / row.subject_id)
+        for column in ("subject_dir", "image_path", "ed_mask_path", "es_mask_path", "la_path"):
+            rows.loc[i, column] = str(folder / Path(row[column]).name) if column != "subject_dir" else str(folder)
+    bad = rows.subject_id.iloc[1]
+    break_it(tmp_path / "subjects" / bad / name)
+    cfg = make_cfg(f"input={view}")
+    with pytest.raises(DataError, match=rf"{bad}: {message}"):
+        build_view_cache(rows, cfg.input, tmp_path / "views", "raise")
+    assert not list((tmp_path / "views").glob("*/meta.json"))  # no cache left behind for a later run to use
+    built = build_view_cache(rows, cfg.input, tmp_path / "views", "skip")
+    assert list(built.index.subject_id) == [s for s in rows.subject_id if s != bad]
+    assert re.search(message, dict(built.skipped)[bad]) and np.isfinite(built.images()).all()
+
+
 def test_unsafe_and_empty_ids_are_refused(make_cfg, ukbb, tmp_path):
     root, metadata = ukbb
     first, second = metadata.subject_id.iloc[:2]
@@ -95,6 +150,67 @@ def test_unsafe_and_empty_ids_are_refused(make_cfg, ukbb, tmp_path):
     reasons = dict(problems)
     assert "not a safe file name" in reasons[f"../subjects/{first}"]
     assert reasons["line 4"] == "metadata.csv: empty subject id"
+
+
+def _beside_root(root, first):
+    """An id reaching a real subject folder next to data.root."""
+    shutil.copytree(root / first, root.parent / "beside")
+    return "../beside"
+
+
+def _nested(root, first):
+    """An id naming a real subject folder one level down inside data.root."""
+    shutil.copytree(root / first, root / "group" / first)
+    return f"group/{first}"
+
+
+BAD_METADATA = {  # column, the bad value (given data.root and the first id), reason, overrides
+    "infinite age": ("age", lambda root, first: "inf", r"invalid age inf", []),
+    "infinite age, whatever the range": ("age", lambda root, first: "inf", r"invalid age inf",
+                                         ["data.plausible.age=[0,inf]"]),
+    "infinite BMI, whatever the range": ("bmi", lambda root, first: "inf", r"invalid BMI inf",
+                                         ["data.plausible.bmi=[0,inf]"]),
+    "id reaching outside data.root": ("subject_id", _beside_root, "not a safe file name", []),
+    "id outside data.root that does not exist": ("subject_id", lambda root, first: "../x", "not a safe file name", []),
+    "absolute id": ("subject_id", lambda root, first: str(root / first), "not a safe file name", []),
+    "id holding a folder": ("subject_id", _nested, "not a safe file name", []),
+}
+
+
+@pytest.mark.parametrize("case", BAD_METADATA)
+def test_bad_metadata_values_are_named_or_skipped(make_cfg, ukbb, tmp_path, case):
+    column, bad_value, reason, overrides = BAD_METADATA[case]
+    root, metadata = ukbb
+    metadata = metadata.astype({column: object})
+    metadata.loc[metadata.index[1], column] = bad_value(root, metadata.subject_id.iloc[0])
+    subject = metadata.subject_id.iloc[1]
+    with pytest.raises(DataError, match=rf"{re.escape(subject)}: metadata.csv: .*{reason}"):
+        load_ukbb(make_cfg, root, metadata, tmp_path, *overrides)
+    table, problems = load_ukbb(make_cfg, root, metadata, tmp_path, "data.on_error=skip", *overrides)
+    assert list(table.subject_id) == [s for s in metadata.subject_id if s != subject]
+    assert re.search(reason, dict(problems)[subject])
+    # refused by its value alone: an unsafe id never becomes a path that is looked at
+    assert not re.search("not found|lies outside", dict(problems)[subject])
+
+
+def test_a_subject_listed_twice_is_named_or_skipped(make_cfg, ukbb, tmp_path):
+    root, metadata = ukbb
+    twice = metadata.subject_id.iloc[1]
+    metadata = pd.concat([metadata, metadata.iloc[[1]].assign(age=70.0)])  # which age is right is unknown
+    with pytest.raises(DataError, match=rf"{twice}: metadata.csv: listed 2 times \(lines 3, 6\)"):
+        load_ukbb(make_cfg, root, metadata, tmp_path)
+    table, problems = load_ukbb(make_cfg, root, metadata, tmp_path, "data.on_error=skip")
+    assert twice not in set(table.subject_id) and len(table) == 3 and [s for s, _ in problems] == [twice]
+
+
+def test_metadata_with_a_bom_and_crlf_line_ends_reads_the_same(make_cfg, ukbb, tmp_path):
+    root, metadata = ukbb
+    expected, _ = load_ukbb(make_cfg, root, metadata, tmp_path)
+    path = tmp_path / "exported.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + metadata.to_csv(index=False).replace("\n", "\r\n").encode())
+    table, problems = load_cohort(make_cfg("data=ukbb", f"data.root={root}", f"data.metadata={path}").data)
+    assert problems == []
+    pd.testing.assert_frame_equal(table, expected)
 
 
 def test_implausible_ages_and_bmi(make_cfg, ukbb, tmp_path):
@@ -141,6 +257,22 @@ def test_manifest_paths_stay_inside_the_dataset(synthetic_dir):  # noqa: F811 - 
     assert "is not a path inside" in reasons[manifest.subject_id[1]]
     assert "unknown age_group '600s'" in reasons[manifest.subject_id[2]]
     assert "unknown age_group '60S'" in reasons[manifest.subject_id[3]]
+
+
+def test_manifest_ids_are_checked_like_real_ones(synthetic_dir):  # noqa: F811 - the imported fixture
+    manifest = pd.read_csv(synthetic_dir / "manifest.csv", dtype=str)
+    manifest.loc[1, "subject_id"] = ""
+    manifest.loc[2, "subject_id"] = "../SYN0002"
+    manifest.loc[4, "subject_id"] = manifest.subject_id[3]
+    manifest.to_csv(synthetic_dir / "manifest.csv", index=False)
+    with pytest.raises(DataError, match=r"line 3: manifest.csv: empty subject id"):
+        read_synthetic(synthetic_dir, None, 0, "raise")
+    table, problems = read_synthetic(synthetic_dir, None, 0, "skip")
+    reasons = dict(problems)
+    assert len(table) == 8 and set(table.subject_id) == set(manifest.subject_id[[0, *range(5, 12)]])
+    assert reasons["line 3"] == "manifest.csv: empty subject id"
+    assert "not a safe file name" in reasons["../SYN0002"]
+    assert reasons[manifest.subject_id[3]] == "manifest.csv: listed 2 times (lines 5, 6)"
 
 
 def test_a_negative_synthetic_count_is_refused(make_cfg):

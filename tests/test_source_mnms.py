@@ -79,6 +79,11 @@ def _edit(root, **columns):
     information.to_csv(root / INFORMATION)
 
 
+def _twice(root):
+    information = pd.read_csv(root / INFORMATION, index_col=0, dtype=str, keep_default_na=False)
+    pd.concat([information, information.iloc[[BROKEN]]]).to_csv(root / INFORMATION)
+
+
 NAME = code(BROKEN)
 BREAKAGES = {
     "two folders": (lambda root: shutil.copytree(subject_dir(root, BROKEN), root / "Extra" / "Copy" / NAME),
@@ -89,6 +94,12 @@ BREAKAGES = {
     "no ED": (lambda root: _edit(root, ED=""), rf"ED '' in {INFORMATION} is not a frame"),
     "unparseable Age": (lambda root: _edit(root, Age="forty"), rf"Age 'forty' in {INFORMATION} is not a number"),
     "unparseable Weight": (lambda root: _edit(root, Weight="80kg"), rf"Weight '80kg' in {INFORMATION} is not a number"),
+    "infinite Age": (lambda root: _edit(root, Age="inf"), rf"Age 'inf' in {INFORMATION} is not a number"),
+    "infinite Height": (lambda root: _edit(root, Height="Infinity"),
+                        rf"Height 'Infinity' in {INFORMATION} is not a number"),
+    "NaN written as a Weight": (lambda root: _edit(root, Weight="nan"),
+                                rf"Weight 'nan' in {INFORMATION} is not a number"),
+    "listed twice": (lambda root: _twice(root), rf"{INFORMATION}: listed 2 times \(lines 5, 10\)"),
     "corrupt cine": (lambda root: (subject_dir(root, BROKEN) / f"{NAME}_sa.nii.gz").write_bytes(b"\x00" * 10),
                      rf"cannot read .*{NAME}/{NAME}_sa.nii.gz"),
 }
@@ -102,6 +113,15 @@ def test_bad_subjects_name_subject_and_file(make_cfg, root, breakage):
         load_mnms(mnms_cfg(make_cfg, root))
     table, problems = load_mnms(mnms_cfg(make_cfg, root, "data.on_error=skip"))
     assert NAME not in set(table.subject_id) and re.search(message, dict(problems)[NAME]) and len(table) == 5
+
+
+def test_a_row_without_external_code_is_listed_by_line(make_cfg, root):
+    _edit(root, **{"External code": ""})
+    with pytest.raises(DataError, match=rf"line 5: {INFORMATION}: empty External code"):
+        load_mnms(mnms_cfg(make_cfg, root))
+    table, problems = load_mnms(mnms_cfg(make_cfg, root, "data.on_error=skip"))
+    assert NAME not in set(table.subject_id) and len(table) == 5
+    assert dict(problems)["line 5"] == f"{INFORMATION}: empty External code"
 
 
 def test_excluded_subjects_need_no_files(make_cfg, root):
@@ -127,7 +147,7 @@ def test_bad_information_files(make_cfg, root):
     with pytest.raises(DataError, match=rf"{INFORMATION} has no column\(s\) \['Centre'\]"):
         load_mnms(mnms_cfg(make_cfg, root, "data.on_error=skip"))
     pd.concat([information, information.iloc[[2]]]).to_csv(root / INFORMATION)
-    with pytest.raises(DataError, match=rf"{INFORMATION} lists External code\(s\) \['{code(2)}'\] more than once"):
+    with pytest.raises(DataError, match=rf"{code(2)}: {INFORMATION}: listed 2 times \(lines 4, 10\)"):
         load_mnms(mnms_cfg(make_cfg, root))
     information.to_csv(root / INFORMATION)
     information.to_csv(root / "copy.csv")

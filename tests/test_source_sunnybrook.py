@@ -149,6 +149,21 @@ def test_missing_column_names_column_and_file(root):
         load(root)
 
 
+def test_rows_without_or_sharing_a_patient_id_are_named_or_skipped(root):
+    csv = root / "scd_patientdata.csv"
+    metadata = pd.read_csv(csv, dtype=str, encoding="utf-8-sig", keep_default_na=False)
+    metadata.loc[0, "PatientID"] = ""
+    metadata = pd.concat([metadata, metadata.iloc[[1]]])
+    csv.write_bytes(("\ufeff" + metadata.to_csv(index=False, lineterminator="\r\n")).encode())
+    with pytest.raises(DataError, match=r"line 2: scd_patientdata.csv: empty PatientID"):
+        load(root)
+    table, problems = load(root, "data.on_error=skip")
+    reasons = dict(problems)
+    assert reasons["line 2"] == "scd_patientdata.csv: empty PatientID" and len(table) == N_SUBJECTS - 3
+    assert reasons[patient_id(1)] == "scd_patientdata.csv: listed 2 times (lines 3, 12)"
+    assert not {BROKEN, patient_id(1)} & set(table.subject_id)
+
+
 def _no_image_folder(root):
     shutil.rmtree(series_of(root, BROKEN).parent)
     return f"{BROKEN}: expected one image folder named {BROKEN}"

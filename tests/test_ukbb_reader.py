@@ -69,6 +69,12 @@ def test_missing_column_is_named(tmp_path):
         read_metadata(metadata, ColumnsConfig())
 
 
+def test_a_metadata_file_without_subjects_is_named(ukbb_root, tmp_path):
+    metadata = write(tmp_path, pd.DataFrame(columns=["eid", "sex", "age", "bmi", "diagnosis"]))
+    with pytest.raises(DataError, match=rf"the cohort is empty: no usable subject in {ukbb_root} \(metadata.csv\)"):
+        read_ukbb_layout(ukbb_root, metadata, ColumnsConfig(), "raise", "decade")
+
+
 def test_unknown_values_raise_or_are_skipped_with_reasons(ukbb_root, tmp_path):
     metadata = write(tmp_path, pd.DataFrame({
         "eid": ["1000001", "1000002", "1000003"], "sex": ["female", "other", "male"], "age": [60, 61, 62],

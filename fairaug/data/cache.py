@@ -17,12 +17,12 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 from tqdm import tqdm
 
+from fairaug.data import nifti
 from fairaug.data.cohort import Problems, settle_problems
 from fairaug.data.readers import NIFTI_READERS, reader_for
 from fairaug.data.views import ViewBuilder
@@ -109,10 +109,11 @@ def check_cine_lengths(cohort: pd.DataFrame, input_cfg) -> None:
         if getattr(row, "reader", "nifti") not in NIFTI_READERS or pd.isna(path):
             continue  # other readers check their own frames; a missing file is reported per subject
         try:
-            shape = nib.load(Path(path)).shape
-        except (OSError, ValueError, nib.filebasedimages.ImageFileError):
+            shape = nifti.shape(Path(path), row.subject_id)
+        except DataError:
             continue  # unreadable files are reported, per subject, by the view builder
-        lengths.setdefault(shape[-1] if len(shape) == 4 else 1, []).append(row.subject_id)
+        if len(shape) == 4:  # a short-axis file of another shape is refused, per subject, by the reader
+            lengths.setdefault(shape[3], []).append(row.subject_id)
     if len(lengths) > 1:
         found = ", ".join(f"{n} frames: {len(s)} subjects (e.g. {s[0]})" for n, s in sorted(lengths.items()))
         raise ConfigError(f"cine lengths differ across the cohort ({found}); set input.frames=<n> to resample "

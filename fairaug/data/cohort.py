@@ -40,11 +40,11 @@ def settle_problems(problems: Problems, on_error: str, what: str) -> None:
     log.warning("Skipped %d subject(s) while %s:\n%s%s", len(problems), what, listed, more)
 
 
-def finalise(table: pd.DataFrame, age_scheme: str, origin: str) -> pd.DataFrame:
+def finalise(table: pd.DataFrame, age_scheme: str, origin: str, where: str) -> pd.DataFrame:
     """Derive the sensitive-attribute groups, mark what the dataset does not record as
     unknown (never a guessed value) and order the columns."""
     if table.empty:
-        raise DataError("the cohort is empty: no usable subject")
+        raise DataError(f"the cohort is empty: no usable subject in {where}")
     table = table.copy()
     for column in COLUMNS:
         if column not in table:

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fairaug.data.plausibility import check_ids
 from fairaug.errors import DataError
 
 # Canonical column -> names recognised automatically, in order of preference.
@@ -74,6 +75,15 @@ def _age(frame: pd.DataFrame, columns, path: Path) -> pd.Series:
     return age
 
 
+def _invalid(name: str, value: float) -> str | None:
+    """Why an age or BMI cannot be used; pandas reads 'inf' as a number, which no group holds."""
+    if value > 0 and np.isfinite(value):
+        return None
+    if pd.isna(value):
+        return f"missing or invalid {name}"  # empty, or text that is not a number
+    return f"invalid {name} {value:g} (not a positive finite number)"
+
+
 def read_metadata(path: Path, columns) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
     """Canonical metadata (subject_id, sex, age, bmi, label, ed_frame, es_frame) and the
     rows that cannot be used, as (subject_id, reason)."""
@@ -87,9 +97,7 @@ def read_metadata(path: Path, columns) -> tuple[pd.DataFrame, list[tuple[str, st
         raise DataError(f"{path}: not a readable CSV ({error})") from error
     raw_ids = frame[_require(frame, "subject_id", columns.subject_id, path)]
     ids = raw_ids.astype("string").str.strip().fillna("").astype(str)  # a missing id is "", never "nan"
-    twice = ids[(ids != "") & ids.duplicated()]
-    if len(twice):
-        raise DataError(f"{path}: duplicate subject ids {sorted(set(twice))[:5]}")
+    problems, identified = check_ids(ids)
     sex_raw = frame[_require(frame, "sex", columns.sex, path)]
     diagnosis_raw = frame[_require(frame, "diagnosis", columns.diagnosis, path)]
     table = pd.DataFrame({
@@ -112,23 +120,15 @@ def read_metadata(path: Path, columns) -> tuple[pd.DataFrame, list[tuple[str, st
             frame_problems.setdefault(i, []).append(f"{name} {frame[column].iloc[i]!r} is not a frame index")
         table[name] = values.where(~bad).astype("Int64")
 
-    problems = []
-    for i, row in table.iterrows():
-        if row.subject_id == "":
-            problems.append((f"line {i + 2}", "empty subject id"))  # the CSV's header is line 1
-            continue
+    for i, row in table[identified].iterrows():
         reasons = list(frame_problems.get(i, []))
         if pd.isna(row.sex):
             reasons.append(f"unknown sex {sex_raw.iloc[i]!r} (expected 0/1, female/male)")
         if row.label is None or pd.isna(row.label):
             reasons.append(f"unknown diagnosis {diagnosis_raw.iloc[i]!r} (expected 0/1, healthy/heart failure)")
-        if not (row.age > 0):
-            reasons.append("missing or invalid age")
-        if not (row.bmi > 0):
-            reasons.append("missing or invalid BMI")
+        reasons += [r for r in (_invalid("age", row.age), _invalid("BMI", row.bmi)) if r]
         if reasons:
             problems.append((row.subject_id, "; ".join(reasons)))
-    bad = {subject for subject, _ in problems}
-    table = table[~table.subject_id.isin(bad) & (table.subject_id != "")].reset_index(drop=True)
+    table = table[identified & ~table.subject_id.isin({subject for subject, _ in problems})].reset_index(drop=True)
     table["label"] = table["label"].astype(int)
     return table, [(s, f"{path.name}: {r}") for s, r in problems]

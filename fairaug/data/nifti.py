@@ -17,7 +17,8 @@ import numpy as np
 
 from fairaug.errors import DataError
 
-READ_ERRORS = (OSError, EOFError, ValueError, zlib.error, nib.filebasedimages.ImageFileError)
+READ_ERRORS = (OSError, EOFError, ValueError, zlib.error, nib.filebasedimages.ImageFileError,
+               nib.spatialimages.HeaderDataError)  # e.g. a scale slope without an intercept
 
 
 def _open(path: Path, subject: str, needed_by: str):
@@ -30,12 +31,12 @@ def _open(path: Path, subject: str, needed_by: str):
         raise DataError(f"subject {subject}: cannot read {path} ({type(error).__name__}: {error})") from error
 
 
-def ndim(path: Path, subject: str) -> int:
-    """Axes of the stored image, trailing singleton axes not counted."""
-    shape = list(_open(path, subject, "").shape)
-    while len(shape) > 3 and shape[-1] == 1:
-        shape.pop()
-    return len(shape)
+def shape(path: Path, subject: str) -> tuple[int, ...]:
+    """The stored image's shape from its header, trailing singleton axes beyond three dropped."""
+    axes = list(_open(path, subject, "").shape)
+    while len(axes) > 3 and axes[-1] == 1:
+        axes.pop()
+    return tuple(axes)
 
 
 def _open_verified(path: Path, subject: str, needed_by: str):

@@ -55,6 +55,30 @@ def id_problem(subject) -> str | None:
     return None
 
 
+def check_ids(ids: pd.Series, column: str = "subject id") -> tuple[Problems, pd.Series]:
+    """Which rows of a metadata table (index as read: row i is line i + 2 under the header)
+    an id names unambiguously, as a mask, and (subject, reason) for the others: an empty id
+    (named by its line), an id that is not a safe file name (refused before it becomes a
+    path), an id listed more than once (all its rows: which one is right is unknown)."""
+    text = ids.fillna("").astype(str)
+    lines: dict[str, list[int]] = {}
+    for index, subject in text.items():
+        lines.setdefault(subject, []).append(int(index) + 2)
+    problems, bad = [], set()
+    for subject, at in lines.items():
+        reason = id_problem(subject)
+        if not subject.strip():
+            problems += [(f"line {line}", f"empty {column}") for line in at]
+        elif reason:
+            problems.append((subject, reason))
+        elif len(at) > 1:
+            problems.append((subject, f"listed {len(at)} times (lines {', '.join(map(str, at))})"))
+        else:
+            continue
+        bad.add(subject)
+    return problems, ~text.isin(bad)
+
+
 def confined(path, roots: list[Path]) -> bool:
     """Whether `path` lies inside one of `roots` once `..` is resolved (lexically)."""
     target = os.path.abspath(path)

@@ -136,6 +136,9 @@ class NiftiReader:
     def short_axis(self, row) -> ShortAxis:
         subject = row.subject_id
         image = Path(row.image_path)
+        stored = nifti.shape(image, subject)
+        if len(stored) != 4:  # a 3D file holds one frame or one slice, and its shape cannot say which
+            raise DataError(f"subject {subject}: {image.name} has shape {stored}; expected a 4D cine (X, Y, Z, T)")
         cine, zooms, affine = nifti.load_with_affine(image, subject, 4)
         check_finite(cine, subject, image)
         n_frames = cine.shape[3]
@@ -149,7 +152,7 @@ class NiftiReader:
 
     def _mask(self, row, path: Path, frame: int, cine_shape, needed_by: str) -> np.ndarray:
         subject = row.subject_id
-        mask, _ = nifti.load(path, subject, 4 if nifti.ndim(path, subject) == 4 else 3, needed_by)
+        mask, _ = nifti.load(path, subject, 4 if len(nifti.shape(path, subject)) == 4 else 3, needed_by)
         if mask.ndim == 4:  # a 4D label file (M&Ms): labels at ED and ES only
             if mask.shape[3] != cine_shape[3]:
                 raise DataError(f"subject {subject}: {path.name} has {mask.shape[3]} frames but the cine has "

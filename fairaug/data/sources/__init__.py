@@ -30,6 +30,6 @@ def load_cohort(data_cfg) -> tuple[pd.DataFrame, Problems]:
     if problems:
         table = table[~table.subject_id.astype(str).isin({s for s, _ in problems})]
         if table.empty:
-            raise DataError("the cohort is empty: no usable subject")
+            raise DataError(f"the cohort is empty: no usable subject in data={data_cfg.name}")
         table = table.assign(age_group=age_groups(table.age, data_cfg.age_groups)).reset_index(drop=True)
     return table, [*skipped, *problems]

@@ -18,7 +18,7 @@ import pandas as pd
 from fairaug.data.cohort import Problems
 from fairaug.data.nifti import cine_frames
 from fairaug.data.plausibility import ranges
-from fairaug.data.sources.public import bmi_from, exclusion_reason, finish, group_labels
+from fairaug.data.sources.public import bmi_from, exclusion_reason, finish, group_labels, number
 from fairaug.errors import DataError
 
 INFO_FILE = "Info.cfg"
@@ -86,10 +86,8 @@ def read_info(path: Path) -> dict[str, str]:
 def _number(info: dict, key: str, path: Path) -> float:
     """A numeric Info.cfg value; NaN when the line is absent or empty."""
     value = info.get(key, "")
-    if value == "":
-        return float("nan")
     try:
-        return float(value)
+        return number(value)
     except ValueError:
         raise DataError(f"{path}: {key} {value!r} is not a number") from None
 

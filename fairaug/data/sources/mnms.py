@@ -17,8 +17,8 @@ import pandas as pd
 
 from fairaug.data.cohort import Problems
 from fairaug.data.nifti import cine_frames
-from fairaug.data.plausibility import ranges
-from fairaug.data.sources.public import bmi_from, exclusion_reason, finish, group_labels
+from fairaug.data.plausibility import check_ids, ranges
+from fairaug.data.sources.public import bmi_from, exclusion_reason, finish, group_labels, number
 from fairaug.errors import DataError
 
 CODE = "External code"
@@ -31,11 +31,11 @@ def load_mnms(cfg) -> tuple[pd.DataFrame, Problems]:
     if not root.is_dir():
         raise DataError(f"data.root is not a folder: {root}")
     path = information_file(root, cfg.metadata)
-    information, folders, labels = read_information(path), subject_folders(root), group_labels(cfg)
+    (information, errors), folders, labels = read_information(path), subject_folders(root), group_labels(cfg)
     if not folders.keys() & set(information[CODE]):
         raise DataError(f"none of the {len(information)} subjects {path.name} lists has a <code>/<code>_sa.nii.gz "
                         f"under {root}; set data.root to the M&Ms dataset folder")
-    rows, errors, excluded = [], [], []
+    rows, excluded = [], []
     for record in information.to_dict("records"):
         code, group = record[CODE], record["Pathology"]
         try:
@@ -74,8 +74,9 @@ def information_file(root: Path, configured: str | None) -> Path:
     return found[0]
 
 
-def read_information(path: Path) -> pd.DataFrame:
-    """The information CSV as stripped text, one row per External code."""
+def read_information(path: Path) -> tuple[pd.DataFrame, Problems]:
+    """The information CSV as stripped text, one row per External code, and the rows no code
+    names unambiguously (empty, unsafe or listed twice), as problems."""
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
@@ -85,11 +86,9 @@ def read_information(path: Path) -> pd.DataFrame:
     if missing:
         raise DataError(f"{path} has no column(s) {missing} (found {list(table.columns)})")
     table = table.apply(lambda column: column.str.strip())
-    table = table[table[CODE] != ""]
-    twice = sorted(set(table[CODE][table[CODE].duplicated()]))
-    if twice:
-        raise DataError(f"{path} lists External code(s) {twice[:5]} more than once")
-    return table
+    table = table[(table[list(REQUIRED_COLUMNS)] != "").any(axis=1)]  # a spreadsheet's empty trailing rows
+    problems, identified = check_ids(table[CODE], CODE)
+    return table[identified], [(subject, f"{path.name}: {reason}") for subject, reason in problems]
 
 
 def subject_folders(root: Path) -> dict[str, list[Path]]:
@@ -118,7 +117,7 @@ def _sex(value: str, path: Path):
 def _number(record: dict, column: str, path: Path) -> float:
     """A numeric value; NaN when the cell is empty."""
     try:
-        return float(record[column]) if record[column] != "" else math.nan
+        return number(record[column])
     except ValueError:
         raise DataError(f"{column} {record[column]!r} in {path.name} is not a number") from None
 

@@ -4,6 +4,7 @@ rule that an excluded subject is a choice (always listed), a broken one an error
 from __future__ import annotations
 
 import logging
+import math
 
 import numpy as np
 import pandas as pd
@@ -32,6 +33,17 @@ def exclusion_reason(group: str, cfg) -> str:
             f"({list(cfg.healthy)}): excluded (set data.heart_failure / data.healthy to include it)")
 
 
+def number(text: str) -> float:
+    """A recorded value as a float, NaN for an empty cell. float() also reads 'inf' and 'nan',
+    which no dataset records as a measurement: a ValueError, like any other text."""
+    if text == "":
+        return math.nan
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text!r} is not a finite number")
+    return value
+
+
 def bmi_from(height_cm, weight_kg, plausible, where: str) -> float:
     """BMI from height (cm) and weight (kg); NaN when either is missing or not positive.
     A height or weight outside data.plausible is a DataError naming it and `where` it is recorded."""
@@ -55,4 +67,4 @@ def finish(rows: list[dict], errors: Problems, excluded: Problems, cfg, where: s
                  len(excluded), where)
     bad = {subject for subject, _ in [*errors, *excluded]}
     table = pd.DataFrame([r for r in rows if r["subject_id"] not in bad])
-    return finalise(table, cfg.age_groups, origin="real"), [*errors, *excluded]
+    return finalise(table, cfg.age_groups, "real", where), [*errors, *excluded]

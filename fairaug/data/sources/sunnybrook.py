@@ -22,6 +22,7 @@ import pandas as pd
 from skimage.draw import polygon
 
 from fairaug.data.dicom import CineSeries, read_series
+from fairaug.data.plausibility import check_ids
 from fairaug.data.readers import ShortAxis
 from fairaug.data.sources.public import exclusion_reason, finish, group_labels
 from fairaug.errors import DataError
@@ -66,8 +67,9 @@ def load_sunnybrook(cfg) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
     metadata = _one(cfg.metadata, survey.metadata, "data.metadata", METADATA_FILE, root)
     contours = _one(cfg.contours, survey.contours, "data.contours", CONTOURS_FOLDER, root)
     labels = group_labels(cfg)
-    rows, errors, excluded = [], [], []
-    for record in read_patientdata(metadata).itertuples():
+    patients, errors = read_patientdata(metadata)
+    rows, excluded = [], []
+    for record in patients.itertuples():
         subject = record.PatientID
         try:
             category, contour_folder = _original_id(record.OriginalID, subject, metadata, contours)
@@ -83,8 +85,9 @@ def load_sunnybrook(cfg) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
     return finish(rows, errors, excluded, cfg, f"Sunnybrook in {root}")
 
 
-def read_patientdata(path: Path) -> pd.DataFrame:
-    """scd_patientdata.csv as text (a BOM and CRLF line ends are fine), one row per subject."""
+def read_patientdata(path: Path) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
+    """scd_patientdata.csv as text (a BOM and CRLF line ends are fine), one row per subject, and
+    the rows no PatientID names unambiguously (empty, unsafe or listed twice), as problems."""
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig", skipinitialspace=True)
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
@@ -94,11 +97,9 @@ def read_patientdata(path: Path) -> pd.DataFrame:
         if column not in table:
             raise DataError(f"{path} has no '{column}' column (found {list(table.columns)})")
     table = table.apply(lambda column: column.str.strip())
-    table = table[table.PatientID != ""]
-    twice = sorted(set(table.PatientID[table.PatientID.duplicated()]))
-    if twice:
-        raise DataError(f"{path} lists PatientID(s) {twice[:5]} more than once")
-    return table
+    table = table[(table[list(REQUIRED_COLUMNS)] != "").any(axis=1)]  # a spreadsheet's empty trailing rows
+    problems, identified = check_ids(table.PatientID, "PatientID")
+    return table[identified], [(subject, f"{path.name}: {reason}") for subject, reason in problems]
 
 
 class SunnybrookReader:

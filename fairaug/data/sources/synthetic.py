@@ -34,7 +34,7 @@ from fairaug.data.cohort import (
 )
 from fairaug.data.groups import BMI_GROUPS
 from fairaug.data.metadata import DIAGNOSIS_VALUES, SEX_VALUES, lookup_key
-from fairaug.data.plausibility import inside
+from fairaug.data.plausibility import check_ids, inside
 from fairaug.errors import ConfigError, DataError
 
 MANIFEST = "manifest.csv"
@@ -83,9 +83,6 @@ def read_synthetic(folder: Path, max_samples: int | None, seed: int, on_error: s
     missing = [c for c in REQUIRED if c not in frame]
     if missing:
         raise DataError(f"{manifest}: missing column(s) {missing}")
-    if frame.subject_id.duplicated().any():
-        duplicates = sorted(set(frame.subject_id[frame.subject_id.duplicated()]))
-        raise DataError(f"{manifest}: duplicate subject ids {duplicates[:5]}")
     table = pd.DataFrame({
         "subject_id": frame.subject_id, "label": frame.label.map(lambda v: DIAGNOSIS_VALUES.get(lookup_key(v))),
         "sex": frame.sex.map(_sex), "age": np.nan, "bmi": np.nan,
@@ -95,8 +92,8 @@ def read_synthetic(folder: Path, max_samples: int | None, seed: int, on_error: s
         "ed_mask_path": [_entry(folder, name) for name in frame["mask"]],
         "source_subject": frame["source_subject"].astype(str) if "source_subject" in frame else pd.NA,
     })
-    problems = []
-    for i, row in table.iterrows():
+    problems, identified = check_ids(frame.subject_id)
+    for i, row in table[identified].iterrows():
         reasons = []
         if pd.isna(row.label):
             reasons.append(f"unknown label {frame.label.iloc[i]!r}")
@@ -114,9 +111,10 @@ def read_synthetic(folder: Path, max_samples: int | None, seed: int, on_error: s
             elif not Path(path).is_file():
                 reasons.append(f"{Path(path).name} not found")
         if reasons:
-            problems.append((row.subject_id, f"{MANIFEST}: " + "; ".join(reasons)))
+            problems.append((row.subject_id, "; ".join(reasons)))
+    problems = [(subject, f"{MANIFEST}: {reason}") for subject, reason in problems]
     settle_problems(problems, on_error, f"reading the synthetic dataset in {folder}")
-    table = table[~table.subject_id.isin({s for s, _ in problems})]
+    table = table[identified & ~table.subject_id.isin({s for s, _ in problems})]
     if max_samples is not None and len(table) > max_samples:
         table = table.sample(int(max_samples), random_state=seed).sort_index()
     table = table.assign(label=table.label.astype(int))

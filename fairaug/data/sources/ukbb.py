@@ -40,7 +40,7 @@ def read_ukbb_layout(root: Path, metadata: Path, columns, on_error: str, age_sch
         la_path=[str(f / LONG_AXIS_FILE) if (f / LONG_AXIS_FILE).is_file() else pd.NA for f in folders],
     )
     table = table[[not m for m in missing]]
-    return finalise(table, age_scheme, origin="real"), problems
+    return finalise(table, age_scheme, "real", f"{root} ({Path(metadata).name})"), problems
 
 
 def load_phantom(cfg) -> tuple[pd.DataFrame, Problems]:
