@@ -175,3 +175,53 @@ def test_evaluate_task_modes(make_cfg, tmp_path):
     assert (out / "comparison.csv").exists()
     with pytest.raises(ConfigError, match="exactly one"):
         evaluate_task.run(make_cfg("task=evaluate"))
+
+
+GOLDEN = Path(__file__).parent / "golden" / "sweep"
+
+
+def golden_arms(root: Path) -> dict[str, Path]:
+    """Two arms of six seeds: in `real` job 2 failed; `synth` launched a seventh job that never
+    started. The report's BMI groups include empty ones (NaN metrics)."""
+    fake_sweep(root / "real", 0.3, seeds=range(6), failing=2)
+    fake_sweep(root / "synth", 0.1, seeds=range(6))
+    (root / "synth" / "multirun.yaml").write_text(yaml.safe_dump({"hydra": {
+        "sweeper": {"_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper", "max_batch_size": None,
+                    "params": None},
+        "overrides": {"task": ["seed=0,1,2,3,4,5,6", "fold=0"]}}}))
+    return {"real": root / "real", "synth": root / "synth"}
+
+
+def _rounded(value):
+    """JSON as compared with the recording: floats to 10 significant digits (the summation
+    order of a mean may move the last bits)."""
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return float(f"{value:.10g}") if isinstance(value, float) else value
+
+
+def _same_table(actual: Path, recorded: Path) -> None:
+    actual, recorded = pd.read_csv(actual), pd.read_csv(recorded)
+    assert sorted(actual.columns) == sorted(recorded.columns)
+    pd.testing.assert_frame_equal(actual[recorded.columns], recorded, check_dtype=False, rtol=1e-10)
+
+
+def test_summaries_and_comparisons_keep_the_numbers_recorded_before_the_long_table(tmp_path):
+    """summary.* and comparison.* of golden_arms as the wide-column code (commit 6e0f94a) wrote
+    them, in tests/golden/sweep/ (paths written as <root>)."""
+    arms = golden_arms(tmp_path)
+    for name, sweep_dir in arms.items():
+        summary = summarise(sweep_dir, fairness_cfg())
+        recorded = json.loads((GOLDEN / name / "summary.json").read_text())
+        assert _rounded({**summary, "sweep_dir": "<root>"}) == _rounded(recorded)
+        _same_table(sweep_dir / "summary.csv", GOLDEN / name / "summary.csv")
+        markdown = (sweep_dir / "summary.md").read_text().replace(str(sweep_dir), "<root>")
+        assert markdown == (GOLDEN / name / "summary.md").read_text()
+    for metric in ("balanced_accuracy", "tpr"):
+        out = tmp_path / f"compare_{metric}"
+        compare([str(d) for d in arms.values()], list(arms), out, metric)
+        _same_table(out / "comparison.csv", GOLDEN / f"comparison_{metric}.csv")
+        markdown = (out / "comparison.md").read_text().replace(str(tmp_path), "<root>")
+        assert markdown == (GOLDEN / f"comparison_{metric}.md").read_text()
