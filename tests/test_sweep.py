@@ -13,7 +13,8 @@ from fairaug.errors import ConfigError
 from fairaug.fairness import sweep
 from fairaug.fairness.compare import compare
 from fairaug.fairness.report import evaluate, write_report
-from fairaug.fairness.sweep import LOCK_FILE, STATUS_FILE, summarise
+from fairaug.fairness.sweep import LOCK_FILE, summarise
+from fairaug.runtime import RunDir
 from fairaug.tasks import evaluate as evaluate_task
 
 from .test_fairness import fairness_cfg
@@ -25,7 +26,7 @@ def fake_job(folder: Path, seed: int, fold: int, error_rate: float, failed: bool
     (folder / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([f"seed={seed}", f"fold={fold}"]))
     (folder / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"seed": seed, "fold": fold}))
     if failed:
-        (folder / STATUS_FILE).write_text(json.dumps({"status": "failed", "error": "ValueError: boom"}))
+        RunDir(folder).job_status.write_text(json.dumps({"status": "failed", "error": "ValueError: boom"}))
         return None
     rng = np.random.default_rng(seed * 10 + fold)
     n = 120
@@ -80,7 +81,7 @@ def test_summary_lists_every_launched_job_of_a_killed_sweep(tmp_path):
                     "params": None},
         "overrides": {"task": ["seed=0,1,2,3", "fold=0"]}}}))
     fake_sweep(tmp_path, 0.2, seeds=range(3))
-    (tmp_path / "2" / STATUS_FILE).write_text(json.dumps({"status": "started"}))
+    RunDir(tmp_path / "2").job_status.write_text(json.dumps({"status": "started"}))
     fake_job(tmp_path / "3", 7, 0, 0.2)
     fake_job(tmp_path / "4", 8, 0, 0.2)
     summary = summarise(tmp_path, fairness_cfg())
@@ -91,9 +92,48 @@ def test_summary_lists_every_launched_job_of_a_killed_sweep(tmp_path):
     assert csv.overrides.iloc[3] == "seed=3 fold=0"
     assert "# Sweep summary: 2 of 4 jobs completed; job 2 incomplete, job 3 not started" in (
         tmp_path / "summary.md").read_text()
-    (tmp_path / "1" / STATUS_FILE).write_text(json.dumps({"status": "failed", "error": "ValueError: boom"}))
+    RunDir(tmp_path / "1").job_status.write_text(json.dumps({"status": "failed", "error": "ValueError: boom"}))
     assert "1 of 4 jobs completed; job 1 failed, job 2 incomplete, job 3 not started" in sweep.status_line(
         summarise(tmp_path, fairness_cfg()))
+
+
+def test_results_are_one_long_table_of_every_job_and_measurement(tmp_path):
+    tables = fake_sweep(tmp_path, 0.2, seeds=range(3), failing=1)
+    summary = summarise(tmp_path, fairness_cfg())
+    results = pd.read_csv(tmp_path / "results.csv", keep_default_na=False, na_values=[""])
+    assert list(results.columns) == ["job", "status", "overrides", "seed", "fold", "attribute", "group", "metric",
+                                     "value"]
+    failed = results[results.job == 1]  # a job that measured nothing: one row, without a metric
+    assert len(failed) == 1 and failed.status.item() == "failed" and failed.metric.isna().all()
+    assert failed.overrides.item() == "seed=1 fold=0" and (failed.seed.item(), failed.fold.item()) == (1, 0)
+    completed = results[results.status == "completed"]
+    assert not completed.duplicated(["job", "attribute", "group", "metric"]).any()
+    groups = {"sex": 2, "age_group": 2, "bmi_group": 4}  # bmi_group lists the known groups, empty ones too
+    per_job = 7 + 4 + 6 * sum(groups.values()) + 7 * len(groups)  # overall metrics and rates, groups, criteria
+    assert completed.groupby("job").size().to_dict() == {0: per_job, 2: per_job}
+
+    def value(job, attribute, group, metric):
+        return completed.set_index(["job", "attribute", "group", "metric"]).value[(job, attribute, group, metric)]
+
+    job2 = tables[2]
+    assert value(2, "overall", "all", "balanced_accuracy") == pytest.approx(
+        balanced_accuracy_score(job2.label, job2.pred))
+    women = job2[job2.sex == "female"]
+    assert value(2, "sex", "female", "balanced_accuracy") == pytest.approx(
+        balanced_accuracy_score(women.label, women.pred))
+    assert value(2, "sex", "female", "count") == len(women)
+    assert np.isnan(value(2, "bmi_group", "underweight", "tpr"))  # listed, undefined
+    criteria = json.loads((tmp_path / "2" / "fairness.json").read_text())["attributes"]["sex"]
+    assert value(2, "sex", "all", "equalized_odds_difference") == pytest.approx(criteria["equalized_odds_difference"])
+    # README's examples: the summary is a groupby, a comparison a pivot
+    stats = completed.groupby(["attribute", "group", "metric"]).value.agg(["mean", "std", "count"])
+    female = next(g for g in summary["by_group"] if (g["attribute"], g["group"], g["metric"]) ==
+                  ("sex", "female", "balanced_accuracy"))
+    assert stats.loc[("sex", "female", "balanced_accuracy")].tolist() == pytest.approx(
+        [female["mean"], female["std"], female["n"]])
+    wide = completed[completed.metric == "balanced_accuracy"].pivot(index=["seed", "fold"],
+                                                                     columns=["attribute", "group"], values="value")
+    assert wide.loc[(2, 0), ("sex", "female")] == pytest.approx(value(2, "sex", "female", "balanced_accuracy"))
 
 
 def test_summary_is_written_under_the_sweep_lock(tmp_path, monkeypatch):
