@@ -136,6 +136,17 @@ def test_results_are_one_long_table_of_every_job_and_measurement(tmp_path):
     assert wide.loc[(2, 0), ("sex", "female")] == pytest.approx(value(2, "sex", "female", "balanced_accuracy"))
 
 
+def test_the_hydra_callbacks_live_beside_the_entry_point():
+    from hydra.utils import get_class
+
+    from fairaug import hydra_callbacks
+    from fairaug.config import CONFIG_DIR
+
+    callbacks = yaml.safe_load((Path(CONFIG_DIR) / "hydra" / "default.yaml").read_text())["callbacks"]
+    assert {get_class(c["_target_"]) for c in callbacks.values()} == {hydra_callbacks.RunFolderCallback,
+                                                                      hydra_callbacks.SweepSummaryCallback}
+
+
 def test_summary_is_written_under_the_sweep_lock(tmp_path, monkeypatch):
     fake_sweep(tmp_path, 0.2, seeds=range(2))
     held = []

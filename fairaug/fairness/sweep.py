@@ -3,7 +3,7 @@
 Everything is derived from the sweep's long results table (`runs.results_table`, written as
 results.csv): the summary is a groupby of it over the completed jobs, summary.csv its pivot to
 one row per job. Hydra skips its end-of-multirun callback when any job raised, so the summary
-is rebuilt when every job starts and ends instead (`SweepSummaryCallback`): whatever
+is rebuilt when every job starts and ends instead (`fairaug.hydra_callbacks`): whatever
 happens to the sweep, even a kill, its folder holds a summary that lists every job the sweep
 launches with its status. `python -m fairaug task=evaluate sweep_dir=<dir>` rebuilds it at
 any time.
@@ -12,15 +12,10 @@ any time.
 from __future__ import annotations
 
 import fcntl
-import logging
-import traceback
 from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
-from hydra.core.hydra_config import HydraConfig
-from hydra.experimental.callback import Callback
-from hydra.types import RunMode
 from omegaconf import OmegaConf
 
 from fairaug.errors import DataError
@@ -29,8 +24,6 @@ from fairaug.fairness.report import evaluate, write_report
 from fairaug.fairness.runs import CRITERIA, JOB_COLUMNS, OVERALL, Job, find_jobs, results_table
 from fairaug.io import write_csv, write_json, write_text
 from fairaug.runtime import RunDir
-
-log = logging.getLogger(__name__)
 
 LOCK_FILE = ".summary.lock"
 
@@ -169,40 +162,6 @@ def summary_markdown(summary: dict) -> str:
                                  for a, s in pooled["attributes"].items()])
         lines += ["", "Per-group tables of the pooled predictions: `pooled/report.md`."]
     return "\n".join(lines) + "\n"
-
-
-class SweepSummaryCallback(Callback):
-    """Records each job's start and outcome, refreshing the sweep summary at both."""
-
-    def on_job_start(self, config, **kwargs) -> None:
-        self._record(config, {"status": "started"})
-
-    def on_job_end(self, config, job_return, **kwargs) -> None:
-        status = {"status": "completed" if job_return.status.name == "COMPLETED" else "failed"}
-        if status["status"] == "failed":
-            try:
-                job_return.return_value  # re-raises the job's exception
-            except BaseException as error:  # noqa: BLE001 - recorded, not handled
-                status["error"] = "".join(traceback.format_exception(error))
-        summary = self._record(config, status)
-        if summary and finished(summary) and config.logger.name == "wandb":
-            try:
-                from fairaug.loggers import log_sweep_summary
-
-                log_sweep_summary(config.logger, Path(summary["sweep_dir"]), summary)
-            except Exception:  # nor may its upload
-                log.exception("Could not log the sweep summary to W&B")
-
-    @staticmethod
-    def _record(config, status: dict) -> dict | None:
-        if HydraConfig.get().mode != RunMode.MULTIRUN:
-            return None
-        write_json(status, RunDir(HydraConfig.get().runtime.output_dir).job_status)
-        try:
-            return summarise(Path(HydraConfig.get().sweep.dir), config.fairness)
-        except Exception:  # the summary must never take a job down with it
-            log.exception("Could not refresh the sweep summary")
-            return None
 
 
 def finished(summary: dict) -> bool:
