@@ -38,7 +38,7 @@ classification() {
     hydra.sweep.dir="$sweep_dir" "$@" || status=$?
   if [[ -f "$sweep_dir/summary.md" ]]; then
     cat "$sweep_dir/summary.md"
-    echo "Sweep: $sweep_dir (summary.csv, summary.json, summary.md, pooled/)"
+    echo "Sweep: $sweep_dir (results.csv, summary.csv, summary.json, summary.md, pooled/)"
   fi
   return "$status"
 }

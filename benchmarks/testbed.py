@@ -7,10 +7,10 @@
    default cohort is therefore learnable away, not irreducible.
 2. The bias is visible: given a finished sweep of the default classifier on the default
    (biased) cohort, e.g. `./multirun.sh` (8 seeds), the male - female balanced-accuracy gap
-   of every job, read from its by_group.csv. A job's test split holds only about 8 women
-   with heart failure, so with `--external N` every job's classifier also scores one large
-   external cohort (`task=predict`, another phantom seed, N subjects, heart failure as
-   frequent in women as in men), which measures each job's gap far more precisely.
+   of every completed job, from the sweep's long results table. A job's test split holds
+   only about 8 women with heart failure, so with `--external N` every job's classifier also
+   scores one large external cohort (`task=predict`, another phantom seed, N subjects, heart
+   failure as frequent in women as in men), which measures each job's gap far more precisely.
 
     python benchmarks/testbed.py                          # part 1 (seconds)
     python benchmarks/testbed.py --sweep ~/.fairaug/runs/protocol/<sweep> [--external 1500]
@@ -33,33 +33,38 @@ from fairaug.config import compose_config  # noqa: E402
 from fairaug.data.phantom.generate import phantom_spec  # noqa: E402
 from fairaug.data.phantom.physiology import Composition  # noqa: E402
 from fairaug.data.phantom.testbed import per_sex_accuracy  # noqa: E402
+from fairaug.fairness.runs import find_jobs, results_table  # noqa: E402
+from fairaug.runtime import RunDir  # noqa: E402
+
+
+def _completed_jobs(sweep: Path) -> list:
+    jobs = [job for job in find_jobs(sweep) if job.status == "completed"]
+    if not jobs:
+        raise SystemExit(f"no completed job under {sweep}")
+    return jobs
 
 
 def sweep_gaps(sweep: Path) -> pd.DataFrame:
-    """Per job of a finished sweep: women's and men's test balanced accuracy."""
-    rows = []
-    jobs = [path for path in sweep.glob("*/by_group.csv") if path.parent.name.isdigit()]  # not pooled/
-    for by_group in sorted(jobs, key=lambda path: int(path.parent.name)):
-        table = pd.read_csv(by_group)
-        sex = table[table.attribute == "sex"].set_index("group").balanced_accuracy
-        rows.append({"job": by_group.parent.name, "female": sex.get("female"), "male": sex.get("male")})
-    if not rows:
-        raise SystemExit(f"no job with a by_group.csv under {sweep}")
-    return pd.DataFrame(rows).assign(gap=lambda t: t.male - t.female)
+    """Per completed job of a finished sweep: women's and men's test balanced accuracy, a pivot
+    of the sweep's long results table."""
+    results = results_table(_completed_jobs(sweep))
+    by_sex = results[(results.attribute == "sex") & (results.metric == "balanced_accuracy")]
+    gaps = by_sex.pivot(index="job", columns="group", values="value").reindex(index=by_sex.job.unique(),
+                                                                             columns=["female", "male"])
+    return gaps.rename_axis(columns=None).reset_index().assign(gap=lambda t: t.male - t.female)
 
 
 def external_gaps(sweep: Path, n_subjects: int, seed: int) -> pd.DataFrame:
-    """Per job of a finished sweep: its classifier's balanced accuracy by sex on one large
-    external phantom cohort without the sex bias (scored by task=predict, once per job)."""
+    """Per completed job of a finished sweep: its classifier's balanced accuracy by sex on one
+    large external phantom cohort without the sex bias (scored by task=predict, once per job)."""
     cohort = [f"data.seed={seed}", f"data.n_subjects={n_subjects}", "data.composition.hf_odds_ratio.sex.female=1"]
     rows = []
-    for job in sorted((p.parent for p in sweep.glob("*/metrics.json") if p.parent.name.isdigit()),
-                      key=lambda path: int(path.name)):
-        out = sweep / "external" / job.name
-        if not (out / "by_group.csv").exists():
-            subprocess.run([sys.executable, "-m", "fairaug", "task=predict", f"checkpoint={job}", *cohort,
-                            f"paths.output_dir={out}", "trainer.enable_progress_bar=false"], check=True, cwd=REPO)
-        table = pd.read_csv(out / "by_group.csv")
+    for job in _completed_jobs(sweep):
+        out = RunDir(sweep / "external" / job.name)
+        if not out.by_group.exists():
+            subprocess.run([sys.executable, "-m", "fairaug", "task=predict", f"checkpoint={job.folder}", *cohort,
+                            f"paths.output_dir={out.path}", "trainer.enable_progress_bar=false"], check=True, cwd=REPO)
+        table = pd.read_csv(out.by_group)
         sex = table[table.attribute == "sex"].set_index("group")
         rows.append({"job": job.name, "female": sex.balanced_accuracy.get("female"),
                      "male": sex.balanced_accuracy.get("male"), "female_tpr": sex.tpr.get("female"),

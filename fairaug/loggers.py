@@ -159,21 +159,25 @@ def log_fairness(logger: Logger, cfg, report, plots: list[Path], predictions: pd
 
 def log_sweep_summary(cfg, sweep_dir: Path, summary: dict) -> None:
     """The finished sweep's summary as its own W&B run in the sweep's group: the per-job table,
-    the summary plot and every mean ± std as summary values."""
+    the summary plot and every mean ± std as summary values; the artifact adds the long
+    results table."""
     import wandb
 
     group = cfg.group or _sweep_group() or f"{sweep_dir.parent.name}/{sweep_dir.name}"
-    table = pd.read_csv(sweep_dir / "summary.csv")
+    tables = {name: pd.read_csv(sweep_dir / name, keep_default_na=False, na_values=[""])
+              for name in ("summary.csv", "results.csv")}
     if not cfg.get("log_paths", False):
-        table["overrides"] = table.overrides.astype(str).str.replace(r"=[/~]\S*", f"={LOCAL_PATH}", regex=True)
+        for table in tables.values():
+            table["overrides"] = table.overrides.astype(str).str.replace(r"=[/~]\S*", f"={LOCAL_PATH}", regex=True)
     run = wandb.init(project=cfg.project, entity=cfg.entity, group=group, job_type="sweep_summary",
                      name="sweep summary", dir=str(sweep_dir), mode=cfg.mode)
     try:
         artifact = wandb.Artifact("sweep-summary", type="sweep_summary",
                                   description=f"{summary['completed']} of {summary['jobs']} jobs completed")
-        with artifact.new_file("summary.csv") as file:  # the table as logged: local paths left out
-            table.to_csv(file, index=False)
-        logged = {"sweep/jobs": wandb.Table(dataframe=table)}
+        for name, table in tables.items():
+            with artifact.new_file(name) as file:  # the tables as logged: local paths left out
+                table.to_csv(file, index=False)
+        logged = {"sweep/jobs": wandb.Table(dataframe=tables["summary.csv"])}
         plot = sweep_dir / "summary_balanced_accuracy.png"
         if plot.exists():
             logged["sweep/balanced_accuracy_by_subgroup"] = wandb.Image(str(plot))

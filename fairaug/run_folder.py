@@ -1,5 +1,7 @@
 """A run's output folder: who owns it, and which checkpoint a finished task=classify run tested.
 
+The entry point claims each run's folder through `fairaug.hydra_callbacks.RunFolderCallback`.
+
 A run owns its folder through an exclusive flock on `<folder>/.owner` (which names the owner's
 pid and host). The kernel drops the lock when the owner exits, however it ends: a second live
 run is refused, a killed run's folder is taken over by its rerun, and a recycled pid can never
@@ -16,8 +18,6 @@ import os
 import socket
 from contextlib import contextmanager
 from pathlib import Path
-
-from hydra.experimental.callback import Callback
 
 from fairaug.errors import ConfigError
 
@@ -67,30 +67,6 @@ def owned(folder):
         yield
     finally:
         release(folder)
-
-
-class RunFolderCallback(Callback):
-    """Claims the run or sweep folder before Hydra writes .hydra/, its log or multirun.yaml
-    into it. Hydra turns a callback's exceptions into warnings, so a refusal exits instead."""
-
-    def on_run_start(self, config, **kwargs) -> None:
-        self._claim(config.hydra.run.dir)
-
-    def on_run_end(self, config, **kwargs) -> None:
-        release(config.hydra.run.dir)
-
-    def on_multirun_start(self, config, **kwargs) -> None:
-        self._claim(config.hydra.sweep.dir)
-
-    def on_multirun_end(self, config, **kwargs) -> None:
-        release(config.hydra.sweep.dir)
-
-    @staticmethod
-    def _claim(folder) -> None:
-        try:
-            claim(folder)
-        except ConfigError as error:
-            raise SystemExit(f"Error: {error}") from error
 
 
 def file_sha256(path: Path) -> str:

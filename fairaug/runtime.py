@@ -55,6 +55,23 @@ class RunDir:
     def split_record(self) -> Path:  # the split's hash and sizes
         return self.path / "split.json"
 
+    # every job of a multirun
+    @property
+    def hydra(self) -> Path:  # Hydra's record of the job: what a sweep knows of a job that has not finished
+        return self.path / ".hydra"
+
+    @property
+    def hydra_config(self) -> Path:
+        return self.hydra / "config.yaml"
+
+    @property
+    def hydra_overrides(self) -> Path:
+        return self.hydra / "overrides.yaml"
+
+    @property
+    def job_status(self) -> Path:  # started, completed or failed (with the error), from the sweep callback
+        return self.path / "job_status.json"
+
     # classify, predict, evaluate
     @property
     def predictions(self) -> Path:

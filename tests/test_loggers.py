@@ -147,4 +147,5 @@ def test_a_finished_sweep_logs_its_summary_to_the_sweeps_wandb_group(make_cfg, w
     assert b"sweep-7" in record and b"sweep_summary" in record and b"sweep/balanced_accuracy/mean" in record
     assert list((sweep / "wandb").glob("offline-run-*/files/media/table/sweep/jobs*.table.json"))
     assert list((sweep / "wandb").glob("offline-run-*/files/media/images/sweep/*.png"))
-    assert b"sweep-summary" in record  # the artifact: summary.csv and the plot
+    assert b"sweep-summary" in record  # the artifact: summary.csv, results.csv and the plot
+    assert b"summary.csv" in record and b"results.csv" in record

@@ -13,7 +13,8 @@ from fairaug.errors import ConfigError
 from fairaug.fairness import sweep
 from fairaug.fairness.compare import compare
 from fairaug.fairness.report import evaluate, write_report
-from fairaug.fairness.sweep import LOCK_FILE, STATUS_FILE, summarise
+from fairaug.fairness.sweep import LOCK_FILE, summarise
+from fairaug.runtime import RunDir
 from fairaug.tasks import evaluate as evaluate_task
 
 from .test_fairness import fairness_cfg
@@ -25,7 +26,7 @@ def fake_job(folder: Path, seed: int, fold: int, error_rate: float, failed: bool
     (folder / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([f"seed={seed}", f"fold={fold}"]))
     (folder / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"seed": seed, "fold": fold}))
     if failed:
-        (folder / STATUS_FILE).write_text(json.dumps({"status": "failed", "error": "ValueError: boom"}))
+        RunDir(folder).job_status.write_text(json.dumps({"status": "failed", "error": "ValueError: boom"}))
         return None
     rng = np.random.default_rng(seed * 10 + fold)
     n = 120
@@ -80,7 +81,7 @@ def test_summary_lists_every_launched_job_of_a_killed_sweep(tmp_path):
                     "params": None},
         "overrides": {"task": ["seed=0,1,2,3", "fold=0"]}}}))
     fake_sweep(tmp_path, 0.2, seeds=range(3))
-    (tmp_path / "2" / STATUS_FILE).write_text(json.dumps({"status": "started"}))
+    RunDir(tmp_path / "2").job_status.write_text(json.dumps({"status": "started"}))
     fake_job(tmp_path / "3", 7, 0, 0.2)
     fake_job(tmp_path / "4", 8, 0, 0.2)
     summary = summarise(tmp_path, fairness_cfg())
@@ -91,9 +92,59 @@ def test_summary_lists_every_launched_job_of_a_killed_sweep(tmp_path):
     assert csv.overrides.iloc[3] == "seed=3 fold=0"
     assert "# Sweep summary: 2 of 4 jobs completed; job 2 incomplete, job 3 not started" in (
         tmp_path / "summary.md").read_text()
-    (tmp_path / "1" / STATUS_FILE).write_text(json.dumps({"status": "failed", "error": "ValueError: boom"}))
+    RunDir(tmp_path / "1").job_status.write_text(json.dumps({"status": "failed", "error": "ValueError: boom"}))
     assert "1 of 4 jobs completed; job 1 failed, job 2 incomplete, job 3 not started" in sweep.status_line(
         summarise(tmp_path, fairness_cfg()))
+
+
+def test_results_are_one_long_table_of_every_job_and_measurement(tmp_path):
+    tables = fake_sweep(tmp_path, 0.2, seeds=range(3), failing=1)
+    summary = summarise(tmp_path, fairness_cfg())
+    results = pd.read_csv(tmp_path / "results.csv", keep_default_na=False, na_values=[""])
+    assert list(results.columns) == ["job", "status", "overrides", "seed", "fold", "attribute", "group", "metric",
+                                     "value"]
+    failed = results[results.job == 1]  # a job that measured nothing: one row, without a metric
+    assert len(failed) == 1 and failed.status.item() == "failed" and failed.metric.isna().all()
+    assert failed.overrides.item() == "seed=1 fold=0" and (failed.seed.item(), failed.fold.item()) == (1, 0)
+    completed = results[results.status == "completed"]
+    assert not completed.duplicated(["job", "attribute", "group", "metric"]).any()
+    groups = {"sex": 2, "age_group": 2, "bmi_group": 4}  # bmi_group lists the known groups, empty ones too
+    per_job = 7 + 4 + 6 * sum(groups.values()) + 7 * len(groups)  # overall metrics and rates, groups, criteria
+    assert completed.groupby("job").size().to_dict() == {0: per_job, 2: per_job}
+
+    def value(job, attribute, group, metric):
+        return completed.set_index(["job", "attribute", "group", "metric"]).value[(job, attribute, group, metric)]
+
+    job2 = tables[2]
+    assert value(2, "overall", "all", "balanced_accuracy") == pytest.approx(
+        balanced_accuracy_score(job2.label, job2.pred))
+    women = job2[job2.sex == "female"]
+    assert value(2, "sex", "female", "balanced_accuracy") == pytest.approx(
+        balanced_accuracy_score(women.label, women.pred))
+    assert value(2, "sex", "female", "count") == len(women)
+    assert np.isnan(value(2, "bmi_group", "underweight", "tpr"))  # listed, undefined
+    criteria = json.loads((tmp_path / "2" / "fairness.json").read_text())["attributes"]["sex"]
+    assert value(2, "sex", "all", "equalized_odds_difference") == pytest.approx(criteria["equalized_odds_difference"])
+    # README's examples: the summary is a groupby, a comparison a pivot
+    stats = completed.groupby(["attribute", "group", "metric"]).value.agg(["mean", "std", "count"])
+    female = next(g for g in summary["by_group"] if (g["attribute"], g["group"], g["metric"]) ==
+                  ("sex", "female", "balanced_accuracy"))
+    assert stats.loc[("sex", "female", "balanced_accuracy")].tolist() == pytest.approx(
+        [female["mean"], female["std"], female["n"]])
+    wide = completed[completed.metric == "balanced_accuracy"].pivot(index=["seed", "fold"],
+                                                                     columns=["attribute", "group"], values="value")
+    assert wide.loc[(2, 0), ("sex", "female")] == pytest.approx(value(2, "sex", "female", "balanced_accuracy"))
+
+
+def test_the_hydra_callbacks_live_beside_the_entry_point():
+    from hydra.utils import get_class
+
+    from fairaug import hydra_callbacks
+    from fairaug.config import CONFIG_DIR
+
+    callbacks = yaml.safe_load((Path(CONFIG_DIR) / "hydra" / "default.yaml").read_text())["callbacks"]
+    assert {get_class(c["_target_"]) for c in callbacks.values()} == {hydra_callbacks.RunFolderCallback,
+                                                                      hydra_callbacks.SweepSummaryCallback}
 
 
 def test_summary_is_written_under_the_sweep_lock(tmp_path, monkeypatch):
@@ -175,3 +226,53 @@ def test_evaluate_task_modes(make_cfg, tmp_path):
     assert (out / "comparison.csv").exists()
     with pytest.raises(ConfigError, match="exactly one"):
         evaluate_task.run(make_cfg("task=evaluate"))
+
+
+GOLDEN = Path(__file__).parent / "golden" / "sweep"
+
+
+def golden_arms(root: Path) -> dict[str, Path]:
+    """Two arms of six seeds: in `real` job 2 failed; `synth` launched a seventh job that never
+    started. The report's BMI groups include empty ones (NaN metrics)."""
+    fake_sweep(root / "real", 0.3, seeds=range(6), failing=2)
+    fake_sweep(root / "synth", 0.1, seeds=range(6))
+    (root / "synth" / "multirun.yaml").write_text(yaml.safe_dump({"hydra": {
+        "sweeper": {"_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper", "max_batch_size": None,
+                    "params": None},
+        "overrides": {"task": ["seed=0,1,2,3,4,5,6", "fold=0"]}}}))
+    return {"real": root / "real", "synth": root / "synth"}
+
+
+def _rounded(value):
+    """JSON as compared with the recording: floats to 10 significant digits (the summation
+    order of a mean may move the last bits)."""
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return float(f"{value:.10g}") if isinstance(value, float) else value
+
+
+def _same_table(actual: Path, recorded: Path) -> None:
+    actual, recorded = pd.read_csv(actual), pd.read_csv(recorded)
+    assert sorted(actual.columns) == sorted(recorded.columns)
+    pd.testing.assert_frame_equal(actual[recorded.columns], recorded, check_dtype=False, rtol=1e-10)
+
+
+def test_summaries_and_comparisons_keep_the_numbers_recorded_before_the_long_table(tmp_path):
+    """summary.* and comparison.* of golden_arms as the wide-column code (commit 6e0f94a) wrote
+    them, in tests/golden/sweep/ (paths written as <root>)."""
+    arms = golden_arms(tmp_path)
+    for name, sweep_dir in arms.items():
+        summary = summarise(sweep_dir, fairness_cfg())
+        recorded = json.loads((GOLDEN / name / "summary.json").read_text())
+        assert _rounded({**summary, "sweep_dir": "<root>"}) == _rounded(recorded)
+        _same_table(sweep_dir / "summary.csv", GOLDEN / name / "summary.csv")
+        markdown = (sweep_dir / "summary.md").read_text().replace(str(sweep_dir), "<root>")
+        assert markdown == (GOLDEN / name / "summary.md").read_text()
+    for metric in ("balanced_accuracy", "tpr"):
+        out = tmp_path / f"compare_{metric}"
+        compare([str(d) for d in arms.values()], list(arms), out, metric)
+        _same_table(out / "comparison.csv", GOLDEN / f"comparison_{metric}.csv")
+        markdown = (out / "comparison.md").read_text().replace(str(tmp_path), "<root>")
+        assert markdown == (GOLDEN / f"comparison_{metric}.md").read_text()

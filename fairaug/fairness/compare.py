@@ -18,7 +18,7 @@ from scipy.stats import false_discovery_control, wilcoxon
 from fairaug.errors import ConfigError
 from fairaug.fairness.markdown import format_mean_std, format_value, markdown_table
 from fairaug.fairness.plots import plot_arms
-from fairaug.fairness.sweep import GROUP_KEY, find_jobs, job_row
+from fairaug.fairness.runs import CRITERIA, OVERALL, find_jobs, results_table
 from fairaug.io import write_csv, write_text
 
 log = logging.getLogger(__name__)
@@ -27,21 +27,21 @@ SIGNIFICANCE = 0.05  # below which a comparison needs enough pairs to be able to
 
 
 def _runs(sweep_dir: Path, metric: str) -> pd.DataFrame:
-    """Per completed job: its (seed, fold) key and `metric` overall and per subgroup."""
-    rows = pd.DataFrame([job_row(j) for j in find_jobs(sweep_dir) if j.status == "completed"])
-    if rows.empty:
+    """`metric` overall and per subgroup, a row per completed job keyed by its (seed, fold): the
+    sweep's long table pivoted."""
+    results = results_table(find_jobs(sweep_dir))
+    completed = results[results.status == "completed"].fillna({"seed": -1, "fold": -1})
+    if completed.empty:
         raise ConfigError(f"{sweep_dir} has no completed job to compare")
-    values = {"overall": rows[metric]} if metric in rows else {}
-    for column in rows.columns:
-        match = GROUP_KEY.match(column)
-        if match and match["metric"] == metric:
-            values[f"{match['attribute']}={match['group']}"] = rows[column]
-    table = pd.DataFrame(values)
-    table.index = pd.MultiIndex.from_arrays([rows.seed.fillna(-1).astype(int), rows.fold.fillna(-1).astype(int)],
-                                            names=["seed", "fold"])
-    if table.index.duplicated().any():
+    if completed.drop_duplicates("job")[["seed", "fold"]].duplicated().any():
         raise ConfigError(f"{sweep_dir} has several runs with the same (seed, fold): they cannot be paired")
-    return table
+    values = completed[(completed.metric == metric) & ~completed.metric.isin(CRITERIA)]  # criteria have no group
+    if values.empty:
+        raise ConfigError(f"{sweep_dir} measured no {metric} overall or per subgroup (task.metric)")
+    labels = [OVERALL if attribute == OVERALL else f"{attribute}={group}"
+              for attribute, group in zip(values.attribute, values.group)]
+    table = values.assign(label=labels).pivot(index=["seed", "fold"], columns="label", values="value")
+    return table[list(dict.fromkeys(labels))]  # the jobs' order: overall first, groups as the reports list them
 
 
 def smallest_p(pairs: int) -> float:
