@@ -18,15 +18,15 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from fairaug.config import compose_config  # noqa: E402
 from fairaug.fairness.compare import compare  # noqa: E402
+from fairaug.fairness.simulated import simulated_run  # noqa: E402
 from fairaug.fairness.sweep import summarise  # noqa: E402
-from tests.test_fairness import fairness_cfg  # noqa: E402
-from tests.test_sweep import fake_job  # noqa: E402
 
 
 def make_sweep(root: Path, error_rate: float) -> Path:
     for i, (seed, fold) in enumerate((s, f) for s in range(8) for f in range(5)):
-        fake_job(root / str(i), seed, fold, error_rate)
+        simulated_run(root / str(i), seed, fold, error_rate)
     return root
 
 
@@ -40,7 +40,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         arms = [make_sweep(Path(tmp) / name, rate) for name, rate in (("real", 0.3), ("copy", 0.2), ("balanced", 0.1))]
         reading = timed(lambda: [pd.read_csv(f) for arm in arms for f in arm.glob("*/*.csv")])
-        cfg = fairness_cfg()
+        cfg = compose_config(["fairness.n_boot=50"]).fairness
         aggregate = timed(lambda: summarise(arms[0], cfg))
         comparison = timed(lambda: compare([str(a) for a in arms], None, Path(tmp) / "out", "balanced_accuracy"))
     print("[aggregation] 40-job sweep (8 seeds x 5 folds), 120 test subjects per job")

@@ -7,12 +7,12 @@ import pandas as pd
 import pytest
 import yaml
 from scipy.stats import wilcoxon
-from sklearn.metrics import balanced_accuracy_score, roc_auc_score
+from sklearn.metrics import balanced_accuracy_score
 
 from fairaug.errors import ConfigError
 from fairaug.fairness import sweep
 from fairaug.fairness.compare import compare
-from fairaug.fairness.report import evaluate, write_report
+from fairaug.fairness.simulated import simulated_run
 from fairaug.fairness.sweep import LOCK_FILE, summarise
 from fairaug.runtime import RunDir
 from fairaug.tasks import evaluate as evaluate_task
@@ -20,31 +20,8 @@ from fairaug.tasks import evaluate as evaluate_task
 from .test_fairness import fairness_cfg
 
 
-def fake_job(folder: Path, seed: int, fold: int, error_rate: float, failed: bool = False) -> pd.DataFrame | None:
-    """A job folder as a classify run leaves it (or as a failed one does)."""
-    (folder / ".hydra").mkdir(parents=True)
-    (folder / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([f"seed={seed}", f"fold={fold}"]))
-    (folder / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"seed": seed, "fold": fold}))
-    if failed:
-        RunDir(folder).job_status.write_text(json.dumps({"status": "failed", "error": "ValueError: boom"}))
-        return None
-    rng = np.random.default_rng(seed * 10 + fold)
-    n = 120
-    table = pd.DataFrame({"subject_id": [f"S{i}" for i in range(n)], "label": rng.integers(0, 2, n),
-                          "sex": rng.choice(["female", "male"], n), "age_group": rng.choice(["50s", "60s"], n),
-                          "bmi_group": rng.choice(["normal", "obese"], n)})
-    table["pred"] = np.where(rng.uniform(size=n) < error_rate, 1 - table.label, table.label)
-    table["prob"] = np.clip(table.pred * 0.6 + rng.uniform(0, 0.4, n), 0, 1)
-    table.to_csv(folder / "predictions.csv", index=False)
-    write_report(evaluate(table, fairness_cfg(n_boot=0)), folder)
-    metrics = {"balanced_accuracy": balanced_accuracy_score(table.label, table.pred),
-               "auroc": roc_auc_score(table.label, table.prob)}
-    (folder / "metrics.json").write_text(json.dumps(metrics))
-    return table
-
-
 def fake_sweep(root: Path, error_rate: float, seeds=range(4), failing: int | None = None) -> list:
-    return [fake_job(root / str(i), seed, 0, error_rate, failed=i == failing) for i, seed in enumerate(seeds)]
+    return [simulated_run(root / str(i), seed, 0, error_rate, failed=i == failing) for i, seed in enumerate(seeds)]
 
 
 def test_summary_is_mean_and_std_over_runs_and_lists_failures(tmp_path):
@@ -82,8 +59,8 @@ def test_summary_lists_every_launched_job_of_a_killed_sweep(tmp_path):
         "overrides": {"task": ["seed=0,1,2,3", "fold=0"]}}}))
     fake_sweep(tmp_path, 0.2, seeds=range(3))
     RunDir(tmp_path / "2").job_status.write_text(json.dumps({"status": "started"}))
-    fake_job(tmp_path / "3", 7, 0, 0.2)
-    fake_job(tmp_path / "4", 8, 0, 0.2)
+    simulated_run(tmp_path / "3", 7, 0, 0.2)
+    simulated_run(tmp_path / "4", 8, 0, 0.2)
     summary = summarise(tmp_path, fairness_cfg())
     assert (summary["jobs"], summary["completed"], summary["failed"]) == (4, 2, [])
     assert (summary["incomplete"], summary["not_started"]) == (["2"], ["3"])

@@ -11,9 +11,9 @@ import pandas as pd
 
 from fairaug.data.cohort import ATTRIBUTES, LABEL_NAMES, UNKNOWN
 from fairaug.data.groups import clinical_order  # noqa: E402
-from fairaug.fairness.markdown import markdown_table  # noqa: E402
 from fairaug.figures import plt
 from fairaug.io import write_figure  # noqa: E402
+from fairaug.markdown import markdown_table  # noqa: E402
 
 MEASURES = {"lv_ef_percent": "LV EF (%)", "lv_edv_ml": "LV EDV (mL)", "lv_esv_ml": "LV ESV (mL)",
             "lv_mass_g": "LV mass (g)"}

@@ -16,10 +16,10 @@ import pandas as pd
 from scipy.stats import false_discovery_control, wilcoxon
 
 from fairaug.errors import ConfigError
-from fairaug.fairness.markdown import format_mean_std, format_value, markdown_table
 from fairaug.fairness.plots import plot_arms
 from fairaug.fairness.runs import CRITERIA, OVERALL, find_jobs, results_table
 from fairaug.io import write_csv, write_text
+from fairaug.markdown import format_mean_std, format_value, markdown_table
 
 log = logging.getLogger(__name__)
 

@@ -20,10 +20,10 @@ from fairlearn.metrics import MetricFrame
 from fairaug.data.cohort import ATTRIBUTES, is_recorded
 from fairaug.data.groups import BMI_GROUPS
 from fairaug.errors import ConfigError, DataError
-from fairaug.fairness.markdown import format_value, markdown_table
 from fairaug.fairness.metrics import GROUP_METRICS, undefined_reason
 from fairaug.fairness.predictions import SCORED_COLUMNS
 from fairaug.io import write_csv, write_json, write_text
+from fairaug.markdown import format_value, markdown_table
 
 BY_GROUP_COLUMNS = ["attribute", "group", *GROUP_METRICS, "balanced_accuracy_ci_low", "balanced_accuracy_ci_high",
                     "note"]

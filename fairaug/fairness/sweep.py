@@ -19,10 +19,10 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from fairaug.errors import DataError
-from fairaug.fairness.markdown import format_mean_std, format_value, markdown_table
 from fairaug.fairness.report import evaluate, write_report
 from fairaug.fairness.runs import CRITERIA, JOB_COLUMNS, OVERALL, Job, find_jobs, results_table
 from fairaug.io import write_csv, write_json, write_text
+from fairaug.markdown import format_mean_std, format_value, markdown_table
 from fairaug.runtime import RunDir
 
 LOCK_FILE = ".summary.lock"

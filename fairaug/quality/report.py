@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fairaug.fairness.markdown import format_mean_std, format_value, markdown_table
 from fairaug.figures import FRAMES, show_frame
 from fairaug.io import write_csv, write_figure, write_json, write_text
+from fairaug.markdown import format_mean_std, format_value, markdown_table
 
 
 def _count(value) -> str:
