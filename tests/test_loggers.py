@@ -135,7 +135,7 @@ def test_csv_log_continued_in_place_keeps_the_earlier_rows(make_cfg, tmp_path):
 def test_a_finished_sweep_logs_its_summary_to_the_sweeps_wandb_group(make_cfg, wandb_offline, tmp_path):
     from fairaug.fairness.sweep import finished, summarise
     from fairaug.loggers import log_sweep_summary
-    from tests.test_sweep import fake_sweep
+    from tests.fairness.test_sweep import fake_sweep
 
     sweep = tmp_path / "sweep"
     fake_sweep(sweep, 0.2, seeds=range(3), failing=1)

@@ -10,7 +10,7 @@ from fairaug.data.sources.ukbb import read_ukbb_layout
 from fairaug.data.views import ViewBuilder
 from fairaug.schemas import ColumnsConfig
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "sunnybrook"
+REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "sunnybrook"
 
 pytestmark = pytest.mark.skipif(not REFERENCE.is_dir(), reason=f"reference data not present at {REFERENCE}")
 

@@ -19,7 +19,7 @@ from fairaug.data.splits import make_split
 from fairaug.errors import ConfigError, DataError
 from fairaug.tasks import classify
 from tests.layouts.acdc import write_acdc
-from tests.test_synthetic import synthetic_dir  # noqa: F401 - a fixture
+from tests.data.sources.test_synthetic import synthetic_dir  # noqa: F401 - a fixture
 
 
 def silently_corrupt(source: Path, target: Path) -> None:

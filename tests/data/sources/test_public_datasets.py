@@ -14,7 +14,7 @@ from fairaug.tasks import classify, cohort, controlnet_train, synth_generate
 from tests.layouts.acdc import write_acdc
 from tests.layouts.mnms import write_mnms
 from tests.layouts.sunnybrook import write_sunnybrook
-from tests.test_diffusion import TINY_DIFFUSION
+from tests.diffusion.test_diffusion import TINY_DIFFUSION
 
 
 @pytest.fixture(scope="module")

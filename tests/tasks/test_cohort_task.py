@@ -12,7 +12,7 @@ from fairaug.data.groups import age_groups
 from fairaug.errors import ConfigError, DataError
 from fairaug.tasks import cohort
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "sunnybrook"
+REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "sunnybrook"
 
 
 def test_phantom_cohort_measures_its_known_physiology(make_cfg, tiny_cohort, tmp_path):
