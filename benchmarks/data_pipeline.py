@@ -102,23 +102,37 @@ def peak_memory(n_small: int) -> None:
     for n, (imported, own, workers) in peaks.items():
         print(f"  {n:8d}  {imported:13.1f}  {own:12.1f}  {workers:16.1f}")
     (_, small, small_workers), (_, large, large_workers) = peaks[n_small], peaks[4 * n_small]
-    print(f"  ratio 4x cohort / 1x cohort: main {large / small:.2f}, workers {large_workers / small_workers:.2f}"
-          "   (target <= 1.5)")
-    print(f"  growth of the main process beyond its imports: {peaks[n_small][1] - peaks[n_small][0]:.1f} MiB "
-          f"({n_small} subjects) vs {peaks[4 * n_small][1] - peaks[4 * n_small][0]:.1f} MiB ({4 * n_small})")
+    print(
+        f"  ratio 4x cohort / 1x cohort: main {large / small:.2f}, workers {large_workers / small_workers:.2f}"
+        "   (target <= 1.5)"
+    )
+    print(
+        f"  growth of the main process beyond its imports: {peaks[n_small][1] - peaks[n_small][0]:.1f} MiB "
+        f"({n_small} subjects) vs {peaks[4 * n_small][1] - peaks[4 * n_small][0]:.1f} MiB ({4 * n_small})"
+    )
 
 
 def classify_wall_time(home: Path) -> None:
-    command = [sys.executable, "-m", "fairaug", "task=classify", "input=edes", f"paths.home={home}",
-               f"paths.runs_dir={home}/runs", "trainer.enable_progress_bar=false"]
+    command = [
+        sys.executable,
+        "-m",
+        "fairaug",
+        "task=classify",
+        "input=edes",
+        f"paths.home={home}",
+        f"paths.runs_dir={home}/runs",
+        "trainer.enable_progress_bar=false",
+    ]
     for label in ("cold (generate phantom + build cache)", "warm (both reused)"):
         start = time.perf_counter()
         subprocess.run(command, check=True, capture_output=True)
         wall = time.perf_counter() - start
         run_dir = max((home / "runs" / "classify").iterdir())
         metrics = json.loads((run_dir / "metrics.json").read_text())
-        print(f"[classify] {label}: {wall:6.1f} s wall; test balanced accuracy {metrics['balanced_accuracy']:.3f}; "
-              f"data wait {100 * metrics['train_data_wait_fraction']:.1f}% of training step time (target < 10%)")
+        print(
+            f"[classify] {label}: {wall:6.1f} s wall; test balanced accuracy {metrics['balanced_accuracy']:.3f}; "
+            f"data wait {100 * metrics['train_data_wait_fraction']:.1f}% of training step time (target < 10%)"
+        )
 
 
 def main() -> None:

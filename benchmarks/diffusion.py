@@ -35,8 +35,14 @@ sys.path.insert(0, str(REPO))
 def compose(home: Path, *overrides: str):
     from benchmarks.data_pipeline import compose as compose_config
 
-    return compose_config(home, "data.n_subjects=100", "task=controlnet_train", "diffusion.grid_every=0",
-                          "trainer.enable_progress_bar=false", *overrides)
+    return compose_config(
+        home,
+        "data.n_subjects=100",
+        "task=controlnet_train",
+        "diffusion.grid_every=0",
+        "trainer.enable_progress_bar=false",
+        *overrides,
+    )
 
 
 def training_setup(cfg, output_dir: Path):
@@ -60,8 +66,9 @@ def training_setup(cfg, output_dir: Path):
     return parts, loader, tokenize(parts.tokenizer, [""])[0]
 
 
-def plain_loop(parts, loader, empty_ids, lr: float, train_base: bool, prompt_dropout: float, steps: int,
-               warmup: int) -> float:
+def plain_loop(
+    parts, loader, empty_ids, lr: float, train_base: bool, prompt_dropout: float, steps: int, warmup: int
+) -> float:
     """Steps/s of the train_controlnet.py structure."""
     import torch
     import torch.nn.functional as F
@@ -85,10 +92,20 @@ def plain_loop(parts, loader, empty_ids, lr: float, train_base: bool, prompt_dro
         timesteps = torch.randint(0, parts.scheduler.config.num_train_timesteps, (len(latents),))
         noisy = parts.scheduler.add_noise(latents, noise, timesteps)
         text = parts.text_encoder(ids)[0]
-        down, mid = parts.controlnet(noisy, timesteps, encoder_hidden_states=text,
-                                     controlnet_cond=batch["masks"].float() / 3.0, return_dict=False)
-        predicted = parts.unet(noisy, timesteps, encoder_hidden_states=text, down_block_additional_residuals=down,
-                               mid_block_additional_residual=mid).sample
+        down, mid = parts.controlnet(
+            noisy,
+            timesteps,
+            encoder_hidden_states=text,
+            controlnet_cond=batch["masks"].float() / 3.0,
+            return_dict=False,
+        )
+        predicted = parts.unet(
+            noisy,
+            timesteps,
+            encoder_hidden_states=text,
+            down_block_additional_residuals=down,
+            mid_block_additional_residual=mid,
+        ).sample
         loss = F.mse_loss(predicted.float(), parts.training_target(latents, noise, timesteps).float())
         loss.backward()
         optimizer.step()
@@ -114,13 +131,20 @@ def fairaug_loop(cfg, parts, loader, steps: int, warmup: int, output_dir: Path) 
     diffusion = cfg.diffusion
     module = ControlNetModule(parts, diffusion)
     arguments = trainer_arguments(cfg)
-    arguments.update(max_epochs=-1, max_steps=warmup + steps + 1, num_sanity_val_steps=0, limit_val_batches=0,
-                     enable_model_summary=False, enable_checkpointing=False)
+    arguments.update(
+        max_epochs=-1,
+        max_steps=warmup + steps + 1,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+    )
     clock = StepClock()
     logger = build_logger(cfg.logger, output_dir)
     try:
         L.Trainer(**arguments, logger=logger, callbacks=[clock], default_root_dir=str(output_dir)).fit(
-            module, train_dataloaders=loader)
+            module, train_dataloaders=loader
+        )
     finally:
         finish(logger)
     return steps / (clock.times[warmup + steps] - clock.times[warmup])
@@ -136,13 +160,27 @@ def bench_training(name: str, cfg, home: Path, steps: int, warmup: int, rounds: 
     for r in range(rounds):
         # the plain loop runs under the same trainer.deterministic setting that Lightning applies
         torch.use_deterministic_algorithms(bool(deterministic), warn_only=deterministic == "warn")
-        plain.append(plain_loop(copy.deepcopy(parts), loader, empty_ids, float(diffusion.lr),
-                                bool(diffusion.train_base), float(diffusion.prompt_dropout), steps, warmup))
-        ours.append(fairaug_loop(cfg, copy.deepcopy(parts), loader, steps, warmup,
-                                 home / f"train_{name}" / f"round{r}"))
-    print(f"training, {name} (batch {diffusion.batch_size}, {diffusion.size} px): plain loop "
-          f"{max(plain):.2f} steps/s, fairaug {max(ours):.2f} steps/s -> ratio {max(ours) / max(plain):.2f} "
-          f"(rounds: plain {[round(v, 2) for v in plain]}, fairaug {[round(v, 2) for v in ours]})", flush=True)
+        plain.append(
+            plain_loop(
+                copy.deepcopy(parts),
+                loader,
+                empty_ids,
+                float(diffusion.lr),
+                bool(diffusion.train_base),
+                float(diffusion.prompt_dropout),
+                steps,
+                warmup,
+            )
+        )
+        ours.append(
+            fairaug_loop(cfg, copy.deepcopy(parts), loader, steps, warmup, home / f"train_{name}" / f"round{r}")
+        )
+    print(
+        f"training, {name} (batch {diffusion.batch_size}, {diffusion.size} px): plain loop "
+        f"{max(plain):.2f} steps/s, fairaug {max(ours):.2f} steps/s -> ratio {max(ours) / max(plain):.2f} "
+        f"(rounds: plain {[round(v, 2) for v in plain]}, fairaug {[round(v, 2) for v in ours]})",
+        flush=True,
+    )
 
 
 def bench_generation(base: Path, size: int, batch: int, steps: int, rounds: int) -> None:
@@ -156,28 +194,60 @@ def bench_generation(base: Path, size: int, batch: int, steps: int, rounds: int)
     locked = load_base(base)
     torch.manual_seed(0)
     controlnet = ControlNetModel.from_unet(locked["unet"], conditioning_embedding_out_channels=(16, 32, 96)).eval()
-    parts = Components(locked["unet"].eval(), controlnet, locked["text_encoder"].eval(), locked["tokenizer"],
-                       locked["scheduler"], {}, locked["vae"].eval())
+    parts = Components(
+        locked["unet"].eval(),
+        controlnet,
+        locked["text_encoder"].eval(),
+        locked["tokenizer"],
+        locked["scheduler"],
+        {},
+        locked["vae"].eval(),
+    )
     prompts = ["Female, age in 60s, obese BMI, heart failure"] * batch
     masks = torch.randint(0, 4, (batch, 3, size, size), dtype=torch.uint8)
     ids, negative = tokenize(parts.tokenizer, prompts), tokenize(parts.tokenizer, [""] * batch)
     pipeline = StableDiffusionControlNetPipeline(
-        vae=parts.vae, text_encoder=parts.text_encoder, tokenizer=parts.tokenizer, unet=parts.unet,
-        controlnet=parts.controlnet, scheduler=DDIMScheduler.from_config(parts.scheduler.config), safety_checker=None,
-        feature_extractor=None, requires_safety_checker=False)
+        vae=parts.vae,
+        text_encoder=parts.text_encoder,
+        tokenizer=parts.tokenizer,
+        unet=parts.unet,
+        controlnet=parts.controlnet,
+        scheduler=DDIMScheduler.from_config(parts.scheduler.config),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
     pipeline.set_progress_bar_config(disable=True)
 
     def ours() -> float:
         start = time.perf_counter()
-        sample(parts, masks, ids, negative, list(range(batch)), steps=steps, scheduler="ddim", guidance=2.0,
-               control_scale=1.0)
+        sample(
+            parts,
+            masks,
+            ids,
+            negative,
+            list(range(batch)),
+            steps=steps,
+            scheduler="ddim",
+            guidance=2.0,
+            control_scale=1.0,
+        )
         return batch / (time.perf_counter() - start)
 
     def theirs() -> float:
         start = time.perf_counter()
-        pipeline(prompt=prompts, negative_prompt=[""] * batch, image=masks.float() / 3.0, height=size, width=size,
-                 num_inference_steps=steps, guidance_scale=2.0, controlnet_conditioning_scale=1.0,
-                 generator=[torch.Generator().manual_seed(s) for s in range(batch)], output_type="np")
+        pipeline(
+            prompt=prompts,
+            negative_prompt=[""] * batch,
+            image=masks.float() / 3.0,
+            height=size,
+            width=size,
+            num_inference_steps=steps,
+            guidance_scale=2.0,
+            controlnet_conditioning_scale=1.0,
+            generator=[torch.Generator().manual_seed(s) for s in range(batch)],
+            output_type="np",
+        )
         return batch / (time.perf_counter() - start)
 
     ours(), theirs()  # warm up
@@ -185,9 +255,12 @@ def bench_generation(base: Path, size: int, batch: int, steps: int, rounds: int)
     for _ in range(rounds):
         pipe_rates.append(theirs())
         our_rates.append(ours())
-    print(f"generation, SD 2.1 path ({size} px, batch {batch}, {steps} DDIM steps, guidance 2): "
-          f"StableDiffusionControlNetPipeline {max(pipe_rates):.2f} images/s, fairaug {max(our_rates):.2f} images/s "
-          f"-> ratio {max(our_rates) / max(pipe_rates):.2f}", flush=True)
+    print(
+        f"generation, SD 2.1 path ({size} px, batch {batch}, {steps} DDIM steps, guidance 2): "
+        f"StableDiffusionControlNetPipeline {max(pipe_rates):.2f} images/s, fairaug {max(our_rates):.2f} images/s "
+        f"-> ratio {max(our_rates) / max(pipe_rates):.2f}",
+        flush=True,
+    )
 
 
 def bench_default_generation(cfg, home: Path, rounds: int) -> None:
@@ -199,8 +272,9 @@ def bench_default_generation(cfg, home: Path, rounds: int) -> None:
     from fairaug.diffusion.prompts import tokenize
     from fairaug.diffusion.sampling import sample
 
-    parts = build_components(cfg.diffusion, pd.DataFrame({"age_group": ["50s", "60s", "70s"]}),
-                             model_id="fairaug-tiny-default_generation")
+    parts = build_components(
+        cfg.diffusion, pd.DataFrame({"age_group": ["50s", "60s", "70s"]}), model_id="fairaug-tiny-default_generation"
+    )
     generation = compose(home).generation
     batch, size = int(generation.batch_size), int(cfg.diffusion.size)
     ids = tokenize(parts.tokenizer, ["Female, age in 60s, obese BMI, heart failure"] * batch)
@@ -209,12 +283,23 @@ def bench_default_generation(cfg, home: Path, rounds: int) -> None:
     for _ in range(rounds):
         start = time.perf_counter()
         with torch.no_grad():
-            sample(parts, masks, ids, torch.zeros_like(ids), list(range(batch)), int(generation.steps),
-                   generation.scheduler, float(generation.guidance_scale), float(generation.control_scale))
+            sample(
+                parts,
+                masks,
+                ids,
+                torch.zeros_like(ids),
+                list(range(batch)),
+                int(generation.steps),
+                generation.scheduler,
+                float(generation.guidance_scale),
+                float(generation.control_scale),
+            )
         rates.append(batch / (time.perf_counter() - start))
-    print(f"default generation (tiny, {size} px, batch {batch}, {generation.steps} {generation.scheduler} steps, "
-          f"guidance {generation.guidance_scale}): {max(rates):.2f} images/s (median {np.median(rates):.2f})",
-          flush=True)
+    print(
+        f"default generation (tiny, {size} px, batch {batch}, {generation.steps} {generation.scheduler} steps, "
+        f"guidance {generation.guidance_scale}): {max(rates):.2f} images/s (median {np.median(rates):.2f})",
+        flush=True,
+    )
 
 
 def main() -> None:
@@ -231,10 +316,21 @@ def main() -> None:
         home = Path(tmp)
         base = save_tiny_stable_diffusion(home / "sd", size=64)
         bench_training("tiny (default)", compose(home), home, args.steps, 3, args.rounds)
-        bench_training("SD 2.1 path, miniature SD", compose(home, "diffusion=sd21", f"diffusion.pretrained={base}",
-                                                            "diffusion.size=64", "diffusion.batch_size=16",
-                                                            "diffusion.gradient_checkpointing=false"),
-                       home, args.steps, 3, args.rounds)
+        bench_training(
+            "SD 2.1 path, miniature SD",
+            compose(
+                home,
+                "diffusion=sd21",
+                f"diffusion.pretrained={base}",
+                "diffusion.size=64",
+                "diffusion.batch_size=16",
+                "diffusion.gradient_checkpointing=false",
+            ),
+            home,
+            args.steps,
+            3,
+            args.rounds,
+        )
         bench_generation(base, size=64, batch=16, steps=25, rounds=args.rounds)
         bench_default_generation(compose(home), home, args.rounds)
 

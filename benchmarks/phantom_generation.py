@@ -38,8 +38,12 @@ generate(phantom_spec(cfg.data), Path(sys.argv[1]), int(cfg.data.workers))
 
 def timed_generation(tree: Path, root: Path, overrides: list[str]) -> float:
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", GENERATE, str(root), *overrides], cwd=tree, check=True,
-                   env={**os.environ, "PYTHONPATH": str(tree)})
+    subprocess.run(
+        [sys.executable, "-c", GENERATE, str(root), *overrides],
+        cwd=tree,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(tree)},
+    )
     return time.perf_counter() - start
 
 
@@ -55,8 +59,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         baseline = scratch / "baseline"
-        subprocess.run(["git", "worktree", "add", "--detach", str(baseline), args.baseline], cwd=REPO, check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", str(baseline), args.baseline],
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+        )
         try:
             for repeat in range(args.repeats):
                 order = ("baseline", "current") if repeat % 2 == 0 else ("current", "baseline")
@@ -68,8 +76,10 @@ def main() -> None:
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(baseline)], cwd=REPO, check=True)
     base, current = statistics.median(times["baseline"]), statistics.median(times["current"])
-    print(f"{args.subjects} subjects, {args.workers} workers: baseline {args.baseline} {base:.1f} s, "
-          f"current {current:.1f} s, speed-up {base / current:.2f}x")
+    print(
+        f"{args.subjects} subjects, {args.workers} workers: baseline {args.baseline} {base:.1f} s, "
+        f"current {current:.1f} s, speed-up {base / current:.2f}x"
+    )
 
 
 if __name__ == "__main__":

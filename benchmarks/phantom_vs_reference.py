@@ -56,7 +56,7 @@ def fov_crop(image: np.ndarray, centre: np.ndarray, pixel_mm: float) -> np.ndarr
     half = int(round(FOV_MM / 2.0 / pixel_mm))
     cx, cy = np.round(centre).astype(int)
     padded = np.pad(image, half)
-    return padded[cx:cx + 2 * half, cy:cy + 2 * half]
+    return padded[cx : cx + 2 * half, cy : cy + 2 * half]
 
 
 def subject_row(folder: Path, ed: int, es: int) -> dict:
@@ -67,18 +67,24 @@ def subject_row(folder: Path, ed: int, es: int) -> dict:
     centre = np.argwhere(mask == BLOOD_POOL).mean(axis=0)
     ed_slice = cine[..., z, ed].astype(np.float64)
     blood_mean = ed_slice[mask == BLOOD_POOL].mean()
-    return {"ed": fov_crop(ed_slice, centre, pixel_mm),
-            "es": fov_crop(cine[..., z, es].astype(np.float64), centre, pixel_mm),
-            "blood": ed_slice[mask == BLOOD_POOL] / blood_mean,
-            "myocardium": ed_slice[mask == MYOCARDIUM] / blood_mean,
-            "ed_frame": ed, "es_frame": es, "slice": z,
-            **tissue_statistics(cine, seg_ed, ed, pixel_mm)}
+    return {
+        "ed": fov_crop(ed_slice, centre, pixel_mm),
+        "es": fov_crop(cine[..., z, es].astype(np.float64), centre, pixel_mm),
+        "blood": ed_slice[mask == BLOOD_POOL] / blood_mean,
+        "myocardium": ed_slice[mask == MYOCARDIUM] / blood_mean,
+        "ed_frame": ed,
+        "es_frame": es,
+        "slice": z,
+        **tissue_statistics(cine, seg_ed, ed, pixel_mm),
+    }
 
 
 def phantom_cohort(n_subjects: int, root: Path, workers: int) -> tuple[Path, pd.DataFrame]:
     """A default-appearance cohort with every phenotype likely present (half HF, no HF odds by group)."""
-    cfg = OmegaConf.merge(compose_config([]).data, {"n_subjects": n_subjects, "workers": workers,
-                                                    "composition": {"hf_base_prevalence": 0.5}})
+    cfg = OmegaConf.merge(
+        compose_config([]).data,
+        {"n_subjects": n_subjects, "workers": workers, "composition": {"hf_base_prevalence": 0.5}},
+    )
     cfg.composition.hf_odds_ratio = {}  # assigned: merging an empty mapping would keep the default odds
     folder = generate(phantom_spec(cfg), root, workers)
     return folder, pd.read_csv(folder / "physiology.csv")
@@ -89,16 +95,25 @@ def number(value: float, statistic: str) -> str:
 
 
 def markdown_table(reference: dict, phantom: pd.DataFrame) -> str:
-    rows = [(f"real: Sunnybrook {REFERENCE_SUBJECT} (HF with infarction)",
-             [number(reference[k], k) for k in STATISTICS]),
-            (f"phantom, all {len(phantom)} subjects: median [min–max]",
-             [f"{number(phantom[k].median(), k)} [{number(phantom[k].min(), k)}–{number(phantom[k].max(), k)}]"
-              for k in STATISTICS])]
+    rows = [
+        (f"real: Sunnybrook {REFERENCE_SUBJECT} (HF with infarction)", [number(reference[k], k) for k in STATISTICS]),
+        (
+            f"phantom, all {len(phantom)} subjects: median [min–max]",
+            [
+                f"{number(phantom[k].median(), k)} [{number(phantom[k].min(), k)}–{number(phantom[k].max(), k)}]"
+                for k in STATISTICS
+            ],
+        ),
+    ]
     for phenotype in PHENOTYPES:
         members = phantom[phantom.phenotype == phenotype]
         if len(members):
-            rows.append((f"phantom {phenotype} (n={len(members)}): median",
-                         [number(members[k].median(), k) for k in STATISTICS]))
+            rows.append(
+                (
+                    f"phantom {phenotype} (n={len(members)}): median",
+                    [number(members[k].median(), k) for k in STATISTICS],
+                )
+            )
     lines = ["| image | " + " | ".join(STATISTICS.values()) + " |", "|---" * (len(STATISTICS) + 1) + "|"]
     return "\n".join(lines + [f"| {name} | " + " | ".join(cells) + " |" for name, cells in rows])
 
@@ -113,12 +128,25 @@ def draw_row(axes, row: dict, label: str) -> None:
         ax.set_title(f"{label}\n{phase.upper()} (frame {row[f'{phase}_frame']}, slice {row['slice']})")
         ax.axis("off")
     histogram = axes[2]
-    histogram.hist(np.clip(row["blood"], 0, HISTOGRAM_BINS[-1]), HISTOGRAM_BINS, density=True, alpha=0.6,
-                   color="tab:red", label="LV blood pool")
-    histogram.hist(np.clip(row["myocardium"], 0, HISTOGRAM_BINS[-1]), HISTOGRAM_BINS, density=True, alpha=0.6,
-                   color="tab:green", label="LV myocardium")
-    histogram.set_title(f"ED contrast {row['contrast']:.2f}, blood CV {row['blood_cv']:.2f}, "
-                        f"blood SNR {row['blood_snr']:.0f}")
+    histogram.hist(
+        np.clip(row["blood"], 0, HISTOGRAM_BINS[-1]),
+        HISTOGRAM_BINS,
+        density=True,
+        alpha=0.6,
+        color="tab:red",
+        label="LV blood pool",
+    )
+    histogram.hist(
+        np.clip(row["myocardium"], 0, HISTOGRAM_BINS[-1]),
+        HISTOGRAM_BINS,
+        density=True,
+        alpha=0.6,
+        color="tab:green",
+        label="LV myocardium",
+    )
+    histogram.set_title(
+        f"ED contrast {row['contrast']:.2f}, blood CV {row['blood_cv']:.2f}, blood SNR {row['blood_snr']:.0f}"
+    )
     histogram.set_xlabel("intensity / blood-pool mean (clipped at 2)")
     histogram.set_yticks([])
     histogram.legend(frameon=False)
@@ -126,13 +154,15 @@ def draw_row(axes, row: dict, label: str) -> None:
 
 def draw_figure(rows: list[tuple[str, dict]], out: Path) -> Path:
     with plt.rc_context({"font.size": 7, "axes.titlesize": 7}):
-        fig, axes = plt.subplots(len(rows), 3, figsize=(12, 3.2 * len(rows)),
-                                 gridspec_kw={"width_ratios": [1, 1, 1.5]})
+        fig, axes = plt.subplots(len(rows), 3, figsize=(12, 3.2 * len(rows)), gridspec_kw={"width_ratios": [1, 1, 1.5]})
         for row_axes, (label, row) in zip(axes, rows):
             draw_row(row_axes, row, label)
-        fig.suptitle(f"Real short-axis cine (top, Sunnybrook {REFERENCE_SUBJECT}) vs the built-in phantom at its "
-                     f"defaults (one subject per phenotype): mid-ventricular slice, {FOV_MM:.0f} mm field of view "
-                     "around the LV", fontsize=9)
+        fig.suptitle(
+            f"Real short-axis cine (top, Sunnybrook {REFERENCE_SUBJECT}) vs the built-in phantom at its "
+            f"defaults (one subject per phenotype): mid-ventricular slice, {FOV_MM:.0f} mm field of view "
+            "around the LV",
+            fontsize=9,
+        )
         fig.tight_layout(rect=(0, 0, 1, 0.98))  # room for the suptitle
         out.parent.mkdir(parents=True, exist_ok=True)
         return write_figure(fig, out, dpi=110)
@@ -140,8 +170,12 @@ def draw_figure(rows: list[tuple[str, dict]], out: Path) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--reference", type=Path, default=REPO.parent / "shared" / "reference" / "sunnybrook",
-                        help="folder with metadata.csv and the reference subject's folder")
+    parser.add_argument(
+        "--reference",
+        type=Path,
+        default=REPO.parent / "shared" / "reference" / "sunnybrook",
+        help="folder with metadata.csv and the reference subject's folder",
+    )
     parser.add_argument("--subjects", type=int, default=24, help="phantom cohort size")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--cache", type=Path, help="keep the phantom cohort here (default: a temporary folder)")
@@ -149,23 +183,29 @@ def main() -> None:
     args = parser.parse_args()
 
     if not (args.reference / "metadata.csv").exists() or not (args.reference / REFERENCE_SUBJECT).is_dir():
-        raise SystemExit(f"no reference cine at {args.reference} (want metadata.csv and {REFERENCE_SUBJECT}/): "
-                         "it lives outside the repository, in ../shared/reference/sunnybrook; pass --reference")
+        raise SystemExit(
+            f"no reference cine at {args.reference} (want metadata.csv and {REFERENCE_SUBJECT}/): "
+            "it lives outside the repository, in ../shared/reference/sunnybrook; pass --reference"
+        )
     frames = pd.read_csv(args.reference / "metadata.csv").set_index("subject_id").loc[REFERENCE_SUBJECT]
     reference = subject_row(args.reference / REFERENCE_SUBJECT, int(frames.ed_frame), int(frames.es_frame))
 
     with tempfile.TemporaryDirectory() as scratch:
         folder, physiology = phantom_cohort(args.subjects, args.cache or Path(scratch), args.workers)
         # ED is frame 0 of every phantom cine
-        phantom = {s.subject_id: subject_row(folder / s.subject_id, 0, int(s.es_frame))
-                   for s in physiology.itertuples()}
+        phantom = {
+            s.subject_id: subject_row(folder / s.subject_id, 0, int(s.es_frame)) for s in physiology.itertuples()
+        }
     stats = physiology.assign(**{k: [phantom[s][k] for s in physiology.subject_id] for k in STATISTICS})
     print(markdown_table(reference, stats))
 
     firsts = physiology.drop_duplicates("phenotype").set_index("phenotype")
     rows = [(f"real {REFERENCE_SUBJECT}, heart failure with infarction", reference)]
-    rows += [(f"phantom {firsts.subject_id[p]}: {p}, {firsts.sex[p]}", phantom[firsts.subject_id[p]])
-             for p in PHENOTYPES if p in firsts.index]
+    rows += [
+        (f"phantom {firsts.subject_id[p]}: {p}, {firsts.sex[p]}", phantom[firsts.subject_id[p]])
+        for p in PHENOTYPES
+        if p in firsts.index
+    ]
     print(f"\nFigure: {draw_figure(rows, args.out)}")
 
 

@@ -45,10 +45,13 @@ def main() -> None:
         comparison = timed(lambda: compare([str(a) for a in arms], None, Path(tmp) / "out", "balanced_accuracy"))
     print("[aggregation] 40-job sweep (8 seeds x 5 folds), 120 test subjects per job")
     print(f"  read every job file of 3 sweeps (I/O floor): {reading:6.2f} s")
-    print(f"  summarise one sweep (summary.* + pooled report): {aggregate:6.2f} s "
-          f"({aggregate / (reading / 3):.1f}x its own I/O)")
-    print(f"  compare three 40-job arms:                      {comparison:6.2f} s "
-          f"({comparison / reading:.1f}x their I/O)")
+    print(
+        f"  summarise one sweep (summary.* + pooled report): {aggregate:6.2f} s "
+        f"({aggregate / (reading / 3):.1f}x its own I/O)"
+    )
+    print(
+        f"  compare three 40-job arms:                      {comparison:6.2f} s ({comparison / reading:.1f}x their I/O)"
+    )
 
 
 if __name__ == "__main__":

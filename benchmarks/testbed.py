@@ -49,8 +49,9 @@ def sweep_gaps(sweep: Path) -> pd.DataFrame:
     of the sweep's long results table."""
     results = results_table(_completed_jobs(sweep))
     by_sex = results[(results.attribute == "sex") & (results.metric == "balanced_accuracy")]
-    gaps = by_sex.pivot(index="job", columns="group", values="value").reindex(index=by_sex.job.unique(),
-                                                                             columns=["female", "male"])
+    gaps = by_sex.pivot(index="job", columns="group", values="value").reindex(
+        index=by_sex.job.unique(), columns=["female", "male"]
+    )
     return gaps.rename_axis(columns=None).reset_index().assign(gap=lambda t: t.male - t.female)
 
 
@@ -62,20 +63,41 @@ def external_gaps(sweep: Path, n_subjects: int, seed: int) -> pd.DataFrame:
     for job in _completed_jobs(sweep):
         out = RunDir(sweep / "external" / job.name)
         if not out.by_group.exists():
-            subprocess.run([sys.executable, "-m", "fairaug", "task=predict", f"checkpoint={job.folder}", *cohort,
-                            f"paths.output_dir={out.path}", "trainer.enable_progress_bar=false"], check=True, cwd=REPO)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "fairaug",
+                    "task=predict",
+                    f"checkpoint={job.folder}",
+                    *cohort,
+                    f"paths.output_dir={out.path}",
+                    "trainer.enable_progress_bar=false",
+                ],
+                check=True,
+                cwd=REPO,
+            )
         table = pd.read_csv(out.by_group)
         sex = table[table.attribute == "sex"].set_index("group")
-        rows.append({"job": job.name, "female": sex.balanced_accuracy.get("female"),
-                     "male": sex.balanced_accuracy.get("male"), "female_tpr": sex.tpr.get("female"),
-                     "male_tpr": sex.tpr.get("male"), "hf_women": int(sex.positives.get("female"))})
+        rows.append(
+            {
+                "job": job.name,
+                "female": sex.balanced_accuracy.get("female"),
+                "male": sex.balanced_accuracy.get("male"),
+                "female_tpr": sex.tpr.get("female"),
+                "male_tpr": sex.tpr.get("male"),
+                "hf_women": int(sex.positives.get("female")),
+            }
+        )
     return pd.DataFrame(rows).assign(gap=lambda t: t.male - t.female)
 
 
 def print_gaps(gaps: pd.DataFrame, what: str) -> None:
-    print(f"{what}: female {gaps.female.mean():.3f} ± {gaps.female.std():.3f}, male {gaps.male.mean():.3f} ± "
-          f"{gaps.male.std():.3f}; male - female gap {gaps.gap.mean():+.3f} ± {gaps.gap.std():.3f} "
-          f"(positive in {int((gaps.gap > 0).sum())} of {len(gaps)} jobs)")
+    print(
+        f"{what}: female {gaps.female.mean():.3f} ± {gaps.female.std():.3f}, male {gaps.male.mean():.3f} ± "
+        f"{gaps.male.std():.3f}; male - female gap {gaps.gap.mean():+.3f} ± {gaps.gap.std():.3f} "
+        f"(positive in {int((gaps.gap > 0).sum())} of {len(gaps)} jobs)"
+    )
     print(np.round(gaps.set_index("job"), 3).to_string())
 
 
@@ -93,17 +115,23 @@ def main() -> None:
     results["gap"] = results.male - results.female
     print(f"1. True physiology, balanced cohort of {args.subjects} per seed, model per sex, {args.seeds} seeds:")
     for column in ("female", "male", "gap"):
-        print(f"   {column:6s} balanced accuracy {results[column].mean():.3f} ± {results[column].std():.3f}"
-              if column != "gap" else
-              f"   male - female gap {results.gap.mean():+.3f} ± {results.gap.std():.3f} "
-              f"(largest |gap| {results.gap.abs().max():.3f})")
+        print(
+            f"   {column:6s} balanced accuracy {results[column].mean():.3f} ± {results[column].std():.3f}"
+            if column != "gap"
+            else f"   male - female gap {results.gap.mean():+.3f} ± {results.gap.std():.3f} "
+            f"(largest |gap| {results.gap.abs().max():.3f})"
+        )
     if args.sweep:
-        print_gaps(sweep_gaps(args.sweep), f"2. Default classifier on the default biased cohort, jobs of {args.sweep}, "
-                                           "each on its own test split")
+        print_gaps(
+            sweep_gaps(args.sweep),
+            f"2. Default classifier on the default biased cohort, jobs of {args.sweep}, each on its own test split",
+        )
     if args.sweep and args.external:
-        print_gaps(external_gaps(args.sweep, args.external, args.external_seed),
-                   f"   the same classifiers on one external cohort of {args.external} (data.seed="
-                   f"{args.external_seed}, data.composition.hf_odds_ratio.sex.female=1)")
+        print_gaps(
+            external_gaps(args.sweep, args.external, args.external_seed),
+            f"   the same classifiers on one external cohort of {args.external} (data.seed="
+            f"{args.external_seed}, data.composition.hf_odds_ratio.sex.female=1)",
+        )
 
 
 if __name__ == "__main__":

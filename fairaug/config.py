@@ -22,9 +22,13 @@ from fairaug.errors import ConfigError
 CONFIG_DIR = Path(__file__).resolve().parent / "conf"  # shipped inside the package, so a wheel runs
 
 REGISTERED = {  # group -> {schema name used in the group's YAML defaults: schema}
-    "data": {"phantom_schema": schemas.PhantomDataConfig, "ukbb_schema": schemas.UKBBDataConfig,
-             "acdc_schema": schemas.ACDCDataConfig, "mnms_schema": schemas.MnMsDataConfig,
-             "sunnybrook_schema": schemas.SunnybrookDataConfig},
+    "data": {
+        "phantom_schema": schemas.PhantomDataConfig,
+        "ukbb_schema": schemas.UKBBDataConfig,
+        "acdc_schema": schemas.ACDCDataConfig,
+        "mnms_schema": schemas.MnMsDataConfig,
+        "sunnybrook_schema": schemas.SunnybrookDataConfig,
+    },
     "input": {"input_schema": schemas.InputConfig},
     "split": {"split_schema": schemas.SplitConfig},
     "sampler": {"sampler_schema": schemas.SamplerConfig},
@@ -122,8 +126,11 @@ def _check_value(key: str, value, rule) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"{key} must be a number, got {value!r}")
     low, high = rule.get("low", -math.inf), rule.get("high", math.inf)
-    inside = (math.isfinite(value) and (low < value if rule.get("open_low") else low <= value)
-              and (value < high if rule.get("open_high") else value <= high))
+    inside = (
+        math.isfinite(value)
+        and (low < value if rule.get("open_low") else low <= value)
+        and (value < high if rule.get("open_high") else value <= high)
+    )
     if inside:
         return
     if "high" in rule:

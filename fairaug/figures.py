@@ -31,5 +31,11 @@ def show_frame(ax, image: np.ndarray, masks: np.ndarray | None = None, title: st
 
 def mask_legend(fig) -> None:
     """The outline colours, once per figure, at its top right."""
-    fig.legend([Line2D([], [], color=colour) for _, colour in MASK_OUTLINES.values()],
-               [name for name, _ in MASK_OUTLINES.values()], loc="upper right", ncol=3, fontsize=8, frameon=False)
+    fig.legend(
+        [Line2D([], [], color=colour) for _, colour in MASK_OUTLINES.values()],
+        [name for name, _ in MASK_OUTLINES.values()],
+        loc="upper right",
+        ncol=3,
+        fontsize=8,
+        frameon=False,
+    )

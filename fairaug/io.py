@@ -96,5 +96,7 @@ def load_checkpoint(path: Path, what: str) -> dict:
     except pickle.UnpicklingError as error:
         from fairaug.errors import DataError
 
-        raise DataError(f"{what}: {path} holds pickled objects besides tensors and plain values; fairaug loads "
-                        f"checkpoints with weights_only and refuses it ({str(error).splitlines()[0]})") from None
+        raise DataError(
+            f"{what}: {path} holds pickled objects besides tensors and plain values; fairaug loads "
+            f"checkpoints with weights_only and refuses it ({str(error).splitlines()[0]})"
+        ) from None

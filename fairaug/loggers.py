@@ -74,9 +74,15 @@ def build_logger(cfg, output_dir: Path, continued: bool = False) -> Logger:
         return TensorBoardLogger(save_dir=str(output_dir), name="tensorboard", version="", default_hp_metric=False)
     if cfg.name == "wandb":
         sweep = _sweep_group()
-        return WandbLogger(project=cfg.project, entity=cfg.entity, group=cfg.group or sweep,
-                           name=run_name(_job_overrides(), output_dir), save_dir=str(output_dir), mode=cfg.mode,
-                           job_type="classify")
+        return WandbLogger(
+            project=cfg.project,
+            entity=cfg.entity,
+            group=cfg.group or sweep,
+            name=run_name(_job_overrides(), output_dir),
+            save_dir=str(output_dir),
+            mode=cfg.mode,
+            job_type="classify",
+        )
     raise ConfigError(f"unknown logger '{cfg.name}'; known: {list(LOGGERS)}")
 
 
@@ -144,13 +150,18 @@ def log_fairness(logger: Logger, cfg, report, plots: list[Path], predictions: pd
         import matplotlib.image
 
         for path in plots:
-            logger.experiment.add_image(f"fairness/{path.stem}", matplotlib.image.imread(path)[..., :3],
-                                        dataformats="HWC")
+            logger.experiment.add_image(
+                f"fairness/{path.stem}", matplotlib.image.imread(path)[..., :3], dataformats="HWC"
+            )
     if isinstance(logger, WandbLogger):
         import wandb
 
-        logger.experiment.log({"fairness/by_group": wandb.Table(dataframe=report.by_group),
-                               **{f"fairness/{p.stem}": wandb.Image(str(p)) for p in plots}})
+        logger.experiment.log(
+            {
+                "fairness/by_group": wandb.Table(dataframe=report.by_group),
+                **{f"fairness/{p.stem}": wandb.Image(str(p)) for p in plots},
+            }
+        )
         if cfg.log_predictions:
             shared = predictions if cfg.log_subject_ids else predictions.drop(columns=["subject_id"])
             logger.experiment.log({"predictions": wandb.Table(dataframe=shared)})
@@ -164,16 +175,28 @@ def log_sweep_summary(cfg, sweep_dir: Path, summary: dict) -> None:
     import wandb
 
     group = cfg.group or _sweep_group() or f"{sweep_dir.parent.name}/{sweep_dir.name}"
-    tables = {name: pd.read_csv(sweep_dir / name, keep_default_na=False, na_values=[""])
-              for name in ("summary.csv", "results.csv")}
+    tables = {
+        name: pd.read_csv(sweep_dir / name, keep_default_na=False, na_values=[""])
+        for name in ("summary.csv", "results.csv")
+    }
     if not cfg.get("log_paths", False):
         for table in tables.values():
             table["overrides"] = table.overrides.astype(str).str.replace(r"=[/~]\S*", f"={LOCAL_PATH}", regex=True)
-    run = wandb.init(project=cfg.project, entity=cfg.entity, group=group, job_type="sweep_summary",
-                     name="sweep summary", dir=str(sweep_dir), mode=cfg.mode)
+    run = wandb.init(
+        project=cfg.project,
+        entity=cfg.entity,
+        group=group,
+        job_type="sweep_summary",
+        name="sweep summary",
+        dir=str(sweep_dir),
+        mode=cfg.mode,
+    )
     try:
-        artifact = wandb.Artifact("sweep-summary", type="sweep_summary",
-                                  description=f"{summary['completed']} of {summary['jobs']} jobs completed")
+        artifact = wandb.Artifact(
+            "sweep-summary",
+            type="sweep_summary",
+            description=f"{summary['completed']} of {summary['jobs']} jobs completed",
+        )
         for name, table in tables.items():
             with artifact.new_file(name) as file:  # the tables as logged: local paths left out
                 table.to_csv(file, index=False)
@@ -183,10 +206,20 @@ def log_sweep_summary(cfg, sweep_dir: Path, summary: dict) -> None:
             logged["sweep/balanced_accuracy_by_subgroup"] = wandb.Image(str(plot))
             artifact.add_file(str(plot))
         run.log(logged)
-        values = {f"sweep/{name}/{stat}": value for name, stats in summary["metrics"].items()
-                  for stat, value in stats.items() if value is not None}
-        values.update({f"sweep/{g['metric']}[{g['attribute']}={g['group']}]/{stat}": g[stat]
-                       for g in summary["by_group"] for stat in ("mean", "std") if g[stat] is not None})
+        values = {
+            f"sweep/{name}/{stat}": value
+            for name, stats in summary["metrics"].items()
+            for stat, value in stats.items()
+            if value is not None
+        }
+        values.update(
+            {
+                f"sweep/{g['metric']}[{g['attribute']}={g['group']}]/{stat}": g[stat]
+                for g in summary["by_group"]
+                for stat in ("mean", "std")
+                if g[stat] is not None
+            }
+        )
         run.summary.update({**values, "sweep/completed": summary["completed"], "sweep/jobs": summary["jobs"]})
         run.log_artifact(artifact)
     finally:

@@ -42,8 +42,10 @@ def claim(folder) -> None:
             owner = "pid {pid} on host {host}".format(**json.loads(owner))
         except (ValueError, KeyError, TypeError):  # the owner has locked but not yet written its name
             owner = "a process that is starting"
-        raise ConfigError(f"{folder} is in use by another live run ({owner}); wait for it to end or write "
-                          "this run elsewhere (hydra.run.dir=... / hydra.sweep.dir=...)") from None
+        raise ConfigError(
+            f"{folder} is in use by another live run ({owner}); wait for it to end or write "
+            "this run elsewhere (hydra.run.dir=... / hydra.sweep.dir=...)"
+        ) from None
     os.ftruncate(descriptor, 0)
     os.write(descriptor, json.dumps({"pid": os.getpid(), "host": socket.gethostname()}).encode())
     _held[folder] = [descriptor, 1]
@@ -88,13 +90,19 @@ def tested_checkpoint(run_dir) -> Path:
         raise ConfigError(f"{run_dir} is not a finished task=classify run: no metrics.json")
     metrics = json.loads(record.read_text())
     if not metrics.get("best_checkpoint"):
-        raise ConfigError(f"{run_dir} tested its final weights and kept no checkpoint (metrics.json: best_checkpoint "
-                          "is null; no validation ran)")
+        raise ConfigError(
+            f"{run_dir} tested its final weights and kept no checkpoint (metrics.json: best_checkpoint "
+            "is null; no validation ran)"
+        )
     checkpoint = run_dir / metrics["best_checkpoint"]
     if not checkpoint.is_file():
-        raise ConfigError(f"{checkpoint}, the checkpoint {record} records as tested, is missing (the run was rerun "
-                          "and did not finish, or the file was moved)")
+        raise ConfigError(
+            f"{checkpoint}, the checkpoint {record} records as tested, is missing (the run was rerun "
+            "and did not finish, or the file was moved)"
+        )
     if metrics.get("best_checkpoint_sha256") not in (None, file_sha256(checkpoint)):
-        raise ConfigError(f"{checkpoint} is not the checkpoint {record} records as tested (a rerun into {run_dir} "
-                          "replaced it and did not finish): rerun task=classify there")
+        raise ConfigError(
+            f"{checkpoint} is not the checkpoint {record} records as tested (a rerun into {run_dir} "
+            "replaced it and did not finish): rerun task=classify there"
+        )
     return checkpoint

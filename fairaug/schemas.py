@@ -23,8 +23,20 @@ QUALITY_FEATURES = ("classifier", "inception")
 ON_ERROR = ("raise", "skip")
 AGE_GROUPS = ("decade", "tertile")
 LOGGERS = ("csv", "tensorboard", "wandb")
-PRECISIONS = ("16-true", "16-mixed", "bf16-true", "bf16-mixed", "32-true", "64-true", "64", "32", "16", "bf16",
-              "transformer-engine", "transformer-engine-float16")  # Lightning's accepted values
+PRECISIONS = (
+    "16-true",
+    "16-mixed",
+    "bf16-true",
+    "bf16-mixed",
+    "32-true",
+    "64-true",
+    "64",
+    "32",
+    "16",
+    "bf16",
+    "transformer-engine",
+    "transformer-engine-float16",
+)  # Lightning's accepted values
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
 
 

@@ -47,8 +47,9 @@ def make_cfg(fairaug_home, tmp_path):
 
     def make(*overrides: str):
         phantom = [] if any(o.startswith("data=") for o in overrides) else TINY_PHANTOM
-        cfg = compose_config([*phantom, *TINY_RUN, f"paths.home={fairaug_home}", f"paths.output_dir={tmp_path / 'run'}",
-                              *overrides])
+        cfg = compose_config(
+            [*phantom, *TINY_RUN, f"paths.home={fairaug_home}", f"paths.output_dir={tmp_path / 'run'}", *overrides]
+        )
         OmegaConf.set_struct(cfg, True)
         validate_config(cfg)  # as the entry point does before a task runs
         return cfg

@@ -19,15 +19,23 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def fairaug(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "fairaug", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "fairaug", *args], cwd=cwd, capture_output=True, text=True, timeout=600
+    )
 
 
 def test_single_run_writes_only_into_its_run_directory(tmp_path, fairaug_home):
     workdir = tmp_path / "cwd"
     workdir.mkdir()
-    result = fairaug("task=classify", "input=edes", *TINY_PHANTOM, *TINY_RUN, f"paths.home={fairaug_home}",
-                     f"paths.runs_dir={tmp_path / 'runs'}", cwd=workdir)
+    result = fairaug(
+        "task=classify",
+        "input=edes",
+        *TINY_PHANTOM,
+        *TINY_RUN,
+        f"paths.home={fairaug_home}",
+        f"paths.runs_dir={tmp_path / 'runs'}",
+        cwd=workdir,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     (run_dir,) = (tmp_path / "runs" / "classify").iterdir()
     for name in ("predictions.csv", "metrics.json", "split.csv", "split.json", "config.yaml", ".hydra"):
@@ -36,8 +44,17 @@ def test_single_run_writes_only_into_its_run_directory(tmp_path, fairaug_home):
 
 
 def test_multirun_over_seeds_builds_the_summary(tmp_path, fairaug_home):
-    result = fairaug("-m", "task=classify", "input=slice", "seed=0,1", *TINY_PHANTOM, *TINY_RUN,
-                     f"paths.home={fairaug_home}", f"paths.runs_dir={tmp_path / 'runs'}", cwd=tmp_path)
+    result = fairaug(
+        "-m",
+        "task=classify",
+        "input=slice",
+        "seed=0,1",
+        *TINY_PHANTOM,
+        *TINY_RUN,
+        f"paths.home={fairaug_home}",
+        f"paths.runs_dir={tmp_path / 'runs'}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     (sweep,) = (tmp_path / "runs" / "classify-multirun").iterdir()
     splits = [pd.read_csv(sweep / job / "split.csv") for job in ("0", "1")]
@@ -53,9 +70,18 @@ def test_multirun_over_seeds_builds_the_summary(tmp_path, fairaug_home):
 
 def test_failed_job_does_not_lose_the_summary(tmp_path, fairaug_home):
     """resnet18 cannot take the 3D cine view: job 1 fails, jobs 0 and 2 are summarised."""
-    result = fairaug("-m", "task=classify", "input=cine", "model=small_cnn,resnet18,small_cnn", "seed=0",
-                     *TINY_PHANTOM, *TINY_RUN, f"paths.home={fairaug_home}", f"paths.runs_dir={tmp_path / 'runs'}",
-                     cwd=tmp_path)
+    result = fairaug(
+        "-m",
+        "task=classify",
+        "input=cine",
+        "model=small_cnn,resnet18,small_cnn",
+        "seed=0",
+        *TINY_PHANTOM,
+        *TINY_RUN,
+        f"paths.home={fairaug_home}",
+        f"paths.runs_dir={tmp_path / 'runs'}",
+        cwd=tmp_path,
+    )
     assert result.returncode != 0  # Hydra reports the failure
     (sweep,) = (tmp_path / "runs" / "classify-multirun").iterdir()
     summary = json.loads((sweep / "summary.json").read_text())
@@ -70,10 +96,25 @@ def test_a_killed_sweep_lists_every_job_with_its_status(tmp_path, fairaug_home):
     """Job 2 of 4 would train for ever: the sweep is killed in it."""
     sweep = tmp_path / "sweep"
     tiny_run = [o for o in TINY_RUN if not o.startswith("trainer.max_epochs=")]
-    process = subprocess.Popen([sys.executable, "-m", "fairaug", "-m", "task=classify", "input=slice",
-                                "trainer.max_epochs=1,1,100000,1", *TINY_PHANTOM, *tiny_run,
-                                f"paths.home={fairaug_home}", f"hydra.sweep.dir={sweep}"], cwd=tmp_path,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "fairaug",
+            "-m",
+            "task=classify",
+            "input=slice",
+            "trainer.max_epochs=1,1,100000,1",
+            *TINY_PHANTOM,
+            *tiny_run,
+            f"paths.home={fairaug_home}",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 600  # a hang guard, not a measurement
         while "job 2 incomplete" not in ((sweep / "summary.md").read_text() if (sweep / "summary.md").exists() else ""):
@@ -87,8 +128,7 @@ def test_a_killed_sweep_lists_every_job_with_its_status(tmp_path, fairaug_home):
     rebuilt = fairaug("task=evaluate", f"sweep_dir={sweep}", f"paths.runs_dir={tmp_path / 'runs'}", cwd=tmp_path)
     assert rebuilt.returncode == 0, rebuilt.stderr[-3000:]
     assert expected in (sweep / "summary.md").read_text()
-    assert pd.read_csv(sweep / "summary.csv").status.tolist() == ["completed", "completed", "incomplete",
-                                                                   "not started"]
+    assert pd.read_csv(sweep / "summary.csv").status.tolist() == ["completed", "completed", "incomplete", "not started"]
 
 
 def test_unknown_override_fails_naming_the_key(tmp_path):
@@ -101,20 +141,29 @@ def test_unknown_override_fails_naming_the_key(tmp_path):
 def test_help_loads_no_task_libraries(tmp_path):
     """--help, tab completion and config errors never import torch or Lightning (the tasks'
     modules load when a task runs), so they answer in about a second instead of ten."""
-    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "fairaug", "--help"], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "fairaug", "--help"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0 and "Tasks (task=...)" in result.stdout
     modules = [line.split("|")[-1].strip() for line in result.stderr.splitlines() if "|" in line]
     assert "hydra" in modules
-    assert not [m for m in modules if m.split(".")[0] in ("torch", "lightning", "diffusers")
-                or m in {f"fairaug.tasks.{task}" for task in TASKS}]
+    assert not [
+        m
+        for m in modules
+        if m.split(".")[0] in ("torch", "lightning", "diffusers") or m in {f"fairaug.tasks.{task}" for task in TASKS}
+    ]
 
 
 def test_help_is_fairaugs_own_and_lists_every_real_choice(tmp_path):
     # A generous limit, not a benchmark: --help takes about 1.5 s on 2 cores (no task libraries load);
     # the 25 s it once took would still pass, a hang would not.
-    text = subprocess.run([sys.executable, "-m", "fairaug", "--help"], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=60).stdout
+    text = subprocess.run(
+        [sys.executable, "-m", "fairaug", "--help"], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    ).stdout
     assert "powered by Hydra" not in text and "_schema" not in text
     assert all(f"\n  {task} " in text for task in TASKS)
     conf = REPO / "fairaug" / "conf"

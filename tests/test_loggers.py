@@ -51,13 +51,19 @@ def test_wandb_run_names_come_from_the_job_overrides():
 def test_local_paths_stay_out_of_what_wandb_is_sent():
     from fairaug.loggers import without_local_paths
 
-    config = {"paths": {"home": "/home/me/.fairaug", "output_dir": "/home/me/runs/1"}, "seed": 3,
-              "data": {"root": "~/data/ukbb", "name": "ukbb", "synthetic": {"path": None}},
-              "fairness": {"attributes": ["sex", "/odd"]}}
+    config = {
+        "paths": {"home": "/home/me/.fairaug", "output_dir": "/home/me/runs/1"},
+        "seed": 3,
+        "data": {"root": "~/data/ukbb", "name": "ukbb", "synthetic": {"path": None}},
+        "fairness": {"attributes": ["sex", "/odd"]},
+    }
     shared = without_local_paths(config)
-    assert shared == {"paths": {"home": "<local path>", "output_dir": "<local path>"}, "seed": 3,
-                      "data": {"root": "<local path>", "name": "ukbb", "synthetic": {"path": None}},
-                      "fairness": {"attributes": ["sex", "<local path>"]}}
+    assert shared == {
+        "paths": {"home": "<local path>", "output_dir": "<local path>"},
+        "seed": 3,
+        "data": {"root": "<local path>", "name": "ukbb", "synthetic": {"path": None}},
+        "fairness": {"attributes": ["sex", "<local path>"]},
+    }
 
 
 @pytest.fixture
@@ -78,12 +84,18 @@ def test_wandb_offline_one_run_per_job_grouped_without_subject_ids(make_cfg, wan
     from lightning.pytorch.loggers import WandbLogger
 
     sent, send = [], WandbLogger.log_hyperparams
-    monkeypatch.setattr(WandbLogger, "log_hyperparams", lambda self, params, *a, **k: sent.append(params)
-                        or send(self, params, *a, **k))
+    monkeypatch.setattr(
+        WandbLogger, "log_hyperparams", lambda self, params, *a, **k: sent.append(params) or send(self, params, *a, **k)
+    )
     outputs = []
     for job in ("a", "b"):  # two jobs in one process, as a sweep runs them
-        cfg = make_cfg("input=slice", "logger=wandb", "logger.group=sweep-42", "logger.log_predictions=true",
-                       f"paths.output_dir={tmp_path / job}")
+        cfg = make_cfg(
+            "input=slice",
+            "logger=wandb",
+            "logger.group=sweep-42",
+            "logger.log_predictions=true",
+            f"paths.output_dir={tmp_path / job}",
+        )
         classify.run(cfg)
         outputs.append(Path(cfg.paths.output_dir))
     records = [run_records(out) for out in outputs]

@@ -17,15 +17,31 @@ REPO = Path(__file__).resolve().parents[1]
 # A hang guard, not a speed test: the pipeline takes about 3 min on 2 idle cores; a loaded machine
 # once needed 8 times that, so the guard sits at 20 times.
 HANG_GUARD_S = 3600
-TINY = [*TINY_PHANTOM, *[o for o in TINY_RUN if not o.startswith("input.size")], "diffusion.size=16",
-        "diffusion.widths=[16,32]", "diffusion.batch_size=8", "diffusion.grid_every=0", "trainer.max_steps=4",
-        "generation.steps=2", "generation.max_samples=40", "quality.min_count=3", "quality.kid_subset_size=10"]
+TINY = [
+    *TINY_PHANTOM,
+    *[o for o in TINY_RUN if not o.startswith("input.size")],
+    "diffusion.size=16",
+    "diffusion.widths=[16,32]",
+    "diffusion.batch_size=8",
+    "diffusion.grid_every=0",
+    "trainer.max_steps=4",
+    "generation.steps=2",
+    "generation.max_samples=40",
+    "quality.min_count=3",
+    "quality.kid_subset_size=10",
+]
 
 
 def pipeline(sweep: Path, home: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PIPELINE": "1", "SEEDS": "2", "SWEEP_DIR": str(sweep)}
-    return subprocess.run(["bash", str(REPO / "multirun.sh"), *TINY, f"paths.home={home}"], cwd=sweep.parent,
-                          env=env, capture_output=True, text=True, timeout=HANG_GUARD_S)
+    return subprocess.run(
+        ["bash", str(REPO / "multirun.sh"), *TINY, f"paths.home={home}"],
+        cwd=sweep.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=HANG_GUARD_S,
+    )
 
 
 def test_the_whole_pipeline_runs_on_the_generators_split(tmp_path, fairaug_home):

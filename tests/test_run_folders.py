@@ -37,16 +37,27 @@ def test_runs_started_in_the_same_second_get_their_own_folders(monkeypatch, tmp_
 
 def hold(folder) -> subprocess.Popen:
     """Another live process that owns `folder` (until killed)."""
-    process = subprocess.Popen([sys.executable, "-c", f"from fairaug.run_folder import claim; claim({str(folder)!r}); "
-                                "print('owned', flush=True); import time; time.sleep(600)"],
-                               stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"from fairaug.run_folder import claim; claim({str(folder)!r}); "
+            "print('owned', flush=True); import time; time.sleep(600)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert process.stdout.readline().strip() == "owned"
     return process
 
 
 def claim_elsewhere(folder) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", f"from fairaug.run_folder import claim; claim({str(folder)!r})"],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", f"from fairaug.run_folder import claim; claim({str(folder)!r})"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_a_live_owner_is_refused_and_a_killed_owners_folder_is_taken_over(make_cfg, tmp_path):

@@ -79,8 +79,17 @@ def _file_identity(row) -> list:
 def cache_key(cohort: pd.DataFrame, input_cfg) -> str:
     view = OmegaConf.to_container(input_cfg, resolve=True)
     view.pop("workers", None)
-    subjects = [[r.subject_id, str(r.get("reader")), str(Path(r.subject_dir).resolve()), str(r.ed_frame),
-                 str(r.es_frame), _file_identity(r)] for _, r in cohort.iterrows()]
+    subjects = [
+        [
+            r.subject_id,
+            str(r.get("reader")),
+            str(Path(r.subject_dir).resolve()),
+            str(r.ed_frame),
+            str(r.es_frame),
+            _file_identity(r),
+        ]
+        for _, r in cohort.iterrows()
+    ]
     blob = json.dumps({"version": CACHE_VERSION, "view": view, "subjects": subjects}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -116,8 +125,9 @@ def check_cine_lengths(cohort: pd.DataFrame, input_cfg) -> None:
             lengths.setdefault(shape[3], []).append(row.subject_id)
     if len(lengths) > 1:
         found = ", ".join(f"{n} frames: {len(s)} subjects (e.g. {s[0]})" for n, s in sorted(lengths.items()))
-        raise ConfigError(f"cine lengths differ across the cohort ({found}); set input.frames=<n> to resample "
-                          "every cine to n frames")
+        raise ConfigError(
+            f"cine lengths differ across the cohort ({found}); set input.frames=<n> to resample every cine to n frames"
+        )
 
 
 def _write(cohort: pd.DataFrame, builder: ViewBuilder, staging: Path, workers: int) -> ViewCache:
@@ -127,8 +137,9 @@ def _write(cohort: pd.DataFrame, builder: ViewBuilder, staging: Path, workers: i
     results = pool.map(_build_one, jobs, chunksize=4) if pool else map(_build_one, jobs)
     try:
         with open(staging / "images.bin", "wb") as images, open(staging / "masks.bin", "wb") as masks:
-            for subject, image, mask, error in tqdm(results, total=len(jobs), desc=f"{builder.cfg.name} view",
-                                                    unit="subject"):
+            for subject, image, mask, error in tqdm(
+                results, total=len(jobs), desc=f"{builder.cfg.name} view", unit="subject"
+            ):
                 if error is None and shape is None:
                     shape = image.shape
                 if error is None and image.shape != shape:
@@ -166,8 +177,12 @@ def build_view_cache(cohort: pd.DataFrame, input_cfg, cache_dir: Path, on_error:
             if built.index.empty:
                 settle_problems(built.skipped, "raise", f"preparing the {input_cfg.name} view")
             built.index.to_csv(staging / "index.csv", index=False)
-            meta = {"shape": list(built.shape), "view": OmegaConf.to_container(input_cfg, resolve=True),
-                    "skipped": built.skipped, "dtype": np.dtype(IMAGE_DTYPE).name}
+            meta = {
+                "shape": list(built.shape),
+                "view": OmegaConf.to_container(input_cfg, resolve=True),
+                "skipped": built.skipped,
+                "dtype": np.dtype(IMAGE_DTYPE).name,
+            }
             (staging / "meta.json").write_text(json.dumps(meta, indent=2))
             try:
                 os.rename(staging, folder)

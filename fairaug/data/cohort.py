@@ -15,9 +15,27 @@ from fairaug.errors import DataError
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ["subject_id", "label", "diagnosis", "sex", "age", "bmi", "age_group", "bmi_group", "vendor", "centre",
-           "origin", "subject_dir", "ed_frame", "es_frame", "reader", "image_path", "ed_mask_path", "es_mask_path",
-           "la_path"]
+COLUMNS = [
+    "subject_id",
+    "label",
+    "diagnosis",
+    "sex",
+    "age",
+    "bmi",
+    "age_group",
+    "bmi_group",
+    "vendor",
+    "centre",
+    "origin",
+    "subject_dir",
+    "ed_frame",
+    "es_frame",
+    "reader",
+    "image_path",
+    "ed_mask_path",
+    "es_mask_path",
+    "la_path",
+]
 # Sensitive attributes: categorical columns the samplers, reports and prompts group by; a
 # person's (what a prompt describes and the balance planner fills) and the site's.
 PERSON_ATTRIBUTES = ["sex", "age_group", "bmi_group"]
@@ -35,8 +53,10 @@ def settle_problems(problems: Problems, on_error: str, what: str) -> None:
     listed = "\n".join(f"  {subject}: {reason}" for subject, reason in problems[:20])
     more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
     if on_error == "raise":
-        raise DataError(f"{len(problems)} subject(s) unusable while {what}:\n{listed}{more}\n"
-                        "(data.on_error=skip leaves them out and logs them)")
+        raise DataError(
+            f"{len(problems)} subject(s) unusable while {what}:\n{listed}{more}\n"
+            "(data.on_error=skip leaves them out and logs them)"
+        )
     log.warning("Skipped %d subject(s) while %s:\n%s%s", len(problems), what, listed, more)
 
 

@@ -15,8 +15,12 @@ from fairaug.figures import plt
 from fairaug.io import write_figure  # noqa: E402
 from fairaug.markdown import markdown_table  # noqa: E402
 
-MEASURES = {"lv_ef_percent": "LV EF (%)", "lv_edv_ml": "LV EDV (mL)", "lv_esv_ml": "LV ESV (mL)",
-            "lv_mass_g": "LV mass (g)"}
+MEASURES = {
+    "lv_ef_percent": "LV EF (%)",
+    "lv_edv_ml": "LV EDV (mL)",
+    "lv_esv_ml": "LV ESV (mL)",
+    "lv_mass_g": "LV mass (g)",
+}
 LABEL_COLOURS = {0: "#4c78a8", 1: "#e45756"}
 
 
@@ -36,16 +40,23 @@ def counts_by_label(table: pd.DataFrame, attribute: str) -> pd.DataFrame:
 
 
 def summary_markdown(table: pd.DataFrame, skipped: pd.DataFrame, title: str, attributes: list[str]) -> str:
-    lines = [f"# {title}", "", f"{len(table)} subjects: "
-             + ", ".join(f"{int((table.label == k).sum())} {name}" for k, name in LABEL_NAMES.items())
-             + f"; {len(skipped)} left out (skipped.csv).", ""]
+    lines = [
+        f"# {title}",
+        "",
+        f"{len(table)} subjects: "
+        + ", ".join(f"{int((table.label == k).sum())} {name}" for k, name in LABEL_NAMES.items())
+        + f"; {len(skipped)} left out (skipped.csv).",
+        "",
+    ]
     missing = [a for a in ATTRIBUTES if a not in attributes]
     if missing:
         lines += [f"Not recorded by this dataset: {', '.join(missing)} (every subject's group is '{UNKNOWN}').", ""]
     lines += ["## Diagnoses", ""]
     diagnoses = table.assign(diagnosis=table.diagnosis.fillna("–").astype(str))
-    lines += markdown_table(["diagnosis", "label", "n"], [[d, LABEL_NAMES[int(k)], int(n)] for (d, k), n in
-                                                          diagnoses.groupby(["diagnosis", "label"]).size().items()])
+    lines += markdown_table(
+        ["diagnosis", "label", "n"],
+        [[d, LABEL_NAMES[int(k)], int(n)] for (d, k), n in diagnoses.groupby(["diagnosis", "label"]).size().items()],
+    )
     for attribute in attributes:
         counts = counts_by_label(table, attribute)
         lines += ["", f"## {attribute}", ""]
@@ -75,8 +86,13 @@ def plot_counts(table: pd.DataFrame, attributes: list[str], path: Path) -> Path:
         x = np.arange(len(counts))
         for i, (label, name) in enumerate(LABEL_NAMES.items()):
             ax.bar(x + (i - 0.5) * 0.4, counts[name], width=0.4, color=LABEL_COLOURS[label], label=name)
-        ax.set_xticks(x, counts.index, rotation=30 if len(counts) > 3 else 0, ha="right" if len(counts) > 3 else
-                      "center", fontsize=8)
+        ax.set_xticks(
+            x,
+            counts.index,
+            rotation=30 if len(counts) > 3 else 0,
+            ha="right" if len(counts) > 3 else "center",
+            fontsize=8,
+        )
         ax.set_title(attribute, fontsize=10)
         ax.set_ylabel("subjects")
     axes[0][0].legend(fontsize=8)
@@ -116,4 +132,3 @@ def format_cells(table: pd.DataFrame) -> pd.DataFrame:
     for column in ("sex", "vendor", "centre"):
         table[column] = table[column].where(table[column] != UNKNOWN, "")
     return table
-

@@ -54,8 +54,13 @@ class CohortDataModule(L.LightningDataModule):
     def __init__(self, data, view, split, sampler, loader, seed: int, fold: int | None, cache_dir: Path):
         super().__init__()
         check_sampler(sampler)  # before the cohort is generated or cached, not when the loader starts
-        self.data_cfg, self.view_cfg, self.split_cfg, self.sampler_cfg, self.loader_cfg = data, view, split, sampler, \
-            loader
+        self.data_cfg, self.view_cfg, self.split_cfg, self.sampler_cfg, self.loader_cfg = (
+            data,
+            view,
+            split,
+            sampler,
+            loader,
+        )
         self.seed, self.fold, self.cache_dir = int(seed), None if fold is None else int(fold), Path(cache_dir)
         self.cohort: pd.DataFrame | None = None
         self.split: pd.DataFrame | None = None
@@ -66,8 +71,16 @@ class CohortDataModule(L.LightningDataModule):
 
     @classmethod
     def from_config(cls, cfg) -> CohortDataModule:
-        return cls(cfg.data, cfg.input, cfg.split, cfg.sampler, cfg.loader, int(cfg.seed), cfg.fold,
-                   Path(cfg.paths.cache_dir) / "views")
+        return cls(
+            cfg.data,
+            cfg.input,
+            cfg.split,
+            cfg.sampler,
+            cfg.loader,
+            int(cfg.seed),
+            cfg.fold,
+            Path(cfg.paths.cache_dir) / "views",
+        )
 
     def prepare(self) -> None:
         """Load the cohort, split it and build (or reuse) the view cache. Idempotent."""
@@ -91,8 +104,7 @@ class CohortDataModule(L.LightningDataModule):
             if name == "train":  # added subjects only ever join the training split
                 table = pd.concat([table if data.use_real else table.iloc[:0], self.added], ignore_index=True)
             self.datasets[name] = CachedViewDataset(self.cache, table)
-        log.info("Split sizes: %s (added to train: %d)", {k: len(v) for k, v in self.datasets.items()},
-                 len(self.added))
+        log.info("Split sizes: %s (added to train: %d)", {k: len(v) for k, v in self.datasets.items()}, len(self.added))
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -103,8 +115,13 @@ class CohortDataModule(L.LightningDataModule):
 
     def _loader(self, name: str, **kwargs) -> DataLoader:
         loader = self.loader_cfg
-        return DataLoader(self.datasets[name], batch_size=int(loader.batch_size), num_workers=int(loader.num_workers),
-                          persistent_workers=int(loader.num_workers) > 0, **kwargs)
+        return DataLoader(
+            self.datasets[name],
+            batch_size=int(loader.batch_size),
+            num_workers=int(loader.num_workers),
+            persistent_workers=int(loader.num_workers) > 0,
+            **kwargs,
+        )
 
     def train_dataloader(self) -> DataLoader:
         sampler = build_sampler(self.sampler_cfg, self.datasets["train"].table, self.seed)
@@ -125,5 +142,7 @@ def _check_held_out(split: pd.DataFrame, added: TrainingAddition) -> None:
     held_out = set(split.subject_id[split.split != "train"])
     leaked = sorted(added.shaped_by & held_out)
     if leaked:
-        raise DataError(f"{len(leaked)} validation/test subject(s) (e.g. {leaked[:3]}) shaped {added.where}: use "
-                        "the generator's split (split.seed and fold of its controlnet_train run)")
+        raise DataError(
+            f"{len(leaked)} validation/test subject(s) (e.g. {leaked[:3]}) shaped {added.where}: use "
+            "the generator's split (split.seed and fold of its controlnet_train run)"
+        )

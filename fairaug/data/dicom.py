@@ -72,8 +72,9 @@ def read_series(folder: Path, subject: str, pixels: bool = True) -> CineSeries:
     phases = {len(members) for members in slices}
     if len(phases) > 1:
         counts = ", ".join(f"{p:.1f} mm: {len(m)}" for p, m in zip(positions, slices))
-        raise DataError(f"subject {subject}: the slices of {folder} hold different numbers of phases ({counts}): "
-                        "a phase is missing")
+        raise DataError(
+            f"subject {subject}: the slices of {folder} hold different numbers of phases ({counts}): a phase is missing"
+        )
     by_trigger = all(image.trigger is not None for image in images)
     instances = np.empty((len(slices), phases.pop()), dtype=int)
     cine = np.empty((first.size[1], first.size[0], *instances.shape), dtype=first.pixels.dtype) if pixels else None
@@ -92,8 +93,9 @@ def _read(path: Path, subject: str, pixels: bool) -> _Image:
         ds = pydicom.dcmread(path, stop_before_pixels=not pixels)
         array = ds.pixel_array if pixels else None
     except (pydicom.errors.InvalidDicomError, OSError, EOFError, ValueError, AttributeError) as error:
-        raise DataError(f"subject {subject}: cannot read the DICOM file {path} ({type(error).__name__}: {error})"
-                        ) from error
+        raise DataError(
+            f"subject {subject}: cannot read the DICOM file {path} ({type(error).__name__}: {error})"
+        ) from error
 
     def tag(name: str):
         if name not in ds:
@@ -103,10 +105,16 @@ def _read(path: Path, subject: str, pixels: bool) -> _Image:
     trigger = ds.get("TriggerTime")
     try:
         row_spacing, column_spacing = (float(v) for v in tag("PixelSpacing"))
-        return _Image(path, np.array(tag("ImagePositionPatient"), dtype=float).reshape(3),
-                      np.array(tag("ImageOrientationPatient"), dtype=float).reshape(6), (row_spacing, column_spacing),
-                      (int(tag("Rows")), int(tag("Columns"))), int(tag("InstanceNumber")),
-                      None if trigger in (None, "") else float(trigger), array)
+        return _Image(
+            path,
+            np.array(tag("ImagePositionPatient"), dtype=float).reshape(3),
+            np.array(tag("ImageOrientationPatient"), dtype=float).reshape(6),
+            (row_spacing, column_spacing),
+            (int(tag("Rows")), int(tag("Columns"))),
+            int(tag("InstanceNumber")),
+            None if trigger in (None, "") else float(trigger),
+            array,
+        )
     except DataError:
         raise
     except (ValueError, TypeError) as error:
@@ -118,11 +126,15 @@ def _check_one_geometry(images: list[_Image], subject: str) -> None:
     first = images[0]
     for image in images[1:]:
         if not np.allclose(image.orientation, first.orientation, atol=ORIENTATION_TOLERANCE):
-            raise DataError(f"subject {subject}: {image.path} lies in another plane (ImageOrientationPatient) "
-                            f"than {first.path.name}: not one cine series")
+            raise DataError(
+                f"subject {subject}: {image.path} lies in another plane (ImageOrientationPatient) "
+                f"than {first.path.name}: not one cine series"
+            )
         if image.size != first.size or not np.allclose(image.spacing, first.spacing):
-            raise DataError(f"subject {subject}: {image.path} has Rows/Columns {image.size} and PixelSpacing "
-                            f"{image.spacing}, unlike {first.path.name} ({first.size}, {first.spacing})")
+            raise DataError(
+                f"subject {subject}: {image.path} has Rows/Columns {image.size} and PixelSpacing "
+                f"{image.spacing}, unlike {first.path.name} ({first.size}, {first.spacing})"
+            )
 
 
 def _check_unique_instances(images: list[_Image], subject: str, folder: Path) -> None:
@@ -130,6 +142,8 @@ def _check_unique_instances(images: list[_Image], subject: str, folder: Path) ->
     seen: dict[int, Path] = {}
     for image in images:
         if image.instance in seen:
-            raise DataError(f"subject {subject}: {seen[image.instance].name} and {image.path.name} in {folder} "
-                            f"share InstanceNumber {image.instance}")
+            raise DataError(
+                f"subject {subject}: {seen[image.instance].name} and {image.path.name} in {folder} "
+                f"share InstanceNumber {image.instance}"
+            )
         seen[image.instance] = image.path

@@ -43,8 +43,10 @@ def age_tertile(age: pd.Series) -> pd.Series:
     known = age.dropna()
     edges = np.unique(np.quantile(known, [0.0, 1 / 3, 2 / 3, 1.0])) if len(known) else []
     if len(edges) < 4:
-        raise ConfigError(f"data.age_groups=tertile needs at least three distinct ages in the cohort; it records "
-                          f"{len(set(known))} ({len(known)} of {len(age)} subjects have an age: ACDC records none)")
+        raise ConfigError(
+            f"data.age_groups=tertile needs at least three distinct ages in the cohort; it records "
+            f"{len(set(known))} ({len(known)} of {len(age)} subjects have an age: ACDC records none)"
+        )
     names = [f"{edges[i]:.0f}-{edges[i + 1]:.0f}" for i in range(3)]
     groups = pd.cut(known, edges, labels=names, include_lowest=True).astype(str)
     return groups.reindex(age.index, fill_value=UNKNOWN)

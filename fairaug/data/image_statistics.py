@@ -37,8 +37,10 @@ def noise_sd(cine_slice: np.ndarray, seg_slice: np.ndarray, pixel_mm: float) -> 
     mean = cine_slice.mean(axis=-1)
     static = far & (mean > np.median(mean))
     if static.sum() < 20:
-        raise ValueError(f"fewer than 20 pixels of static tissue {STATIC_MM:.0f} mm from the heart: "
-                         "the field of view is too small to measure noise")
+        raise ValueError(
+            f"fewer than 20 pixels of static tissue {STATIC_MM:.0f} mm from the heart: "
+            "the field of view is too small to measure noise"
+        )
     return float(np.median(cine_slice.std(axis=-1, ddof=1)[static]))
 
 
@@ -50,6 +52,8 @@ def tissue_statistics(cine: np.ndarray, seg_ed: np.ndarray, ed: int, pixel_mm: f
     myocardium = image[seg_ed[..., z] == MYOCARDIUM]
     if not len(myocardium):
         raise ValueError(f"slice {z} of the ED segmentation has no myocardium (label 2)")
-    return {"contrast": float(blood.mean() / myocardium.mean()),
-            "blood_cv": float(blood.std() / blood.mean()),
-            "blood_snr": float(blood.mean() / noise_sd(cine[..., z, :], seg_ed[..., z], pixel_mm))}
+    return {
+        "contrast": float(blood.mean() / myocardium.mean()),
+        "blood_cv": float(blood.std() / blood.mean()),
+        "blood_snr": float(blood.mean() / noise_sd(cine[..., z, :], seg_ed[..., z], pixel_mm)),
+    }

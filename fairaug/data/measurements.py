@@ -36,5 +36,9 @@ def lv_measurements(sa: ShortAxis) -> dict:
 
 def geometry(sa: ShortAxis) -> dict:
     """Voxel spacing, the gap between slices and the cine's shape, as a cohort.csv records them."""
-    return {"spacing_x_mm": sa.spacing[0], "spacing_y_mm": sa.spacing[1], "slice_gap_mm": sa.slice_gap_mm(),
-            "shape": "x".join(str(n) for n in sa.cine.shape)}
+    return {
+        "spacing_x_mm": sa.spacing[0],
+        "spacing_y_mm": sa.spacing[1],
+        "slice_gap_mm": sa.slice_gap_mm(),
+        "shape": "x".join(str(n) for n in sa.cine.shape),
+    }

@@ -28,17 +28,35 @@ KNOWN_COLUMNS = {
     "ed_frame": ["ed_frame"],
     "es_frame": ["es_frame"],
 }
-SEX_VALUES = {"0": "female", "1": "male", "female": "female", "f": "female", "woman": "female",
-              "male": "male", "m": "male", "man": "male"}
-DIAGNOSIS_VALUES = {"0": 0, "healthy": 0, "control": 0, "normal": 0,
-                    "1": 1, "heart failure": 1, "heart_failure": 1, "hf": 1}
+SEX_VALUES = {
+    "0": "female",
+    "1": "male",
+    "female": "female",
+    "f": "female",
+    "woman": "female",
+    "male": "male",
+    "m": "male",
+    "man": "male",
+}
+DIAGNOSIS_VALUES = {
+    "0": 0,
+    "healthy": 0,
+    "control": 0,
+    "normal": 0,
+    "1": 1,
+    "heart failure": 1,
+    "heart_failure": 1,
+    "hf": 1,
+}
 
 
 def _find_column(frame: pd.DataFrame, canonical: str, configured: str | None, path: Path) -> str | None:
     if configured:
         if configured not in frame.columns:
-            raise DataError(f"{path}: column '{configured}' (data.columns.{canonical}) is missing; "
-                            f"columns are {list(frame.columns)}")
+            raise DataError(
+                f"{path}: column '{configured}' (data.columns.{canonical}) is missing; "
+                f"columns are {list(frame.columns)}"
+            )
         return configured
     return next((name for name in KNOWN_COLUMNS[canonical] if name in frame.columns), None)
 
@@ -46,8 +64,10 @@ def _find_column(frame: pd.DataFrame, canonical: str, configured: str | None, pa
 def _require(frame, canonical, configured, path) -> str:
     column = _find_column(frame, canonical, configured, path)
     if column is None:
-        raise DataError(f"{path}: no '{canonical}' column (looked for {KNOWN_COLUMNS[canonical]}; "
-                        f"set data.columns.{canonical} to name another)")
+        raise DataError(
+            f"{path}: no '{canonical}' column (looked for {KNOWN_COLUMNS[canonical]}; "
+            f"set data.columns.{canonical} to name another)"
+        )
     return column
 
 
@@ -65,8 +85,10 @@ def _age(frame: pd.DataFrame, columns, path: Path) -> pd.Series:
     birth = _find_column(frame, "birth_year", columns.birth_year, path)
     visit = _find_column(frame, "visit_date", columns.visit_date, path)
     if birth is None or visit is None:
-        raise DataError(f"{path}: no age: give an 'age' column, or year of birth (34-0.0) and the "
-                        "imaging visit date (53-2.0); data.columns.* names other columns")
+        raise DataError(
+            f"{path}: no age: give an 'age' column, or year of birth (34-0.0) and the "
+            "imaging visit date (53-2.0); data.columns.* names other columns"
+        )
     visit_date = pd.to_datetime(frame[visit], errors="coerce")
     age = visit_date.dt.year - pd.to_numeric(frame[birth], errors="coerce")
     month = _find_column(frame, "birth_month", columns.birth_month, path)
@@ -100,14 +122,16 @@ def read_metadata(path: Path, columns) -> tuple[pd.DataFrame, list[tuple[str, st
     problems, identified = check_ids(ids)
     sex_raw = frame[_require(frame, "sex", columns.sex, path)]
     diagnosis_raw = frame[_require(frame, "diagnosis", columns.diagnosis, path)]
-    table = pd.DataFrame({
-        "subject_id": ids,
-        "sex": sex_raw.map(lambda v: SEX_VALUES.get(lookup_key(v))),
-        "age": _age(frame, columns, path),
-        "bmi": pd.to_numeric(frame[_require(frame, "bmi", columns.bmi, path)], errors="coerce"),
-        "label": diagnosis_raw.map(lambda v: DIAGNOSIS_VALUES.get(lookup_key(v))),
-        "diagnosis": diagnosis_raw.astype(str).str.strip(),
-    })
+    table = pd.DataFrame(
+        {
+            "subject_id": ids,
+            "sex": sex_raw.map(lambda v: SEX_VALUES.get(lookup_key(v))),
+            "age": _age(frame, columns, path),
+            "bmi": pd.to_numeric(frame[_require(frame, "bmi", columns.bmi, path)], errors="coerce"),
+            "label": diagnosis_raw.map(lambda v: DIAGNOSIS_VALUES.get(lookup_key(v))),
+            "diagnosis": diagnosis_raw.astype(str).str.strip(),
+        }
+    )
     frame_problems = {}
     for name in ("ed_frame", "es_frame"):
         column = _find_column(frame, name, getattr(columns, name), path)

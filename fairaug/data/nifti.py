@@ -17,8 +17,14 @@ import numpy as np
 
 from fairaug.errors import DataError
 
-READ_ERRORS = (OSError, EOFError, ValueError, zlib.error, nib.filebasedimages.ImageFileError,
-               nib.spatialimages.HeaderDataError)  # e.g. a scale slope without an intercept
+READ_ERRORS = (
+    OSError,
+    EOFError,
+    ValueError,
+    zlib.error,
+    nib.filebasedimages.ImageFileError,
+    nib.spatialimages.HeaderDataError,
+)  # e.g. a scale slope without an intercept
 
 
 def _open(path: Path, subject: str, needed_by: str):
@@ -51,8 +57,9 @@ def _open_verified(path: Path, subject: str, needed_by: str):
         raise DataError(f"subject {subject}: cannot read {path} ({type(error).__name__}: {error})") from error
 
 
-def load_with_affine(path: Path, subject: str, ndim: int, needed_by: str = ""
-                     ) -> tuple[np.ndarray, tuple[float, ...], np.ndarray]:
+def load_with_affine(
+    path: Path, subject: str, ndim: int, needed_by: str = ""
+) -> tuple[np.ndarray, tuple[float, ...], np.ndarray]:
     """The array with `ndim` axes (trailing singleton axes dropped or added), voxel sizes and affine."""
     image = _open_verified(path, subject, needed_by)
     try:

@@ -50,8 +50,10 @@ def id_problem(subject) -> str | None:
     if not text.strip():
         return "empty subject id"
     if _UNSAFE_ID.search(text) or text.startswith(".") or text != text.strip():
-        return f"subject id {text!r} is not a safe file name (no '/', '\\\\', control characters, leading '.' or " \
-               "surrounding spaces)"
+        return (
+            f"subject id {text!r} is not a safe file name (no '/', '\\\\', control characters, leading '.' or "
+            "surrounding spaces)"
+        )
     return None
 
 
@@ -100,10 +102,16 @@ def cohort_problems(table: pd.DataFrame, data_cfg) -> Problems:
     roots = [Path(data_cfg.root), *([Path(data_cfg.contours)] if data_cfg.get("contours") else [])]
     problems = []
     for row in table.itertuples(index=False):
-        reasons = [id_problem(row.subject_id), out_of_range(row.age, "age", plausible),
-                   out_of_range(row.bmi, "bmi", plausible)]
-        reasons += [f"{column} {value} lies outside {', '.join(map(str, roots))}" for column in PATH_COLUMNS
-                    if not pd.isna(value := getattr(row, column)) and not confined(value, roots)]
+        reasons = [
+            id_problem(row.subject_id),
+            out_of_range(row.age, "age", plausible),
+            out_of_range(row.bmi, "bmi", plausible),
+        ]
+        reasons += [
+            f"{column} {value} lies outside {', '.join(map(str, roots))}"
+            for column in PATH_COLUMNS
+            if not pd.isna(value := getattr(row, column)) and not confined(value, roots)
+        ]
         reasons = [r for r in reasons if r]
         if reasons:
             problems.append((str(row.subject_id), "; ".join(reasons)))

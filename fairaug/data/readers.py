@@ -92,7 +92,7 @@ def estimate_es(cine: np.ndarray, seg_ed: np.ndarray) -> int:
     slices = np.flatnonzero(pool.any(axis=(0, 1)))
     if not len(slices) or not muscle.any():
         return int(cine.shape[3] * 0.35)
-    middle = slices[len(slices) // 4: len(slices) - len(slices) // 4]
+    middle = slices[len(slices) // 4 : len(slices) - len(slices) // 4]
     region = cine[:, :, middle][pool[:, :, middle]].astype(np.float32)  # (pixels, T)
     threshold = 0.5 * (np.median(region) + np.median(cine[muscle]))
     return int(np.argmax((region < threshold).sum(axis=0)))
@@ -144,25 +144,32 @@ class NiftiReader:
         n_frames = cine.shape[3]
         ed = 0 if not _is_given(row.ed_frame) else frame_index(row.ed_frame, n_frames, subject, "ed_frame")
         seg_ed = self._mask(row, Path(row.ed_mask_path), ed, cine.shape, "cropping around the heart")
-        es = (estimate_es(cine, seg_ed) if not _is_given(row.es_frame)
-              else frame_index(row.es_frame, n_frames, subject, "es_frame"))
+        es = (
+            estimate_es(cine, seg_ed)
+            if not _is_given(row.es_frame)
+            else frame_index(row.es_frame, n_frames, subject, "es_frame")
+        )
         seg_es = self._mask(row, Path(row.es_mask_path), es, cine.shape, "the ES mask")
-        return ShortAxis(subject, cine, (zooms[0], zooms[1]), slice_positions(affine, cine.shape[2]),
-                         seg_ed, seg_es, ed, es)
+        return ShortAxis(
+            subject, cine, (zooms[0], zooms[1]), slice_positions(affine, cine.shape[2]), seg_ed, seg_es, ed, es
+        )
 
     def _mask(self, row, path: Path, frame: int, cine_shape, needed_by: str) -> np.ndarray:
         subject = row.subject_id
         mask, _ = nifti.load(path, subject, 4 if len(nifti.shape(path, subject)) == 4 else 3, needed_by)
         if mask.ndim == 4:  # a 4D label file (M&Ms): labels at ED and ES only
             if mask.shape[3] != cine_shape[3]:
-                raise DataError(f"subject {subject}: {path.name} has {mask.shape[3]} frames but the cine has "
-                                f"{cine_shape[3]}")
+                raise DataError(
+                    f"subject {subject}: {path.name} has {mask.shape[3]} frames but the cine has {cine_shape[3]}"
+                )
             mask = mask[..., frame]
             if not mask.any():
                 raise DataError(f"subject {subject}: {path.name} has no labels at frame {frame}")
         if tuple(mask.shape) != tuple(cine_shape[:3]):
-            raise DataError(f"subject {subject}: {path.name} has shape {tuple(mask.shape)} but the cine "
-                            f"{Path(row.image_path).name} has {tuple(cine_shape[:3])} (image/mask mismatch)")
+            raise DataError(
+                f"subject {subject}: {path.name} has shape {tuple(mask.shape)} but the cine "
+                f"{Path(row.image_path).name} has {tuple(cine_shape[:3])} (image/mask mismatch)"
+            )
         return canonical_labels(np.asarray(mask), self.label_map, subject, path)
 
     def long_axis(self, row) -> tuple[np.ndarray, tuple[float, ...]]:
@@ -196,8 +203,12 @@ def _png_reader():
 
 
 NIFTI_READERS = ("nifti", "acdc")
-READERS = {"nifti": NiftiReader, "acdc": lambda: NiftiReader(ACDC_LABELS), "sunnybrook": _dicom_reader,
-           "png": _png_reader}
+READERS = {
+    "nifti": NiftiReader,
+    "acdc": lambda: NiftiReader(ACDC_LABELS),
+    "sunnybrook": _dicom_reader,
+    "png": _png_reader,
+}
 _instances: dict = {}
 
 

@@ -14,6 +14,7 @@ from fairaug.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
+
 def check_sampler(cfg) -> None:
     """The sampler's attributes, checked before any data is prepared."""
     unknown = [a for a in cfg.attributes if a not in ATTRIBUTES]
@@ -26,11 +27,14 @@ def group_weights(table: pd.DataFrame, attributes) -> np.ndarray:
     Attributes the data records for no subject (ACDC has no sex) are left out, with a warning."""
     absent = [a for a in attributes if not is_recorded(table[a])]
     if absent:
-        log.warning("sampler.attributes %s are not recorded for any training subject: balancing over %s", absent,
-                    ["label", *(a for a in attributes if a not in absent)])
+        log.warning(
+            "sampler.attributes %s are not recorded for any training subject: balancing over %s",
+            absent,
+            ["label", *(a for a in attributes if a not in absent)],
+        )
     keys = ["label", *(a for a in attributes if a not in absent)]
     sizes = table.groupby(keys, observed=True)["label"].transform("size")
-    return (1.0 / sizes.to_numpy(dtype=float))
+    return 1.0 / sizes.to_numpy(dtype=float)
 
 
 def build_sampler(cfg, train: pd.DataFrame, seed: int) -> Sampler:

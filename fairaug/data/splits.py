@@ -48,8 +48,10 @@ def check_sizes(cfg, fold: int | None) -> None:
             raise ConfigError(f"fold={fold} is outside split.n_splits={cfg.n_splits}")
         test, what = 1.0 / cfg.n_splits, f"one fold of split.n_splits={cfg.n_splits} ({1.0 / cfg.n_splits:.3g})"
     if test + cfg.val_size >= 1.0:
-        raise ConfigError(f"{what} + split.val_size={cfg.val_size} = {test + cfg.val_size:.3g} leaves no training "
-                          "subjects; the two must sum to less than 1")
+        raise ConfigError(
+            f"{what} + split.val_size={cfg.val_size} = {test + cfg.val_size:.3g} leaves no training "
+            "subjects; the two must sum to less than 1"
+        )
 
 
 def make_split(cohort: pd.DataFrame, cfg, seed: int, fold: int | None) -> pd.DataFrame:
@@ -102,8 +104,15 @@ def save_split(split: pd.DataFrame, cohort: pd.DataFrame, folder: RunDir) -> str
     labelled = split.merge(cohort[["subject_id", "label"]], on="subject_id")
     write_csv(labelled, folder.split)
     digest = split_hash(split)
-    summary = {"hash": digest, "splits": {
-        name: {"n": int((labelled.split == name).sum()),
-               "prevalence": float(labelled.label[labelled.split == name].mean())} for name in SPLITS}}
+    summary = {
+        "hash": digest,
+        "splits": {
+            name: {
+                "n": int((labelled.split == name).sum()),
+                "prevalence": float(labelled.label[labelled.split == name].mean()),
+            }
+            for name in SPLITS
+        },
+    }
     write_json(summary, folder.split_record)
     return digest

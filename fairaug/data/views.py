@@ -54,8 +54,10 @@ def normalise(image: np.ndarray) -> np.ndarray:
 def check_view_available(cohort: pd.DataFrame, cfg, source: str) -> None:
     """Refuse, before any work, a view that no subject of the data can provide."""
     if cfg.view == "la_4ch" and cohort["la_path"].isna().all():
-        raise ConfigError(f"data={source} has no 4-chamber cine for any subject: input.view=la_4ch needs "
-                          "la_4ch.nii.gz files (UK Biobank layout); use input.view=sa")
+        raise ConfigError(
+            f"data={source} has no 4-chamber cine for any subject: input.view=la_4ch needs "
+            "la_4ch.nii.gz files (UK Biobank layout); use input.view=sa"
+        )
 
 
 class ViewBuilder:
@@ -88,8 +90,12 @@ class ViewBuilder:
             return normalise(crop(np.moveaxis(sa.cine[:, :, z, frames], -1, 0)))[None], None
         if cfg.name == "volume":
             stack = crop(np.moveaxis(sa.cine[:, :, self._volume_slices(sa), sa.ed], -1, 0))
-            volume = F.interpolate(torch.from_numpy(stack)[None, None], size=(cfg.depth, cfg.size, cfg.size),
-                                   mode="trilinear", align_corners=False)[0]
+            volume = F.interpolate(
+                torch.from_numpy(stack)[None, None],
+                size=(cfg.depth, cfg.size, cfg.size),
+                mode="trilinear",
+                align_corners=False,
+            )[0]
             return normalise(volume.numpy()), None
         if cfg.name == "slice":
             return normalise(crop(sa.cine[:, :, z, sa.ed]))[None], None
@@ -113,8 +119,10 @@ class ViewBuilder:
         if self.cfg.slice_index is None:
             return sa.mid_slice()
         if not 0 <= self.cfg.slice_index < sa.cine.shape[2]:
-            raise DataError(f"subject {sa.subject}: input.slice_index {self.cfg.slice_index} is outside "
-                            f"its {sa.cine.shape[2]} slices")
+            raise DataError(
+                f"subject {sa.subject}: input.slice_index {self.cfg.slice_index} is outside "
+                f"its {sa.cine.shape[2]} slices"
+            )
         return self.cfg.slice_index
 
     def _frames(self, n_frames: int, ed: int) -> np.ndarray:
@@ -140,8 +148,9 @@ class ViewBuilder:
             frames = self._frames(cine.shape[3], ed)
         else:
             if cfg.frame == "es" and pd.isna(row.es_frame):
-                raise DataError(f"subject {row.subject_id}: input.frame=es on the 4-chamber view needs es_frame "
-                                "in the metadata")
+                raise DataError(
+                    f"subject {row.subject_id}: input.frame=es on the 4-chamber view needs es_frame in the metadata"
+                )
             es = -1 if pd.isna(row.es_frame) else frame_index(row.es_frame, cine.shape[3], row.subject_id, "es_frame")
             frames = [self._named_frame(cine.shape[3], ed, es, row.subject_id)]
         image = normalise(crop_resize(planes[frames], centre, zooms[:2], cfg.crop_mm, cfg.size))

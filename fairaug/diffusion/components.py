@@ -84,17 +84,33 @@ def tiny_components(cfg, tokenizer, meta: dict) -> Components:
     text_dim = int(cfg.text_dim)
     torch.manual_seed(int(cfg.init_seed))
     unet = UNet2DConditionModel(
-        sample_size=int(cfg.size), in_channels=3, out_channels=3, layers_per_block=int(cfg.layers_per_block),
-        block_out_channels=widths, down_block_types=("DownBlock2D", *["CrossAttnDownBlock2D"] * (len(widths) - 1)),
-        up_block_types=(*["CrossAttnUpBlock2D"] * (len(widths) - 1), "UpBlock2D"), cross_attention_dim=text_dim,
-        attention_head_dim=8, norm_num_groups=8)
+        sample_size=int(cfg.size),
+        in_channels=3,
+        out_channels=3,
+        layers_per_block=int(cfg.layers_per_block),
+        block_out_channels=widths,
+        down_block_types=("DownBlock2D", *["CrossAttnDownBlock2D"] * (len(widths) - 1)),
+        up_block_types=(*["CrossAttnUpBlock2D"] * (len(widths) - 1), "UpBlock2D"),
+        cross_attention_dim=text_dim,
+        attention_head_dim=8,
+        norm_num_groups=8,
+    )
     torch.manual_seed(int(cfg.init_seed) + 1)
     controlnet = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(16,))
     torch.manual_seed(int(cfg.init_seed) + 2)
-    text_encoder = CLIPTextModel(CLIPTextConfig(
-        vocab_size=len(tokenizer.get_vocab()), hidden_size=text_dim, intermediate_size=2 * text_dim,
-        num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=tokenizer.model_max_length,
-        pad_token_id=0, bos_token_id=0, eos_token_id=0))
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(tokenizer.get_vocab()),
+            hidden_size=text_dim,
+            intermediate_size=2 * text_dim,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            max_position_embeddings=tokenizer.model_max_length,
+            pad_token_id=0,
+            bos_token_id=0,
+            eos_token_id=0,
+        )
+    )
     scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2")
     return Components(unet, controlnet, text_encoder, tokenizer, scheduler, meta)
 
@@ -125,16 +141,21 @@ def _load_part(name: str, folder: Path):
 def check_base(folder) -> Path:
     """A local diffusers-format Stable Diffusion folder, or a ConfigError naming what is wrong."""
     if not folder:
-        raise ConfigError("diffusion=sd21 needs diffusion.pretrained=<local diffusers-format Stable Diffusion 2.1 "
-                          "folder>")
+        raise ConfigError(
+            "diffusion=sd21 needs diffusion.pretrained=<local diffusers-format Stable Diffusion 2.1 folder>"
+        )
     folder = Path(folder)
     if not folder.is_dir():
-        raise ConfigError(f"diffusion.pretrained: {folder} is not a folder; give a local diffusers-format Stable "
-                          "Diffusion 2.1 folder (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/)")
+        raise ConfigError(
+            f"diffusion.pretrained: {folder} is not a folder; give a local diffusers-format Stable "
+            "Diffusion 2.1 folder (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/)"
+        )
     missing = [p for p in BASE_PARTS if not (folder / p).is_dir()]
     if missing:
-        raise ConfigError(f"diffusion.pretrained: {folder} lacks {missing}; it must be a diffusers-format Stable "
-                          "Diffusion folder (as StableDiffusionPipeline.save_pretrained writes)")
+        raise ConfigError(
+            f"diffusion.pretrained: {folder} lacks {missing}; it must be a diffusers-format Stable "
+            "Diffusion folder (as StableDiffusionPipeline.save_pretrained writes)"
+        )
     return folder
 
 
@@ -154,21 +175,28 @@ def stable_diffusion_components(cfg, meta: dict) -> Components:
     factor = 2 ** (len(base["vae"].config.block_out_channels) - 1)
     depth = 2 ** (len(base["unet"].config.block_out_channels) - 1)
     if int(cfg.size) % (factor * depth):
-        raise ConfigError(f"diffusion.size={cfg.size} must be a multiple of {factor * depth} for this model "
-                          f"(VAE factor {factor} x UNet depth {depth})")
-    embedding = (16, 32, 96, 256)[:factor.bit_length()]  # log2(factor) stride-2 stages, as SD's ControlNet
+        raise ConfigError(
+            f"diffusion.size={cfg.size} must be a multiple of {factor * depth} for this model "
+            f"(VAE factor {factor} x UNet depth {depth})"
+        )
+    embedding = (16, 32, 96, 256)[: factor.bit_length()]  # log2(factor) stride-2 stages, as SD's ControlNet
     torch.manual_seed(int(cfg.init_seed))
     controlnet = ControlNetModel.from_unet(base["unet"], conditioning_embedding_out_channels=embedding)
     meta.update(pretrained=str(Path(cfg.pretrained).resolve()))
-    return Components(base["unet"], controlnet, base["text_encoder"], base["tokenizer"], base["scheduler"], meta,
-                      base["vae"])
+    return Components(
+        base["unet"], controlnet, base["text_encoder"], base["tokenizer"], base["scheduler"], meta, base["vae"]
+    )
 
 
 def build_components(diffusion, cohort, model_id: str) -> Components:
     """diffusion=tiny: built from its config with a tokenizer of the prompt words of `cohort`;
     diffusion=sd21: Stable Diffusion from diffusion.pretrained plus a new ControlNet."""
-    meta = {"kind": str(diffusion.name), "size": int(diffusion.size), "prompt_template": str(diffusion.prompt_template),
-            "model_id": model_id}
+    meta = {
+        "kind": str(diffusion.name),
+        "size": int(diffusion.size),
+        "prompt_template": str(diffusion.prompt_template),
+        "model_id": model_id,
+    }
     if diffusion.name == "sd21":
         meta["saved"] = ["controlnet", *(["unet", "text_encoder"] if diffusion.train_base else [])]
         return stable_diffusion_components(diffusion, meta)
@@ -210,8 +238,10 @@ def model_folder(path: str | Path) -> Path:
     for candidate in (path, path / "model"):
         if (candidate / META).is_file():
             return candidate
-    raise ConfigError(f"generation.model: no trained model in {path} (expected {META} there or in {path / 'model'}); "
-                      "give the run directory of a task=controlnet_train run")
+    raise ConfigError(
+        f"generation.model: no trained model in {path} (expected {META} there or in {path / 'model'}); "
+        "give the run directory of a task=controlnet_train run"
+    )
 
 
 def load_components(path: str | Path) -> Components:
@@ -229,8 +259,17 @@ def load_components(path: str | Path) -> Components:
     if meta["kind"] != "tiny":
         base = Path(meta["pretrained"])
         if not base.is_dir():
-            raise ConfigError(f"{folder} was trained on the Stable Diffusion folder {base}, which is gone; "
-                              "restore it there to generate")
+            raise ConfigError(
+                f"{folder} was trained on the Stable Diffusion folder {base}, which is gone; "
+                "restore it there to generate"
+            )
         parts = {**load_base(base), **parts}
-    return Components(parts["unet"], parts["controlnet"], parts["text_encoder"], parts["tokenizer"],
-                      parts["scheduler"], meta, parts.get("vae"))
+    return Components(
+        parts["unet"],
+        parts["controlnet"],
+        parts["text_encoder"],
+        parts["tokenizer"],
+        parts["scheduler"],
+        meta,
+        parts.get("vae"),
+    )

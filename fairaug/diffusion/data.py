@@ -28,8 +28,7 @@ class PromptedViews(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         item = self.views[i]
-        return {"pixels": item["image"] * 2.0 - 1.0, "masks": item["masks"], "input_ids": self.input_ids[i],
-                "index": i}
+        return {"pixels": item["image"] * 2.0 - 1.0, "masks": item["masks"], "input_ids": self.input_ids[i], "index": i}
 
 
 def prompt_weights(prompts: list[str], max_ratio: float) -> np.ndarray:
@@ -44,9 +43,11 @@ def check_training_view(cfg) -> None:
     """The task config sets input=edes at the diffusion size; a command line that changes it is refused."""
     view = cfg.input
     if view.name != "edes" or view.view != "sa" or int(view.size) != int(cfg.diffusion.size):
-        raise ConfigError(f"task=controlnet_train trains on input=edes, input.view=sa at input.size=diffusion.size "
-                          f"({cfg.diffusion.size}); got input={view.name}, input.view={view.view}, "
-                          f"input.size={view.size}: set diffusion.size instead")
+        raise ConfigError(
+            f"task=controlnet_train trains on input=edes, input.view=sa at input.size=diffusion.size "
+            f"({cfg.diffusion.size}); got input={view.name}, input.view={view.view}, "
+            f"input.size={view.size}: set diffusion.size instead"
+        )
 
 
 def training_views(cfg, folder: RunDir) -> tuple[CachedViewDataset, pd.DataFrame]:
@@ -63,8 +64,10 @@ def training_views(cfg, folder: RunDir) -> tuple[CachedViewDataset, pd.DataFrame
 def training_loader(dataset: PromptedViews, prompts: list[str], diffusion, seed: int, num_workers: int) -> DataLoader:
     """Batches of diffusion.batch_size drawn by inverse prompt frequency (diffusion.max_weight_ratio)."""
     weights = torch.as_tensor(prompt_weights(prompts, float(diffusion.max_weight_ratio)), dtype=torch.double)
-    sampler = WeightedRandomSampler(weights, len(dataset), replacement=True,
-                                    generator=torch.Generator().manual_seed(seed))
+    sampler = WeightedRandomSampler(
+        weights, len(dataset), replacement=True, generator=torch.Generator().manual_seed(seed)
+    )
     batch_size = int(diffusion.batch_size)
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=len(dataset) > batch_size,
-                      num_workers=num_workers)
+    return DataLoader(
+        dataset, batch_size=batch_size, sampler=sampler, drop_last=len(dataset) > batch_size, num_workers=num_workers
+    )

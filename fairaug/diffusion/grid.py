@@ -22,7 +22,7 @@ class ValidationGrid(L.Callback):
         shown = [views[i] for i in range(min(ROWS, len(views)))]
         self.real = torch.stack([s["image"] for s in shown])
         self.masks = torch.stack([s["masks"] for s in shown])
-        self.input_ids, self.prompts = input_ids[:len(shown)], prompts[:len(shown)]
+        self.input_ids, self.prompts = input_ids[: len(shown)], prompts[: len(shown)]
         self.generation, self.every, self.folder = generation, every, Path(folder)
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
@@ -35,9 +35,17 @@ class ValidationGrid(L.Callback):
         was_training = module.training
         module.eval()
         gen = self.generation
-        images = sample(module.parts, self.masks, self.input_ids, module.empty_ids.cpu().expand_as(self.input_ids),
-                        list(range(len(self.masks))), steps=int(gen.steps), scheduler=str(gen.scheduler),
-                        guidance=float(gen.guidance_scale), control_scale=float(gen.control_scale))
+        images = sample(
+            module.parts,
+            self.masks,
+            self.input_ids,
+            module.empty_ids.cpu().expand_as(self.input_ids),
+            list(range(len(self.masks))),
+            steps=int(gen.steps),
+            scheduler=str(gen.scheduler),
+            guidance=float(gen.guidance_scale),
+            control_scale=float(gen.control_scale),
+        )
         module.train(was_training)
         rows = len(images)
         fig, axes = plt.subplots(rows, 4, figsize=(7, 1.9 * rows + 0.5), squeeze=False)
@@ -47,15 +55,23 @@ class ValidationGrid(L.Callback):
                 for f, frame in enumerate(FRAMES):
                     title = f"{source} {frame}" if r == 0 else None
                     show_frame(axes[r, 2 * p + f], picture[f].numpy(), masks[f], title)
-            axes[r, 0].text(-0.05, 0.5, self.prompts[r].replace(", ", "\n"), fontsize=6, ha="right", va="center",
-                            transform=axes[r, 0].transAxes)
+            axes[r, 0].text(
+                -0.05,
+                0.5,
+                self.prompts[r].replace(", ", "\n"),
+                fontsize=6,
+                ha="right",
+                va="center",
+                transform=axes[r, 0].transAxes,
+            )
         mask_legend(fig)
         fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / fig.get_figheight()))
         path = write_figure(fig, self.folder / f"{name}.png", dpi=100)
         for logger in module.loggers:
             if hasattr(logger.experiment, "add_image"):
-                logger.experiment.add_image(f"grid/{name}", plt.imread(path)[..., :3], module.global_step,
-                                            dataformats="HWC")
+                logger.experiment.add_image(
+                    f"grid/{name}", plt.imread(path)[..., :3], module.global_step, dataformats="HWC"
+                )
             elif hasattr(logger, "log_image"):
                 logger.log_image(key="grid", images=[str(path)], step=module.global_step)
         return path

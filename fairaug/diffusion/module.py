@@ -20,8 +20,12 @@ class ControlNetModule(L.LightningModule):
     def __init__(self, parts: Components, diffusion):
         super().__init__()
         self.parts = parts
-        self.unet, self.controlnet, self.text_encoder, self.vae = parts.unet, parts.controlnet, parts.text_encoder, \
-            parts.vae
+        self.unet, self.controlnet, self.text_encoder, self.vae = (
+            parts.unet,
+            parts.controlnet,
+            parts.text_encoder,
+            parts.vae,
+        )
         self.lr, self.prompt_dropout = float(diffusion.lr), float(diffusion.prompt_dropout)
         # the empty prompt: what prompt dropout trains, for classifier-free guidance
         self.register_buffer("empty_ids", tokenize(parts.tokenizer, [""]).reshape(1, -1), persistent=False)
@@ -64,14 +68,25 @@ class ControlNetModule(L.LightningModule):
         ids = torch.where(drop[:, None], self.empty_ids.expand_as(ids), ids)
         latents = self.latents(batch["pixels"], batch["index"])
         noise = torch.randn_like(latents)
-        steps = torch.randint(0, self.parts.scheduler.config.num_train_timesteps, (len(latents),),
-                              device=latents.device)
+        steps = torch.randint(
+            0, self.parts.scheduler.config.num_train_timesteps, (len(latents),), device=latents.device
+        )
         noisy = self.parts.scheduler.add_noise(latents, noise, steps)
         text = self.text_embeddings(ids)
-        down, mid = self.controlnet(noisy, steps, encoder_hidden_states=text,
-                                    controlnet_cond=batch["masks"].to(noisy.dtype) / 3.0, return_dict=False)
-        predicted = self.unet(noisy, steps, encoder_hidden_states=text, down_block_additional_residuals=down,
-                              mid_block_additional_residual=mid).sample
+        down, mid = self.controlnet(
+            noisy,
+            steps,
+            encoder_hidden_states=text,
+            controlnet_cond=batch["masks"].to(noisy.dtype) / 3.0,
+            return_dict=False,
+        )
+        predicted = self.unet(
+            noisy,
+            steps,
+            encoder_hidden_states=text,
+            down_block_additional_residuals=down,
+            mid_block_additional_residual=mid,
+        ).sample
         loss = F.mse_loss(predicted.float(), self.parts.training_target(latents, noise, steps).float())
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=len(ids))
         return loss
@@ -116,5 +131,6 @@ class ControlNetModule(L.LightningModule):
                 group.update(self.optimizer_flags())
 
     def configure_optimizers(self):
-        return torch.optim.AdamW([p for m in self.trained for p in m.parameters()], lr=self.lr, weight_decay=1e-2,
-                                 **self.optimizer_flags())
+        return torch.optim.AdamW(
+            [p for m in self.trained for p in m.parameters()], lr=self.lr, weight_decay=1e-2, **self.optimizer_flags()
+        )

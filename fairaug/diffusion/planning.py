@@ -45,8 +45,9 @@ def make_plan(mode: str, training: pd.DataFrame, cfg, seed: int) -> tuple[pd.Dat
     elif mode == "random_prompt":
         n = int(cfg.num_samples)
         plan = pd.DataFrame({c: rng.choice(sorted(training[c].unique()), n) for c in CELL})
-        plan["source_subject"] = [rng.choice(training.subject_id[training.label == label].to_numpy())
-                                  for label in plan.label]
+        plan["source_subject"] = [
+            rng.choice(training.subject_id[training.label == label].to_numpy()) for label in plan.label
+        ]
     else:
         counts = balance_counts(training, cfg.max_samples)
         rows = []

@@ -37,8 +37,9 @@ def _values(row) -> dict[str, str]:
 def check_template(template: str) -> None:
     unknown = sorted(set(_PLACEHOLDER.findall(template)) - {*ATTRIBUTES, "diagnosis"})
     if unknown:
-        raise ConfigError(f"diffusion.prompt_template has unknown placeholder(s) {unknown}; known: "
-                          f"{[*ATTRIBUTES, 'diagnosis']}")
+        raise ConfigError(
+            f"diffusion.prompt_template has unknown placeholder(s) {unknown}; known: {[*ATTRIBUTES, 'diagnosis']}"
+        )
 
 
 def prompt_for(row, template: str) -> str:
@@ -46,8 +47,9 @@ def prompt_for(row, template: str) -> str:
     the data does not record for this subject is left out ("age in unknown" says nothing)."""
     check_template(template)
     values = _values(row)
-    parts = [part for part in template.split(",")
-             if all(values[name] != UNKNOWN for name in _PLACEHOLDER.findall(part))]
+    parts = [
+        part for part in template.split(",") if all(values[name] != UNKNOWN for name in _PLACEHOLDER.findall(part))
+    ]
     text = ",".join(parts).strip().format(**values)
     return text[:1].upper() + text[1:]
 
@@ -60,8 +62,13 @@ def prompt_vocabulary(template: str, cohort: pd.DataFrame) -> list[str]:
     """Every word a prompt of `template` can contain, for any sex, BMI group and diagnosis
     and the cohort's other attribute values (age groups, vendors, centres)."""
     check_template(template)
-    values = ["female", "male", *BMI_GROUPS, *LABEL_NAMES.values(),
-              *(v for a in ATTRIBUTES if a in cohort for v in cohort[a].astype(str).unique())]
+    values = [
+        "female",
+        "male",
+        *BMI_GROUPS,
+        *LABEL_NAMES.values(),
+        *(v for a in ATTRIBUTES if a in cohort for v in cohort[a].astype(str).unique()),
+    ]
     found = words(_PLACEHOLDER.sub(" ", template)) + [w for v in values for w in words(str(v))]
     return sorted(set(found))
 
@@ -70,8 +77,9 @@ def build_tokenizer(vocabulary: list[str], max_length: int) -> PreTrainedTokeniz
     tokenizer = Tokenizer(models.WordLevel({w: i for i, w in enumerate([*SPECIAL, *vocabulary])}, unk_token="[UNK]"))
     tokenizer.normalizer = normalizers.Sequence([normalizers.Lowercase(), normalizers.Replace(",", " ")])
     tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="[PAD]", unk_token="[UNK]",
-                                   model_max_length=max_length)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, pad_token="[PAD]", unk_token="[UNK]", model_max_length=max_length
+    )
 
 
 def load_tokenizer(folder: Path):
@@ -86,15 +94,19 @@ def check_known(prompts: list[str], tokenizer) -> None:
         return
     for prompt in prompts:
         if len(words(prompt)) > tokenizer.model_max_length:
-            raise DataError(f"prompt {prompt!r} has more than {tokenizer.model_max_length} words, the tokenizer's "
-                            "length; shorten diffusion.prompt_template")
+            raise DataError(
+                f"prompt {prompt!r} has more than {tokenizer.model_max_length} words, the tokenizer's "
+                "length; shorten diffusion.prompt_template"
+            )
         unknown = [w for w in words(prompt) if w not in vocabulary]
         if unknown:
             known = sorted(w for w in vocabulary if w not in SPECIAL)
-            raise DataError(f"prompt {prompt!r} has word(s) {unknown} the tiny tokenizer does not know; "
-                            f"its vocabulary: {known}")
+            raise DataError(
+                f"prompt {prompt!r} has word(s) {unknown} the tiny tokenizer does not know; its vocabulary: {known}"
+            )
 
 
 def tokenize(tokenizer, prompts: list[str]):
-    return tokenizer(prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
-                     return_tensors="pt").input_ids
+    return tokenizer(
+        prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
+    ).input_ids

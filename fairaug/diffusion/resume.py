@@ -33,11 +33,16 @@ def continues_in_place(folder: RunDir, resume) -> bool:
     in a folder holding a training (checkpoint, model/ or metrics.json) is refused."""
     checkpoint = checkpoint_path(resume)
     in_place = checkpoint is not None and checkpoint.resolve() == folder.last_checkpoint.resolve()
-    earlier = [path.relative_to(folder.path).as_posix() for path in
-               (folder.last_checkpoint, folder.model, folder.metrics) if path.exists()]
+    earlier = [
+        path.relative_to(folder.path).as_posix()
+        for path in (folder.last_checkpoint, folder.model, folder.metrics)
+        if path.exists()
+    ]
     if earlier and not in_place:
-        raise ConfigError(f"{folder.path} already holds a task=controlnet_train run ({', '.join(earlier)}): continue "
-                          f"it with diffusion.resume={folder.path}, or train into a new folder")
+        raise ConfigError(
+            f"{folder.path} already holds a task=controlnet_train run ({', '.join(earlier)}): continue "
+            f"it with diffusion.resume={folder.path}, or train into a new folder"
+        )
     return in_place
 
 
@@ -76,8 +81,10 @@ def load_finished(module, resume: str, folder: RunDir, in_place: bool) -> None:
     missing = module.load_state_dict(state, strict=module.strict_loading).missing_keys
     trained = module.state_prefixes(module.trained)
     if any(key.startswith(trained) for key in missing):
-        raise ConfigError(f"diffusion.resume: {resume} does not hold this model's trained weights "
-                          f"(missing e.g. {[k for k in missing if k.startswith(trained)][:3]})")
+        raise ConfigError(
+            f"diffusion.resume: {resume} does not hold this model's trained weights "
+            f"(missing e.g. {[k for k in missing if k.startswith(trained)][:3]})"
+        )
     if not in_place:
         folder.checkpoints.mkdir(exist_ok=True)
         shutil.copy2(resume, folder.last_checkpoint)

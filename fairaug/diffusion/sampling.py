@@ -16,8 +16,17 @@ def make_scheduler(name: str, parts: Components):
 
 
 @torch.no_grad()
-def sample(parts: Components, masks: torch.Tensor, input_ids: torch.Tensor, negative_ids: torch.Tensor,
-           seeds: list[int], steps: int, scheduler: str, guidance: float, control_scale: float) -> torch.Tensor:
+def sample(
+    parts: Components,
+    masks: torch.Tensor,
+    input_ids: torch.Tensor,
+    negative_ids: torch.Tensor,
+    seeds: list[int],
+    steps: int,
+    scheduler: str,
+    guidance: float,
+    control_scale: float,
+) -> torch.Tensor:
     """Images in [0, 1], (B, 3, H, W), one per mask/prompt; each from its own seeded noise.
 
     The scheduler's state stays in float32; each network gets its inputs in its own dtype, so
@@ -36,11 +45,21 @@ def sample(parts: Components, masks: torch.Tensor, input_ids: torch.Tensor, nega
     cond = torch.cat([cond, cond]) if guided else cond
     for t in noise_scheduler.timesteps:
         model_input = noise_scheduler.scale_model_input(torch.cat([x, x]) if guided else x, t)
-        down, mid = parts.controlnet(model_input.to(control_dtype), t, encoder_hidden_states=text.to(control_dtype),
-                                     controlnet_cond=cond, conditioning_scale=control_scale, return_dict=False)
-        eps = parts.unet(model_input.to(unet_dtype), t, encoder_hidden_states=text.to(unet_dtype),
-                         down_block_additional_residuals=[d.to(unet_dtype) for d in down],
-                         mid_block_additional_residual=mid.to(unet_dtype)).sample.float()
+        down, mid = parts.controlnet(
+            model_input.to(control_dtype),
+            t,
+            encoder_hidden_states=text.to(control_dtype),
+            controlnet_cond=cond,
+            conditioning_scale=control_scale,
+            return_dict=False,
+        )
+        eps = parts.unet(
+            model_input.to(unet_dtype),
+            t,
+            encoder_hidden_states=text.to(unet_dtype),
+            down_block_additional_residuals=[d.to(unet_dtype) for d in down],
+            mid_block_additional_residual=mid.to(unet_dtype),
+        ).sample.float()
         if guided:
             unconditional, conditional = eps.chunk(2)
             eps = unconditional + guidance * (conditional - unconditional)

@@ -38,8 +38,10 @@ def _runs(sweep_dir: Path, metric: str) -> pd.DataFrame:
     values = completed[(completed.metric == metric) & ~completed.metric.isin(CRITERIA)]  # criteria have no group
     if values.empty:
         raise ConfigError(f"{sweep_dir} measured no {metric} overall or per subgroup (task.metric)")
-    labels = [OVERALL if attribute == OVERALL else f"{attribute}={group}"
-              for attribute, group in zip(values.attribute, values.group)]
+    labels = [
+        OVERALL if attribute == OVERALL else f"{attribute}={group}"
+        for attribute, group in zip(values.attribute, values.group)
+    ]
     table = values.assign(label=labels).pivot(index=["seed", "fold"], columns="label", values="value")
     return table[list(dict.fromkeys(labels))]  # the jobs' order: overall first, groups as the reports list them
 
@@ -83,23 +85,40 @@ def compare(sweep_dirs: list[str], names: list[str] | None, output_dir: Path, me
     for label in dict.fromkeys(label for table in arms.values() for label in table.columns):
         for name, table in arms.items():
             values = table[label] if label in table else pd.Series(dtype=float)
-            row = {"label": label, "arm": name, "mean": values.mean(), "std": values.std(ddof=1),
-                   "runs": int(values.notna().sum())}
+            row = {
+                "label": label,
+                "arm": name,
+                "mean": values.mean(),
+                "std": values.std(ddof=1),
+                "runs": int(values.notna().sum()),
+            }
             if name != baseline_name and label in baseline:
                 pairs = pd.concat([values, baseline[label]], axis=1, join="inner").dropna()
                 differences = pairs.iloc[:, 0] - pairs.iloc[:, 1]
                 p_value, note = _paired_test(differences)
-                row.update({"difference_to_first": differences.mean() if len(differences) else np.nan,
-                            "pairs": len(differences), "p_value": p_value, "note": note})
+                row.update(
+                    {
+                        "difference_to_first": differences.mean() if len(differences) else np.nan,
+                        "pairs": len(differences),
+                        "p_value": p_value,
+                        "note": note,
+                    }
+                )
             rows.append(row)
-    table = pd.DataFrame(rows, columns=["label", "arm", "mean", "std", "runs", "difference_to_first", "pairs",
-                                        "p_value", "q_value", "note"])
+    table = pd.DataFrame(
+        rows,
+        columns=["label", "arm", "mean", "std", "runs", "difference_to_first", "pairs", "p_value", "q_value", "note"],
+    )
     table["q_value"] = _false_discovery_rate(table)
     pairs = table.pairs.dropna()
     if len(pairs) and smallest_p(int(pairs.max())) > SIGNIFICANCE:
-        log.warning("compare: at most %d pairs per subgroup: no p below %.3g is possible, whatever the effect; "
-                    "add seeds or folds (6 pairs can reach %.3g)", int(pairs.max()), smallest_p(int(pairs.max())),
-                    smallest_p(6))
+        log.warning(
+            "compare: at most %d pairs per subgroup: no p below %.3g is possible, whatever the effect; "
+            "add seeds or folds (6 pairs can reach %.3g)",
+            int(pairs.max()),
+            smallest_p(int(pairs.max())),
+            smallest_p(6),
+        )
     output_dir = Path(output_dir)
     write_csv(table, output_dir / "comparison.csv")
     write_text(comparison_markdown(table, names, metric, sweep_dirs), output_dir / "comparison.md")
@@ -112,15 +131,21 @@ def comparison_markdown(table: pd.DataFrame, names: list[str], metric: str, swee
     rows = []
     for label in dict.fromkeys(table.label):
         part = table[table.label == label].set_index("arm")
-        cells = [f"{format_mean_std(part.loc[n, 'mean'], part.loc[n, 'std'])} (n={part.loc[n, 'runs']})"
-                 for n in names]
-        cells += [f"{format_value(part.loc[n, 'difference_to_first'])} (p={format_value(part.loc[n, 'p_value'])}, "
-                  f"q={format_value(part.loc[n, 'q_value'])})" for n in names[1:]]
+        cells = [f"{format_mean_std(part.loc[n, 'mean'], part.loc[n, 'std'])} (n={part.loc[n, 'runs']})" for n in names]
+        cells += [
+            f"{format_value(part.loc[n, 'difference_to_first'])} (p={format_value(part.loc[n, 'p_value'])}, "
+            f"q={format_value(part.loc[n, 'q_value'])})"
+            for n in names[1:]
+        ]
         rows.append([label, *cells])
-    lines = [f"# {metric.replace('_', ' ')} by arm", "",
-             "Mean ± std over runs; difference = mean of paired differences over matching (seed, fold); "
-             "p = two-sided Wilcoxon signed-rank test; q = Benjamini-Hochberg false discovery rate over the "
-             "subgroups of each arm (read q when looking for any subgroup that changed).", ""]
+    lines = [
+        f"# {metric.replace('_', ' ')} by arm",
+        "",
+        "Mean ± std over runs; difference = mean of paired differences over matching (seed, fold); "
+        "p = two-sided Wilcoxon signed-rank test; q = Benjamini-Hochberg false discovery rate over the "
+        "subgroups of each arm (read q when looking for any subgroup that changed).",
+        "",
+    ]
     lines += [f"- `{n}`: {d}" for n, d in zip(names, sweep_dirs)] + [""]
     notes = sorted(set(table.note.dropna()) - {""})
     footer = [""] + [f"Note: {note}." for note in notes] if notes else []

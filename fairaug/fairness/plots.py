@@ -47,9 +47,15 @@ def plot_balanced_accuracy(table: pd.DataFrame, attribute: str, output_dir: Path
     defined = ~np.isnan(values)
     ax.bar(x[defined], values[defined], color="#4c78a8")
     with_interval = defined & np.isfinite(low) & np.isfinite(high) & (high > low)  # none of zero width
-    ax.errorbar(x[with_interval], values[with_interval],
-                yerr=[values[with_interval] - low[with_interval], high[with_interval] - values[with_interval]],
-                fmt="none", ecolor="black", capsize=4, label=f"{ci:.0%} bootstrap interval".replace("%", " %"))
+    ax.errorbar(
+        x[with_interval],
+        values[with_interval],
+        yerr=[values[with_interval] - low[with_interval], high[with_interval] - values[with_interval]],
+        fmt="none",
+        ecolor="black",
+        capsize=4,
+        label=f"{ci:.0%} bootstrap interval".replace("%", " %"),
+    )
     for i in np.flatnonzero(defined):
         ax.text(i, 0.02, f"{values[i]:.2f}", ha="center", va="bottom", fontsize=8, color="white")
     _mark_undefined(ax, np.flatnonzero(~defined))
@@ -76,14 +82,21 @@ def _bars_by_arm(table: pd.DataFrame, ylabel: str, title: str, path: Path) -> Pa
         x = np.arange(len(groups)) + (k - (len(arms) - 1) / 2) * width
         means, spread = part["mean"].to_numpy(float), part["std"].to_numpy(float)
         defined = ~np.isnan(means)
-        ax.bar(x[defined], means[defined], width, label=arm,
-               yerr=np.where(np.isfinite(spread), spread, 0.0)[defined], capsize=3)
+        ax.bar(
+            x[defined],
+            means[defined],
+            width,
+            label=arm,
+            yerr=np.where(np.isfinite(spread), spread, 0.0)[defined],
+            capsize=3,
+        )
         _mark_undefined(ax, x[~defined])
         p_values = part["p_value"].to_numpy(float) if "p_value" in part else np.full(len(groups), np.nan)
         for i in np.flatnonzero(defined & ~np.isnan(p_values)):
             top = means[i] + (spread[i] if np.isfinite(spread[i]) else 0.0)
-            ax.text(x[i], min(top + 0.02, 0.97), f"p={p_values[i]:.2g}", ha="center", va="bottom", fontsize=6,
-                    rotation=90)
+            ax.text(
+                x[i], min(top + 0.02, 0.97), f"p={p_values[i]:.2g}", ha="center", va="bottom", fontsize=6, rotation=90
+            )
     _chance_line(ax)
     ax.set_xticks(np.arange(len(groups)), groups, rotation=35, ha="right", fontsize=8)
     ax.set_ylim(0, 1)
@@ -95,16 +108,28 @@ def _bars_by_arm(table: pd.DataFrame, ylabel: str, title: str, path: Path) -> Pa
 def plot_arms(table: pd.DataFrame, metric: str, output_dir: Path) -> Path:
     """`compare`'s figure: `metric` per subgroup and arm, paired p-values against the first arm."""
     name = metric.replace("_", " ")
-    return _bars_by_arm(table, f"{name}\n(mean ± std over runs)", f"{name} by arm (p: paired Wilcoxon vs "
-                        f"{table.arm.iloc[0]})", Path(output_dir) / f"comparison_{metric}.png")
+    return _bars_by_arm(
+        table,
+        f"{name}\n(mean ± std over runs)",
+        f"{name} by arm (p: paired Wilcoxon vs {table.arm.iloc[0]})",
+        Path(output_dir) / f"comparison_{metric}.png",
+    )
 
 
 def plot_sweep(by_group: list[dict], runs: int, output_dir: Path) -> Path:
     """The sweep summary's figure: balanced accuracy per subgroup, mean ± std over its runs."""
-    rows = [{"label": f"{g['attribute']}={g['group']}" + (f" ({g['n']} of {runs} runs)" if g["n"] < runs else ""),
-             "arm": f"{runs} runs", "mean": g["mean"], "std": g["std"]}
-            for g in by_group if g["metric"] == "balanced_accuracy"]
+    rows = [
+        {
+            "label": f"{g['attribute']}={g['group']}" + (f" ({g['n']} of {runs} runs)" if g["n"] < runs else ""),
+            "arm": f"{runs} runs",
+            "mean": g["mean"],
+            "std": g["std"],
+        }
+        for g in by_group
+        if g["metric"] == "balanced_accuracy"
+    ]
     table = pd.DataFrame(rows, columns=["label", "arm", "mean", "std"]).astype({"mean": float, "std": float})
     title = "Balanced accuracy by subgroup over the sweep"
-    return _bars_by_arm(table, "balanced accuracy\n(mean ± std over runs)", title,
-                        Path(output_dir) / "summary_balanced_accuracy.png")
+    return _bars_by_arm(
+        table, "balanced accuracy\n(mean ± std over runs)", title, Path(output_dir) / "summary_balanced_accuracy.png"
+    )

@@ -25,12 +25,24 @@ from fairaug.fairness.predictions import SCORED_COLUMNS
 from fairaug.io import write_csv, write_json, write_text
 from fairaug.markdown import format_value, markdown_table
 
-BY_GROUP_COLUMNS = ["attribute", "group", *GROUP_METRICS, "balanced_accuracy_ci_low", "balanced_accuracy_ci_high",
-                    "note"]
+BY_GROUP_COLUMNS = [
+    "attribute",
+    "group",
+    *GROUP_METRICS,
+    "balanced_accuracy_ci_low",
+    "balanced_accuracy_ci_high",
+    "note",
+]
 KNOWN_GROUPS = {"sex": ["female", "male"], "bmi_group": list(BMI_GROUPS)}
 INTERVAL_METRICS = ("balanced_accuracy", "selection_rate", "tpr")
-CRITERIA = ("demographic_parity_difference", "demographic_parity_ratio", "equal_opportunity_difference",
-            "equal_opportunity_ratio", "equalized_odds_difference", "equalized_odds_ratio")
+CRITERIA = (
+    "demographic_parity_difference",
+    "demographic_parity_ratio",
+    "equal_opportunity_difference",
+    "equal_opportunity_ratio",
+    "equalized_odds_difference",
+    "equalized_odds_ratio",
+)
 
 
 @dataclass
@@ -90,7 +102,8 @@ def _criteria(frame: MetricFrame | None) -> dict:
         "demographic_parity_ratio": ratio["selection_rate"],
         "equal_opportunity_difference": difference["tpr"],
         "equal_opportunity_ratio": ratio["tpr"],
-        "equalized_odds_difference": _defined(max, difference["tpr"], difference["fpr"]) if odds_defined
+        "equalized_odds_difference": _defined(max, difference["tpr"], difference["fpr"])
+        if odds_defined
         else float("nan"),
         "equalized_odds_ratio": _defined(min, ratio["tpr"], ratio["fpr"]) if odds_defined else float("nan"),
     }
@@ -110,41 +123,69 @@ def _attribute_report(attribute: str, feature: pd.Series, y_true, y_pred, cfg, s
     by_group = frame.by_group.reindex(groups)
     by_group[["count", "positives"]] = by_group[["count", "positives"]].fillna(0)
     large = feature.isin(by_group.index[by_group["count"] >= cfg.min_count]).to_numpy()
-    eligible = MetricFrame(metrics=GROUP_METRICS, y_true=y_true[large], y_pred=y_pred[large],
-                           sensitive_features=feature[large]) if large.any() else None
+    eligible = (
+        MetricFrame(
+            metrics=GROUP_METRICS, y_true=y_true[large], y_pred=y_pred[large], sensitive_features=feature[large]
+        )
+        if large.any()
+        else None
+    )
     low = high = pd.Series(np.nan, index=groups)
     intervals = {}
     if cfg.n_boot and large.any():  # bootstrap only the metrics that get intervals: resampling is slow
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # NaN groups inside bootstrap samples
-            boot = MetricFrame(metrics={k: GROUP_METRICS[k] for k in INTERVAL_METRICS}, y_true=y_true[large],
-                               y_pred=y_pred[large], sensitive_features=feature[large], n_boot=int(cfg.n_boot),
-                               ci_quantiles=[(1 - cfg.ci) / 2, 1 - (1 - cfg.ci) / 2], random_state=seed)
+            boot = MetricFrame(
+                metrics={k: GROUP_METRICS[k] for k in INTERVAL_METRICS},
+                y_true=y_true[large],
+                y_pred=y_pred[large],
+                sensitive_features=feature[large],
+                n_boot=int(cfg.n_boot),
+                ci_quantiles=[(1 - cfg.ci) / 2, 1 - (1 - cfg.ci) / 2],
+                random_state=seed,
+            )
             low, high = (ci["balanced_accuracy"].reindex(groups) for ci in boot.by_group_ci)
             low_diff, high_diff = boot.difference_ci()
-        intervals = {f"{name}_ci": [_clean(low_diff[metric]), _clean(high_diff[metric])] for name, metric in
-                     (("balanced_accuracy_gap", "balanced_accuracy"), ("demographic_parity_difference",
-                      "selection_rate"), ("equal_opportunity_difference", "tpr"))}
+        intervals = {
+            f"{name}_ci": [_clean(low_diff[metric]), _clean(high_diff[metric])]
+            for name, metric in (
+                ("balanced_accuracy_gap", "balanced_accuracy"),
+                ("demographic_parity_difference", "selection_rate"),
+                ("equal_opportunity_difference", "tpr"),
+            )
+        }
     notes = {}
     for group in groups:
         count, positives = int(by_group.loc[group, "count"]), int(by_group.loc[group, "positives"])
         note = undefined_reason(count, positives)
         if 0 < count < cfg.min_count:
-            note = "; ".join(filter(None, [f"fewer than {cfg.min_count} test subjects: left out of the criteria",
-                                           note]))
+            note = "; ".join(
+                filter(None, [f"fewer than {cfg.min_count} test subjects: left out of the criteria", note])
+            )
         notes[group] = note
-    rows = [{"attribute": attribute, "group": g, **by_group.loc[g].to_dict(), "balanced_accuracy_ci_low": low[g],
-             "balanced_accuracy_ci_high": high[g], "note": notes[g]} for g in groups]
+    rows = [
+        {
+            "attribute": attribute,
+            "group": g,
+            **by_group.loc[g].to_dict(),
+            "balanced_accuracy_ci_low": low[g],
+            "balanced_accuracy_ci_high": high[g],
+            "note": notes[g],
+        }
+        for g in groups
+    ]
     accuracy = eligible.by_group["balanced_accuracy"].dropna() if eligible is not None else pd.Series(dtype=float)
     summary = {name: _clean(value) for name, value in _criteria(eligible).items()}
-    summary.update({
-        "worst_group": accuracy.idxmin() if len(accuracy) else None,
-        "worst_balanced_accuracy": _clean(accuracy.min()) if len(accuracy) else None,
-        "best_group": accuracy.idxmax() if len(accuracy) else None,
-        "balanced_accuracy_gap": _clean(accuracy.max() - accuracy.min()) if len(accuracy) > 1 else None,
-        "excluded_groups": {g: note for g, note in notes.items() if note and g not in accuracy.index},
-        **intervals,
-    })
+    summary.update(
+        {
+            "worst_group": accuracy.idxmin() if len(accuracy) else None,
+            "worst_balanced_accuracy": _clean(accuracy.min()) if len(accuracy) else None,
+            "best_group": accuracy.idxmax() if len(accuracy) else None,
+            "balanced_accuracy_gap": _clean(accuracy.max() - accuracy.min()) if len(accuracy) > 1 else None,
+            "excluded_groups": {g: note for g, note in notes.items() if note and g not in accuracy.index},
+            **intervals,
+        }
+    )
     return rows, summary
 
 
@@ -163,30 +204,59 @@ def evaluate(predictions: pd.DataFrame, cfg, seed: int = 0) -> FairnessReport:
         attribute_rows, attributes[attribute] = _attribute_report(attribute, feature, y_true, y_pred, cfg, seed)
         rows += attribute_rows
     by_group = pd.DataFrame(rows, columns=BY_GROUP_COLUMNS)
-    settings = {"n_boot": int(cfg.n_boot), "ci": float(cfg.ci), "min_count": int(cfg.min_count),
-                "n": len(predictions)}
+    settings = {"n_boot": int(cfg.n_boot), "ci": float(cfg.ci), "min_count": int(cfg.min_count), "n": len(predictions)}
     return FairnessReport(overall, by_group, attributes, settings, not_recorded)
 
 
 def report_markdown(report: FairnessReport, title: str) -> str:
-    lines = [f"# {title}", "", f"{report.settings['n']} subjects; intervals: {report.settings['ci']:.0%} bootstrap "
-             f"({report.settings['n_boot']} resamples).", "", "## Overall", ""]
+    lines = [
+        f"# {title}",
+        "",
+        f"{report.settings['n']} subjects; intervals: {report.settings['ci']:.0%} bootstrap "
+        f"({report.settings['n_boot']} resamples).",
+        "",
+        "## Overall",
+        "",
+    ]
     lines += markdown_table(["metric", "value"], [[k, format_value(v)] for k, v in report.overall.items()])
     if report.not_recorded:
         lines += ["", f"Not reported: {', '.join(report.not_recorded)} (not recorded for any subject of this data)."]
     for attribute, summary in report.attributes.items():
         table = report.by_group[report.by_group.attribute == attribute]
         lines += ["", f"## {attribute}", ""]
-        rows = [[r.group, f"{format_value(r.balanced_accuracy)} [{format_value(r.balanced_accuracy_ci_low)}, "
-                 f"{format_value(r.balanced_accuracy_ci_high)}]", format_value(r.tpr), format_value(r.fpr),
-                 format_value(r.selection_rate), f"{int(r.count)}", f"{int(r.positives)}", r.note]
-                for r in table.itertuples()]
-        lines += markdown_table(["group", "balanced accuracy [CI]", "TPR", "FPR", "selection rate", "n",
-                                 "heart failure", "note"], rows)
-        lines += [""] + markdown_table(["criterion", "value"], [[k, format_value(summary[k])] for k in (
-            "balanced_accuracy_gap", "worst_group", "demographic_parity_difference", "demographic_parity_ratio",
-            "equal_opportunity_difference", "equal_opportunity_ratio", "equalized_odds_difference",
-            "equalized_odds_ratio")])
+        rows = [
+            [
+                r.group,
+                f"{format_value(r.balanced_accuracy)} [{format_value(r.balanced_accuracy_ci_low)}, "
+                f"{format_value(r.balanced_accuracy_ci_high)}]",
+                format_value(r.tpr),
+                format_value(r.fpr),
+                format_value(r.selection_rate),
+                f"{int(r.count)}",
+                f"{int(r.positives)}",
+                r.note,
+            ]
+            for r in table.itertuples()
+        ]
+        lines += markdown_table(
+            ["group", "balanced accuracy [CI]", "TPR", "FPR", "selection rate", "n", "heart failure", "note"], rows
+        )
+        lines += [""] + markdown_table(
+            ["criterion", "value"],
+            [
+                [k, format_value(summary[k])]
+                for k in (
+                    "balanced_accuracy_gap",
+                    "worst_group",
+                    "demographic_parity_difference",
+                    "demographic_parity_ratio",
+                    "equal_opportunity_difference",
+                    "equal_opportunity_ratio",
+                    "equalized_odds_difference",
+                    "equalized_odds_ratio",
+                )
+            ],
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -198,8 +268,19 @@ def write_report(report: FairnessReport, output_dir: Path, title: str = "Fairnes
     output_dir = Path(output_dir)
     files = RunDir(output_dir)
     write_csv(report.by_group, files.by_group)
-    write_json({"overall": report.overall, "attributes": report.attributes, "settings": report.settings,
-                "not_recorded": report.not_recorded}, files.fairness)
+    write_json(
+        {
+            "overall": report.overall,
+            "attributes": report.attributes,
+            "settings": report.settings,
+            "not_recorded": report.not_recorded,
+        },
+        files.fairness,
+    )
     write_text(report_markdown(report, title), files.report)
-    return [plot_balanced_accuracy(report.by_group[report.by_group.attribute == attribute], attribute, output_dir,
-                                   report.settings["ci"]) for attribute in report.attributes]
+    return [
+        plot_balanced_accuracy(
+            report.by_group[report.by_group.attribute == attribute], attribute, output_dir, report.settings["ci"]
+        )
+        for attribute in report.attributes
+    ]

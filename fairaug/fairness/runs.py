@@ -100,9 +100,12 @@ def find_jobs(sweep_dir: Path) -> list[Job]:
     if launched is not None:
         started = {job.name: job for job in jobs}
         # a folder whose overrides differ holds another sweep's job (the folder was reused)
-        jobs = [started[str(num)] if str(num) in started and started[str(num)].overrides == overrides
-                else Job(str(num), sweep_dir / str(num), "not started", overrides, None, None)
-                for num, overrides in enumerate(launched)]
+        jobs = [
+            started[str(num)]
+            if str(num) in started and started[str(num)].overrides == overrides
+            else Job(str(num), sweep_dir / str(num), "not started", overrides, None, None)
+            for num, overrides in enumerate(launched)
+        ]
     if not jobs:
         raise DataError(f"{sweep_dir} holds no Hydra job folders (sub-folders with .hydra/)")
     return jobs
@@ -119,11 +122,15 @@ def _measurements(folder: Path) -> list[tuple]:
         rows += [(OVERALL, ALL, name, report["overall"].get(name)) for name in OVERALL_RATES]
     if files.by_group.exists():
         by_group = pd.read_csv(files.by_group, keep_default_na=False, na_values=[""])  # a group named "NA" stays
-        rows += [(r.attribute, r.group, name, getattr(r, name)) for r in by_group.itertuples()
-                 for name in GROUP_COLUMNS]
+        rows += [
+            (r.attribute, r.group, name, getattr(r, name)) for r in by_group.itertuples() for name in GROUP_COLUMNS
+        ]
     if report is not None:
-        rows += [(attribute, ALL, name, criteria.get(name)) for attribute, criteria in report["attributes"].items()
-                 for name in CRITERIA]
+        rows += [
+            (attribute, ALL, name, criteria.get(name))
+            for attribute, criteria in report["attributes"].items()
+            for name in CRITERIA
+        ]
     return rows
 
 

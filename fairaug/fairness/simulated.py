@@ -32,16 +32,29 @@ def simulated_run(folder: Path, seed: int, fold: int, error_rate: float, failed:
         return None
     rng = np.random.default_rng(seed * 10 + fold)
     n = N_SUBJECTS
-    table = pd.DataFrame({"subject_id": [f"S{i}" for i in range(n)], "label": rng.integers(0, 2, n),
-                          "sex": rng.choice(["female", "male"], n), "age_group": rng.choice(["50s", "60s"], n),
-                          "bmi_group": rng.choice(["normal", "obese"], n)})
+    table = pd.DataFrame(
+        {
+            "subject_id": [f"S{i}" for i in range(n)],
+            "label": rng.integers(0, 2, n),
+            "sex": rng.choice(["female", "male"], n),
+            "age_group": rng.choice(["50s", "60s"], n),
+            "bmi_group": rng.choice(["normal", "obese"], n),
+        }
+    )
     table["pred"] = np.where(rng.uniform(size=n) < error_rate, 1 - table.label, table.label)
     table["prob"] = np.clip(table.pred * 0.6 + rng.uniform(0, 0.4, n), 0, 1)
     table.to_csv(folder.predictions, index=False)
-    settings = {"attributes": ["sex", "age_group", "bmi_group"], "intersections": [], "n_boot": 0, "ci": 0.95,
-                "min_count": 5}
+    settings = {
+        "attributes": ["sex", "age_group", "bmi_group"],
+        "intersections": [],
+        "n_boot": 0,
+        "ci": 0.95,
+        "min_count": 5,
+    }
     write_report(evaluate(table, OmegaConf.create(settings)), folder.path)
-    metrics = {"balanced_accuracy": balanced_accuracy_score(table.label, table.pred),
-               "auroc": roc_auc_score(table.label, table.prob)}
+    metrics = {
+        "balanced_accuracy": balanced_accuracy_score(table.label, table.pred),
+        "auroc": roc_auc_score(table.label, table.prob),
+    }
     folder.metrics.write_text(json.dumps(metrics))
     return table

@@ -32,9 +32,14 @@ def per_job_table(results: pd.DataFrame) -> pd.DataFrame:
     """summary.csv: the long table pivoted to a row per job and a column per measurement
     (`metric`, `metric[attribute=group]`, `criterion[attribute]`), to read a job at a glance."""
     measured = results.dropna(subset=["metric"])
-    names = [metric if attribute == OVERALL else f"{metric}[{attribute}]" if metric in CRITERIA
-             else f"{metric}[{attribute}={group}]"
-             for attribute, group, metric in zip(measured.attribute, measured.group, measured.metric)]
+    names = [
+        metric
+        if attribute == OVERALL
+        else f"{metric}[{attribute}]"
+        if metric in CRITERIA
+        else f"{metric}[{attribute}={group}]"
+        for attribute, group, metric in zip(measured.attribute, measured.group, measured.metric)
+    ]
     wide = measured.assign(column=names).pivot(index="job", columns="column", values="value")
     return results.drop_duplicates("job")[JOB_COLUMNS].join(wide[list(dict.fromkeys(names))], on="job")
 
@@ -93,12 +98,17 @@ def _summarise(sweep_dir: Path, fairness_cfg) -> dict:
     metrics, by_group, criteria = aggregate(results)
     completed = sum(j.status == "completed" for j in jobs)
     summary = {
-        "sweep_dir": str(sweep_dir), "jobs": len(jobs), "completed": completed,
-        "failed": [{"job": j.name, "overrides": " ".join(j.overrides), "error": j.error}
-                   for j in jobs if j.status == "failed"],
+        "sweep_dir": str(sweep_dir),
+        "jobs": len(jobs),
+        "completed": completed,
+        "failed": [
+            {"job": j.name, "overrides": " ".join(j.overrides), "error": j.error} for j in jobs if j.status == "failed"
+        ],
         "incomplete": [j.name for j in jobs if j.status == "incomplete"],
         "not_started": [j.name for j in jobs if j.status == "not started"],
-        "metrics": metrics, "by_group": by_group, "fairness": criteria,
+        "metrics": metrics,
+        "by_group": by_group,
+        "fairness": criteria,
     }
     pooled = pooled_predictions(jobs)
     if not pooled.empty:
@@ -119,47 +129,76 @@ def _summarise(sweep_dir: Path, fairness_cfg) -> dict:
 
 def status_line(summary: dict) -> str:
     """E.g. "2 of 4 jobs completed; job 2 incomplete, job 3 not started"."""
-    others = [(state, names) for state, names in (("failed", [f["job"] for f in summary["failed"]]),
-                                                  ("incomplete", summary["incomplete"]),
-                                                  ("not started", summary.get("not_started", []))) if names]
+    others = [
+        (state, names)
+        for state, names in (
+            ("failed", [f["job"] for f in summary["failed"]]),
+            ("incomplete", summary["incomplete"]),
+            ("not started", summary.get("not_started", [])),
+        )
+        if names
+    ]
     details = ", ".join(f"job{'s' if len(names) > 1 else ''} {', '.join(names)} {state}" for state, names in others)
     return f"{summary['completed']} of {summary['jobs']} jobs completed" + (f"; {details}" if details else "")
 
 
 def summary_markdown(summary: dict) -> str:
-    lines = [f"# Sweep summary: {status_line(summary)}", "",
-             f"`{summary['sweep_dir']}`; mean ± std over the completed runs.", ""]
+    lines = [
+        f"# Sweep summary: {status_line(summary)}",
+        "",
+        f"`{summary['sweep_dir']}`; mean ± std over the completed runs.",
+        "",
+    ]
     if summary["failed"]:
         lines += ["## Failed jobs", ""]
-        lines += markdown_table(["job", "overrides", "error"],
-                                [[f["job"], f["overrides"], f["error"].splitlines()[-1] if f["error"] else ""]
-                                 for f in summary["failed"]])
+        lines += markdown_table(
+            ["job", "overrides", "error"],
+            [[f["job"], f["overrides"], f["error"].splitlines()[-1] if f["error"] else ""] for f in summary["failed"]],
+        )
         lines.append("")
     lines += ["## Overall", ""]
-    lines += markdown_table(["metric", "mean ± std", "runs"],
-                            [[m, _fmt(s), s["n"]] for m, s in summary["metrics"].items()])
+    lines += markdown_table(
+        ["metric", "mean ± std", "runs"], [[m, _fmt(s), s["n"]] for m, s in summary["metrics"].items()]
+    )
     groups = pd.DataFrame(summary["by_group"])
     for attribute in dict.fromkeys(groups.attribute) if not groups.empty else []:
         part = groups[groups.attribute == attribute]
         lines += ["", f"## {attribute}", ""]
         rows = []
         for group in dict.fromkeys(part.group):
-            cells = {r.metric: {"mean": r.mean, "std": r.std, "n": r.n}
-                     for r in part[part.group == group].itertuples()}
-            rows.append([group, _fmt(cells["balanced_accuracy"]), cells["balanced_accuracy"]["n"],
-                         _fmt(cells["tpr"]), _fmt(cells["fpr"]), _fmt(cells["count"]), _fmt(cells["positives"])])
-        lines += markdown_table(["group", "balanced accuracy", "runs defined", "TPR", "FPR", "n", "heart failure"],
-                                rows)
+            cells = {r.metric: {"mean": r.mean, "std": r.std, "n": r.n} for r in part[part.group == group].itertuples()}
+            rows.append(
+                [
+                    group,
+                    _fmt(cells["balanced_accuracy"]),
+                    cells["balanced_accuracy"]["n"],
+                    _fmt(cells["tpr"]),
+                    _fmt(cells["fpr"]),
+                    _fmt(cells["count"]),
+                    _fmt(cells["positives"]),
+                ]
+            )
+        lines += markdown_table(
+            ["group", "balanced accuracy", "runs defined", "TPR", "FPR", "n", "heart failure"], rows
+        )
         criteria = summary["fairness"].get(attribute, {})
         if criteria:
             lines += [""] + markdown_table(["criterion", "mean ± std"], [[c, _fmt(s)] for c, s in criteria.items()])
     if "pooled" in summary:
         pooled = summary["pooled"]
         lines += ["", f"## Pooled predictions ({pooled['n']} test predictions of all runs)", ""]
-        lines += markdown_table(["attribute", "worst group", "balanced accuracy gap", "equalized odds difference"],
-                                [[a, s["worst_group"], format_value(s["balanced_accuracy_gap"]),
-                                  format_value(s["equalized_odds_difference"])]
-                                 for a, s in pooled["attributes"].items()])
+        lines += markdown_table(
+            ["attribute", "worst group", "balanced accuracy gap", "equalized odds difference"],
+            [
+                [
+                    a,
+                    s["worst_group"],
+                    format_value(s["balanced_accuracy_gap"]),
+                    format_value(s["equalized_odds_difference"]),
+                ]
+                for a, s in pooled["attributes"].items()
+            ],
+        )
         lines += ["", "Per-group tables of the pooled predictions: `pooled/report.md`."]
     return "\n".join(lines) + "\n"
 

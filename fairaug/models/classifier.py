@@ -21,12 +21,22 @@ class HeartFailureClassifier(L.LightningModule):
         # A checkpoint holds every trained weight: its hyperparameters keep the architecture
         # only, so load_from_checkpoint never looks for the backbone file again.
         model = OmegaConf.to_container(model, resolve=True) if isinstance(model, DictConfig) else dict(model)
-        self.save_hyperparameters({"model": {**model, "weights": None}, "input_shape": list(input_shape),
-                                   "lr": lr, "weight_decay": weight_decay})
+        self.save_hyperparameters(
+            {
+                "model": {**model, "weights": None},
+                "input_shape": list(input_shape),
+                "lr": lr,
+                "weight_decay": weight_decay,
+            }
+        )
         self.net = build_model(OmegaConf.create(model), tuple(input_shape))
         self.loss = nn.BCEWithLogitsLoss()
-        self.metrics = nn.ModuleDict({f"{stage}_metrics": classification_metrics().clone(prefix=f"{stage}/")
-                                      for stage in ("train", "val", "test")})
+        self.metrics = nn.ModuleDict(
+            {
+                f"{stage}_metrics": classification_metrics().clone(prefix=f"{stage}/")
+                for stage in ("train", "val", "test")
+            }
+        )
         self.test_outputs: dict[str, torch.Tensor] = {}
         self._test_batches: list[tuple[torch.Tensor, torch.Tensor]] = []
 

@@ -26,12 +26,14 @@ class BinaryBalancedAccuracy(BinaryStatScores):
 
 
 def classification_metrics() -> MetricCollection:
-    return MetricCollection({
-        "accuracy": BinaryAccuracy(),
-        "balanced_accuracy": BinaryBalancedAccuracy(),
-        "precision": BinaryPrecision(),
-        "recall": BinaryRecall(),
-        "specificity": BinarySpecificity(),
-        "f1": BinaryF1Score(),
-        "auroc": BinaryAUROC(),
-    })
+    return MetricCollection(
+        {
+            "accuracy": BinaryAccuracy(),
+            "balanced_accuracy": BinaryBalancedAccuracy(),
+            "precision": BinaryPrecision(),
+            "recall": BinaryRecall(),
+            "specificity": BinarySpecificity(),
+            "f1": BinaryF1Score(),
+            "auroc": BinaryAUROC(),
+        }
+    )

@@ -28,8 +28,11 @@ class SmallCNN(nn.Module):
 
     def __init__(self, in_channels: int, spatial_dims: int, width: int = 16, dropout: float = 0.2):
         super().__init__()
-        conv, norm, pool = ((nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d) if spatial_dims == 2
-                            else (nn.Conv3d, nn.BatchNorm3d, nn.MaxPool3d))
+        conv, norm, pool = (
+            (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d)
+            if spatial_dims == 2
+            else (nn.Conv3d, nn.BatchNorm3d, nn.MaxPool3d)
+        )
         layers, channels = [], in_channels
         for stage in range(4):
             out = width * 2**stage
@@ -76,14 +79,18 @@ def _weights_file(name: str, weights: str) -> Path:
     default = tv.get_model_weights(name).DEFAULT
     path = Path(torch.hub.get_dir()) / "checkpoints" / Path(default.url).name
     if not path.is_file():
-        raise ConfigError(f"pretrained weights for {name} are not available offline: put {Path(default.url).name} "
-                          f"(from {default.url}) in {path.parent}, or set model.weights=<local file>")
+        raise ConfigError(
+            f"pretrained weights for {name} are not available offline: put {Path(default.url).name} "
+            f"(from {default.url}) in {path.parent}, or set model.weights=<local file>"
+        )
     return path
 
 
 # torchvision's published DenseNet weights name layers 'norm.1'; the modules are 'norm1'.
-LEGACY_DENSENET_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\."
-                                 r"([12]\.(?:weight|bias|running_mean|running_var|num_batches_tracked))$")
+LEGACY_DENSENET_KEY = re.compile(
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\."
+    r"([12]\.(?:weight|bias|running_mean|running_var|num_batches_tracked))$"
+)
 
 
 def _load_backbone_weights(net: nn.Module, name: str, weights: str) -> None:

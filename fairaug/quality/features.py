@@ -46,20 +46,26 @@ class InceptionFeatures(nn.Module):
     def __init__(self, weights: str | None):
         super().__init__()
         if not weights or not Path(weights).is_file():
-            raise ConfigError("quality.features=inception needs quality.inception_weights=<local file> "
-                              "(torch-fidelity's weights-inception-2015-12-05-6726825d.pth), "
-                              f"got {weights!r}: nothing is downloaded")
+            raise ConfigError(
+                "quality.features=inception needs quality.inception_weights=<local file> "
+                "(torch-fidelity's weights-inception-2015-12-05-6726825d.pth), "
+                f"got {weights!r}: nothing is downloaded"
+            )
         try:
             from torchmetrics.image.fid import NoTrainInceptionV3
         except ImportError as error:  # torchmetrics raises this without torch-fidelity
-            raise ConfigError("quality.features=inception needs torch-fidelity: pip install -e '.[inception]'") \
-                from error
+            raise ConfigError(
+                "quality.features=inception needs torch-fidelity: pip install -e '.[inception]'"
+            ) from error
         try:
-            self.inception = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"],
-                                                feature_extractor_weights_path=str(weights))
+            self.inception = NoTrainInceptionV3(
+                name="inception-v3-compat", features_list=["2048"], feature_extractor_weights_path=str(weights)
+            )
         except Exception as error:  # torch.load's many ways to fail on a corrupt or foreign file
-            raise ConfigError(f"quality.inception_weights={weights} is not torch-fidelity's Inception-v3 weights file: "
-                              f"{type(error).__name__}: {error}") from error
+            raise ConfigError(
+                f"quality.inception_weights={weights} is not torch-fidelity's Inception-v3 weights file: "
+                f"{type(error).__name__}: {error}"
+            ) from error
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -78,8 +84,9 @@ def classifier_features(run_dir: Path, input_shape: tuple[int, ...]) -> Classifi
 def extract(network: nn.Module, dataset, name: str, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Features, images and masks of every item of `dataset` (in order); `name` labels the progress bar."""
     features, images, masks = [], [], []
-    for batch in tqdm(DataLoader(dataset, batch_size=batch_size, shuffle=False), desc=f"features of {name}",
-                      unit="batch"):
+    for batch in tqdm(
+        DataLoader(dataset, batch_size=batch_size, shuffle=False), desc=f"features of {name}", unit="batch"
+    ):
         features.append(network(batch["image"]).double().numpy())
         images.append(batch["image"].numpy())
         masks.append(batch["masks"].numpy())

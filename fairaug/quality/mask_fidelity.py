@@ -24,19 +24,28 @@ def mask_contrast(image: np.ndarray, mask: np.ndarray) -> float:
 
 def contrast_by_phase(images: np.ndarray, masks: np.ndarray) -> dict[str, np.ndarray]:
     """Per image (N, 3, H, W) and its masks: the mask contrast at ED and at ES."""
-    return {phase: np.array([mask_contrast(image[c], mask[c]) for image, mask in zip(images, masks)])
-            for phase, c in CHANNELS.items()}
+    return {
+        phase: np.array([mask_contrast(image[c], mask[c]) for image, mask in zip(images, masks)])
+        for phase, c in CHANNELS.items()
+    }
 
 
-def mask_fidelity(real_images: np.ndarray, real_masks: np.ndarray, synthetic_images: np.ndarray,
-                  synthetic_masks: np.ndarray, seed: int) -> dict:
+def mask_fidelity(
+    real_images: np.ndarray,
+    real_masks: np.ndarray,
+    synthetic_images: np.ndarray,
+    synthetic_masks: np.ndarray,
+    seed: int,
+) -> dict:
     """Mean mask contrast: real (reference), synthetic with its own mask, synthetic with a
     shuffled mask (floor)."""
     shuffled = np.random.default_rng(seed).permutation(len(synthetic_masks))
     result = {}
-    for name, (images, masks) in {"real": (real_images, real_masks),
-                                  "synthetic": (synthetic_images, synthetic_masks),
-                                  "synthetic_shuffled_masks": (synthetic_images, synthetic_masks[shuffled])}.items():
+    for name, (images, masks) in {
+        "real": (real_images, real_masks),
+        "synthetic": (synthetic_images, synthetic_masks),
+        "synthetic_shuffled_masks": (synthetic_images, synthetic_masks[shuffled]),
+    }.items():
         for phase, contrast in contrast_by_phase(images, masks).items():
             result[f"{name}_{phase}"] = float(np.nanmean(contrast))
     return result

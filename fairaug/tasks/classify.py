@@ -48,9 +48,11 @@ def run(cfg) -> dict:
     data.prepare()
     made = split_hash(data.split)
     if trained_split not in (None, made):
-        raise ConfigError(f"ckpt_path={resume}: its run trained on split {trained_split} (split.json beside its "
-                          f"checkpoints/), this config makes split {made} (seed={cfg.seed}, "
-                          f"fold={cfg.fold}): resume with the run's seed, fold and split settings")
+        raise ConfigError(
+            f"ckpt_path={resume}: its run trained on split {trained_split} (split.json beside its "
+            f"checkpoints/), this config makes split {made} (seed={cfg.seed}, "
+            f"fold={cfg.fold}): resume with the run's seed, fold and split settings"
+        )
     folder.write_config(cfg)
     split_id = save_split(data.split, data.cohort, folder)
     if len(data.added):
@@ -58,8 +60,7 @@ def run(cfg) -> dict:
     if data.skipped:
         write_csv(pd.DataFrame(data.skipped, columns=["subject_id", "reason"]), folder.skipped)
 
-    module = HeartFailureClassifier(cfg.model, data.input_shape, float(cfg.model.lr),
-                                    float(cfg.model.weight_decay))
+    module = HeartFailureClassifier(cfg.model, data.input_shape, float(cfg.model.lr), float(cfg.model.weight_decay))
     with run_logger(cfg.logger, folder.path, continued=resume is not None) as logger:
         return _train_and_test(cfg, data, module, logger, folder, split_id, resume)
 
@@ -78,12 +79,17 @@ def _resume_point(cfg) -> tuple[Path | None, str | None]:
 def _train_and_test(cfg, data, module, logger, folder: RunDir, split_id: str, resume: Path | None) -> dict:
     log_config(logger, cfg)
     # best.ckpt is what gets tested; last.ckpt is where a killed run continues from (ckpt_path=)
-    checkpoint = ModelCheckpoint(dirpath=folder.checkpoints, filename="best", monitor=MONITOR, mode="max",
-                                 save_last=True)
+    checkpoint = ModelCheckpoint(
+        dirpath=folder.checkpoints, filename="best", monitor=MONITOR, mode="max", save_last=True
+    )
     data_wait = DataWaitMonitor()
     arguments = trainer_arguments(cfg)
-    trainer = L.Trainer(**arguments, logger=logger, callbacks=[checkpoint, data_wait, *progress_bars(arguments)],
-                        default_root_dir=str(folder.path))
+    trainer = L.Trainer(
+        **arguments,
+        logger=logger,
+        callbacks=[checkpoint, data_wait, *progress_bars(arguments)],
+        default_root_dir=str(folder.path),
+    )
     trainer.fit(module, datamodule=data, ckpt_path=resume, weights_only=True)
     best = checkpoint.best_model_path or None
     if best is None:
@@ -91,14 +97,23 @@ def _train_and_test(cfg, data, module, logger, folder: RunDir, split_id: str, re
     trainer.test(module, datamodule=data, ckpt_path=best, weights_only=True)
 
     predictions = predictions_table(module, data.datasets["test"].table)
-    metrics = {name.removeprefix("test/"): float(value) for name, value in trainer.callback_metrics.items()
-               if name.startswith("test/")}
-    metrics.update({"n_test": len(predictions), "split_hash": split_id,
-                    "best_checkpoint": str(Path(best).relative_to(folder.path.resolve())) if best else None,
-                    "best_checkpoint_sha256": file_sha256(best) if best else None,
-                    "train_data_wait_fraction": data_wait.fraction,
-                    "best_val_balanced_accuracy": float(checkpoint.best_model_score)
-                    if checkpoint.best_model_score is not None else None})
+    metrics = {
+        name.removeprefix("test/"): float(value)
+        for name, value in trainer.callback_metrics.items()
+        if name.startswith("test/")
+    }
+    metrics.update(
+        {
+            "n_test": len(predictions),
+            "split_hash": split_id,
+            "best_checkpoint": str(Path(best).relative_to(folder.path.resolve())) if best else None,
+            "best_checkpoint_sha256": file_sha256(best) if best else None,
+            "train_data_wait_fraction": data_wait.fraction,
+            "best_val_balanced_accuracy": float(checkpoint.best_model_score)
+            if checkpoint.best_model_score is not None
+            else None,
+        }
+    )
     write_csv(predictions, folder.predictions)
     report = evaluate(predictions, cfg.fairness, int(cfg.seed))
     plots = write_report(report, folder.path, title=f"Fairness report: {folder.path}")
@@ -107,7 +122,11 @@ def _train_and_test(cfg, data, module, logger, folder: RunDir, split_id: str, re
     log_final_metrics(logger, cfg, metrics)
     log.info("Test metrics: %s", {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)})
     for attribute, summary in report.attributes.items():
-        log.info("%s: worst group %s, balanced accuracy gap %s", attribute, summary["worst_group"],
-                 None if summary["balanced_accuracy_gap"] is None else round(summary["balanced_accuracy_gap"], 3))
+        log.info(
+            "%s: worst group %s, balanced accuracy gap %s",
+            attribute,
+            summary["worst_group"],
+            None if summary["balanced_accuracy_gap"] is None else round(summary["balanced_accuracy_gap"], 3),
+        )
     log.info("Run directory: %s", folder.path)
     return metrics

@@ -24,9 +24,29 @@ from fairaug.runtime import start_run
 
 log = logging.getLogger(__name__)
 
-COHORT_COLUMNS = ["subject_id", "label", "diagnosis", "sex", "age", "bmi", "age_group", "bmi_group", "vendor",
-                  "centre", "ed_frame", "es_frame", *MEASURES_COLUMNS, "spacing_x_mm", "spacing_y_mm",
-                  "slice_gap_mm", "shape", "image_path", "ed_mask_path", "es_mask_path", "la_path"]
+COHORT_COLUMNS = [
+    "subject_id",
+    "label",
+    "diagnosis",
+    "sex",
+    "age",
+    "bmi",
+    "age_group",
+    "bmi_group",
+    "vendor",
+    "centre",
+    "ed_frame",
+    "es_frame",
+    *MEASURES_COLUMNS,
+    "spacing_x_mm",
+    "spacing_y_mm",
+    "slice_gap_mm",
+    "shape",
+    "image_path",
+    "ed_mask_path",
+    "es_mask_path",
+    "la_path",
+]
 
 
 def measure(row: pd.Series) -> tuple[str, dict | None, str | None]:

@@ -46,8 +46,10 @@ def run(cfg) -> dict:
     diffusion = cfg.diffusion
     precision = str(cfg.trainer.precision)
     if precision.endswith("-true") and precision not in ("32-true", "64-true"):
-        raise ConfigError(f"trainer.precision={precision} would train the ControlNet's weights in half "
-                          "precision, where lr 1e-5 updates round away; use bf16-mixed or 16-mixed")
+        raise ConfigError(
+            f"trainer.precision={precision} would train the ControlNet's weights in half "
+            "precision, where lr 1e-5 updates round away; use bf16-mixed or 16-mixed"
+        )
     check_training_view(cfg)
     folder = start_run(cfg)
     in_place = resuming.continues_in_place(folder, diffusion.resume)
@@ -63,8 +65,9 @@ def run(cfg) -> dict:
     prompts = prompts_for(table, parts.meta["prompt_template"])
     check_known(prompts, parts.tokenizer)
     input_ids = tokenize(parts.tokenizer, prompts)
-    loader = training_loader(PromptedViews(views, input_ids), prompts, diffusion, int(cfg.seed),
-                             int(cfg.loader.num_workers))
+    loader = training_loader(
+        PromptedViews(views, input_ids), prompts, diffusion, int(cfg.seed), int(cfg.loader.num_workers)
+    )
     module = ControlNetModule(parts, diffusion)
     grid = ValidationGrid(views, input_ids, prompts, cfg.generation, int(diffusion.grid_every), folder.grids)
     resume, start_step = resuming.resume_point(diffusion.resume, previous_split, folder)
@@ -74,24 +77,40 @@ def run(cfg) -> dict:
         log_config(logger, cfg)
         trainer = _trainer(cfg, folder, logger, grid)
         if resume and start_step >= trainer.max_steps:
-            log.info("%s is already at step %d (trainer.max_steps=%d): saving its model without training", resume,
-                     start_step, trainer.max_steps)
+            log.info(
+                "%s is already at step %d (trainer.max_steps=%d): saving its model without training",
+                resume,
+                start_step,
+                trainer.max_steps,
+            )
             resuming.load_finished(module, resume, folder, in_place)
             steps = start_step
         else:
             sessions.append(_train(trainer, module, loader, resume, start_step, folder))
             steps = sessions[-1]["steps"]
-        model_dir = save_components(parts, folder.model, extra={
-            "training_masks.npy": lambda path: np.save(path, training_masks),
-            "training_subjects.csv": lambda path: table[TRAINING_COLUMNS].to_csv(path, index=False),
-            "split.json": lambda path: path.write_text(folder.split_record.read_text())})
+        model_dir = save_components(
+            parts,
+            folder.model,
+            extra={
+                "training_masks.npy": lambda path: np.save(path, training_masks),
+                "training_subjects.csv": lambda path: table[TRAINING_COLUMNS].to_csv(path, index=False),
+                "split.json": lambda path: path.write_text(folder.split_record.read_text()),
+            },
+        )
         module.to(trainer.strategy.root_device)  # fit's teardown leaves it on the CPU
         grid.save(module, "final")
     # the loss at the final step is known if the last session trained up to it
     final_loss = sessions[-1]["final_loss"] if sessions and sessions[-1]["steps"] == steps else None
     seconds = sum(session["train_seconds"] or 0.0 for session in sessions)
-    metrics = {"steps": steps, "start_step": start_step, "train_seconds": seconds, "final_loss": final_loss,
-               "n_train": len(table), "model": str(model_dir), "sessions": sessions}
+    metrics = {
+        "steps": steps,
+        "start_step": start_step,
+        "train_seconds": seconds,
+        "final_loss": final_loss,
+        "n_train": len(table),
+        "model": str(model_dir),
+        "sessions": sessions,
+    }
     write_json(metrics, folder.metrics)
     log.info("Trained %d steps (%.0f s in all) on %d subjects; model in %s", steps, seconds, len(table), model_dir)
     return metrics
@@ -103,10 +122,18 @@ def _trainer(cfg, folder: RunDir, logger, grid: ValidationGrid) -> L.Trainer:
     arguments = trainer_arguments(cfg)
     max_steps = int(cfg.trainer.max_steps) if cfg.trainer.max_steps > 0 else int(cfg.diffusion.steps)
     arguments.update(max_epochs=-1, max_steps=max_steps, num_sanity_val_steps=0, limit_val_batches=0)
-    checkpoint = ModelCheckpoint(dirpath=folder.checkpoints, save_last=True, save_top_k=0,
-                                 every_n_train_steps=int(cfg.diffusion.checkpoint_every))
-    return L.Trainer(**arguments, logger=logger, callbacks=[checkpoint, grid, *progress_bars(arguments, steps=True)],
-                     default_root_dir=str(folder.path))
+    checkpoint = ModelCheckpoint(
+        dirpath=folder.checkpoints,
+        save_last=True,
+        save_top_k=0,
+        every_n_train_steps=int(cfg.diffusion.checkpoint_every),
+    )
+    return L.Trainer(
+        **arguments,
+        logger=logger,
+        callbacks=[checkpoint, grid, *progress_bars(arguments, steps=True)],
+        default_root_dir=str(folder.path),
+    )
 
 
 def _train(trainer: L.Trainer, module, loader, resume: str | None, start_step: int, folder: RunDir) -> dict:
@@ -117,5 +144,9 @@ def _train(trainer: L.Trainer, module, loader, resume: str | None, start_step: i
     # not set" notice, which is about this save, not about an unsafe load
     trainer.save_checkpoint(folder.last_checkpoint, weights_only=False)
     loss = trainer.callback_metrics.get("train/loss")
-    return {"start_step": start_step, "steps": int(trainer.global_step), "train_seconds": time.perf_counter() - start,
-            "final_loss": None if loss is None else float(loss)}
+    return {
+        "start_step": start_step,
+        "steps": int(trainer.global_step),
+        "train_seconds": time.perf_counter() - start,
+        "final_loss": None if loss is None else float(loss),
+    }

@@ -27,8 +27,10 @@ def _predictions_file(path: str) -> Path:
 def run(cfg) -> dict:
     chosen = [key for key in ("predictions", "sweep_dir", "compare") if cfg.get(key)]
     if len(chosen) != 1:
-        raise ConfigError("task=evaluate needs exactly one of predictions=<run dir>, sweep_dir=<dir>, "
-                          f"compare=[<dir>,<dir>]; got {chosen or 'none'}")
+        raise ConfigError(
+            "task=evaluate needs exactly one of predictions=<run dir>, sweep_dir=<dir>, "
+            f"compare=[<dir>,<dir>]; got {chosen or 'none'}"
+        )
     output_dir = Path(cfg.paths.output_dir)
     if cfg.get("sweep_dir"):
         summary = summarise(Path(cfg.sweep_dir), cfg.fairness)

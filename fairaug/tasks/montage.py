@@ -37,18 +37,24 @@ def run(cfg) -> dict:
     unknown = [k for k in keys if k not in cohort.columns]
     if unknown:
         raise ConfigError(f"task.group_by names unknown column(s) {unknown}")
-    groups = sorted(cohort.groupby(keys, observed=True),
-                    key=lambda group: tuple(clinical_order(k, v) for k, v in zip(keys, group[0])))
+    groups = sorted(
+        cohort.groupby(keys, observed=True),
+        key=lambda group: tuple(clinical_order(k, v) for k, v in zip(keys, group[0])),
+    )
     per_group = int(cfg.task.per_group)
     if cfg.input.name != "edes":
         raise ConfigError(f"task=montage shows the edes view (ED and ES with their masks), not input={cfg.input.name}")
     edes = ViewBuilder(cfg.input)
-    panels = {(r, c): (row, _panels(row, edes))
-              for r, (_, members) in enumerate(groups)
-              for c, (_, row) in enumerate(members.sample(min(per_group, len(members)),
-                                                         random_state=int(cfg.seed)).iterrows())}
-    fig, axes = plt.subplots(len(groups), 2 * per_group, figsize=(2.0 * 2 * per_group, 2.1 * len(groups)),
-                             squeeze=False)
+    panels = {
+        (r, c): (row, _panels(row, edes))
+        for r, (_, members) in enumerate(groups)
+        for c, (_, row) in enumerate(
+            members.sample(min(per_group, len(members)), random_state=int(cfg.seed)).iterrows()
+        )
+    }
+    fig, axes = plt.subplots(
+        len(groups), 2 * per_group, figsize=(2.0 * 2 * per_group, 2.1 * len(groups)), squeeze=False
+    )
     for ax in axes.flat:
         ax.axis("off")
     for (r, c), (row, (image, masks)) in panels.items():
@@ -58,8 +64,15 @@ def run(cfg) -> dict:
     for r, (key, members) in enumerate(groups):
         values = dict(zip(keys, key))
         rows.append(LABEL_NAMES[values.pop("label")] + ", " + ", ".join(str(v) for v in values.values()))
-        axes[r, 0].text(-0.08, 0.5, f"{rows[-1]}\n(n={len(members)})", transform=axes[r, 0].transAxes,
-                        ha="right", va="center", fontsize=8)
+        axes[r, 0].text(
+            -0.08,
+            0.5,
+            f"{rows[-1]}\n(n={len(members)})",
+            transform=axes[r, 0].transAxes,
+            ha="right",
+            va="center",
+            fontsize=8,
+        )
     _scale_bar(axes[0, 0], float(cfg.input.crop_mm) / int(cfg.input.size))
     mask_legend(fig)
     where = "mid-ventricular" if cfg.input.slice_index is None else f"slice {cfg.input.slice_index}"
@@ -75,5 +88,4 @@ def _scale_bar(ax, mm_per_pixel: float) -> None:
     length = SCALE_BAR_MM / mm_per_pixel
     height = ax.get_ylim()[0]  # images put row 0 at the top: the bottom edge is the larger y
     ax.plot([2, 2 + length], [height - 3, height - 3], color="white", lw=2)
-    ax.text(2 + length / 2, height - 5, f"{SCALE_BAR_MM:.0f} mm", color="white", fontsize=6, ha="center",
-            va="bottom")
+    ax.text(2 + length / 2, height - 5, f"{SCALE_BAR_MM:.0f} mm", color="white", fontsize=6, ha="center", va="bottom")

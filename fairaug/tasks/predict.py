@@ -71,35 +71,59 @@ def run(cfg) -> dict:
     cached = cohort[cohort.subject_id.isin(set(cache.index.subject_id))]
     scored = cached[~cached.subject_id.isin(seen)].reset_index(drop=True)
     if scored.empty:
-        raise DataError(f"no subject of data={cfg.data.name} is left to score: {len(cohort)} in the cohort, "
-                        f"{len(cached) - len(scored)} seen by {run_dir} in training or validation")
+        raise DataError(
+            f"no subject of data={cfg.data.name} is left to score: {len(cohort)} in the cohort, "
+            f"{len(cached) - len(scored)} seen by {run_dir} in training or validation"
+        )
     skipped = [*problems, *cache.skipped]
     if skipped:
         write_csv(pd.DataFrame(skipped, columns=["subject_id", "reason"]), folder.skipped)
-    log.info("Scoring %d subjects of data=%s with %s (input=%s, model=%s; %d seen in its training or validation "
-             "left out)", len(scored), cfg.data.name, checkpoint, trained.input.name, trained.model.name,
-             len(cached) - len(scored))
+    log.info(
+        "Scoring %d subjects of data=%s with %s (input=%s, model=%s; %d seen in its training or validation left out)",
+        len(scored),
+        cfg.data.name,
+        checkpoint,
+        trained.input.name,
+        trained.model.name,
+        len(cached) - len(scored),
+    )
 
     try:
         module = classifier_from(trained, checkpoint, cache.shape)
     except ConfigError as error:
         raise ConfigError(f"checkpoint={run_dir}: {error}") from error
-    loader = DataLoader(CachedViewDataset(cache, scored), batch_size=int(cfg.loader.batch_size),
-                        num_workers=int(cfg.loader.num_workers))
+    loader = DataLoader(
+        CachedViewDataset(cache, scored), batch_size=int(cfg.loader.batch_size), num_workers=int(cfg.loader.num_workers)
+    )
     arguments = trainer_arguments(cfg)
-    trainer = L.Trainer(**arguments, logger=False, enable_checkpointing=False, callbacks=progress_bars(arguments),
-                        default_root_dir=str(folder.path))
+    trainer = L.Trainer(
+        **arguments,
+        logger=False,
+        enable_checkpointing=False,
+        callbacks=progress_bars(arguments),
+        default_root_dir=str(folder.path),
+    )
     trainer.test(module, dataloaders=loader, verbose=False)
 
     predictions = predictions_table(module, scored)
-    metrics = {name.removeprefix("test/"): float(value) for name, value in trainer.callback_metrics.items()
-               if name.startswith("test/")}
-    metrics.update({"n_scored": len(predictions), "n_seen_left_out": len(cached) - len(scored),
-                    "checkpoint": str(checkpoint.resolve()), "checkpoint_sha256": file_sha256(checkpoint)})
+    metrics = {
+        name.removeprefix("test/"): float(value)
+        for name, value in trainer.callback_metrics.items()
+        if name.startswith("test/")
+    }
+    metrics.update(
+        {
+            "n_scored": len(predictions),
+            "n_seen_left_out": len(cached) - len(scored),
+            "checkpoint": str(checkpoint.resolve()),
+            "checkpoint_sha256": file_sha256(checkpoint),
+        }
+    )
     write_csv(predictions, folder.predictions)
     report = evaluate(predictions, cfg.fairness, int(cfg.seed))
     write_report(report, folder.path, title=f"Fairness report: {run_dir} scoring data={cfg.data.name}")
     write_json(metrics, folder.metrics)
-    log.info("Scored %d subjects: %s", len(predictions), {k: round(v, 4) for k, v in metrics.items()
-                                                          if isinstance(v, float)})
+    log.info(
+        "Scored %d subjects: %s", len(predictions), {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)}
+    )
     return metrics

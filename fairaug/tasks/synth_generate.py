@@ -30,24 +30,48 @@ from fairaug.io import replace_atomically, write_csv, write_json
 log = logging.getLogger(__name__)
 SPEC = "generation.json"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-SETTINGS = ("mode", "per_sample_multiplier", "num_samples", "max_samples", "scheduler", "steps", "guidance_scale",
-            "negative_prompt", "control_scale", "seed", "dtype")
+SETTINGS = (
+    "mode",
+    "per_sample_multiplier",
+    "num_samples",
+    "max_samples",
+    "scheduler",
+    "steps",
+    "guidance_scale",
+    "negative_prompt",
+    "control_scale",
+    "seed",
+    "dtype",
+)
 
 
 def _prepare_folder(folder: Path, spec: dict) -> None:
     """A new folder, or one this same generation started: anything else is refused."""
     folder.mkdir(parents=True, exist_ok=True)
-    ours = {SPEC, "plan.csv", MANIFEST, GENERATOR_SUBJECTS, "images", "masks", "plan_counts.csv", ".hydra",
-            "__main__.log"}
+    ours = {
+        SPEC,
+        "plan.csv",
+        MANIFEST,
+        GENERATOR_SUBJECTS,
+        "images",
+        "masks",
+        "plan_counts.csv",
+        ".hydra",
+        "__main__.log",
+    }
     foreign = [p.name for p in folder.iterdir() if p.name not in ours and not p.name.startswith(".")]
     if foreign:
-        raise ConfigError(f"generation output {folder} holds foreign files {sorted(foreign)[:5]}; choose an empty "
-                          "folder (generation.output=...)")
+        raise ConfigError(
+            f"generation output {folder} holds foreign files {sorted(foreign)[:5]}; choose an empty "
+            "folder (generation.output=...)"
+        )
     if (folder / SPEC).exists():
         previous = {"dtype": "float32", **json.loads((folder / SPEC).read_text())}  # older folders lack dtype
         if previous != spec:
-            raise ConfigError(f"{folder} holds a different generation ({folder / SPEC}); resume with the same "
-                              "settings or choose another generation.output")
+            raise ConfigError(
+                f"{folder} holds a different generation ({folder / SPEC}); resume with the same "
+                "settings or choose another generation.output"
+            )
     for staging in folder.glob("*/.*.tmp-*"):  # PNGs an interrupted run had not finished writing
         staging.unlink()
 
@@ -69,16 +93,21 @@ def run(cfg) -> dict:
     parts = load_components(gen.model)
     folder = Path(gen.output) if gen.output else Path(cfg.paths.output_dir)
     model = model_folder(gen.model)
-    spec = {"model": str(model.resolve()), "model_id": parts.meta["model_id"],
-            **{k: OmegaConf.to_container(gen, resolve=True)[k] for k in SETTINGS}}
+    spec = {
+        "model": str(model.resolve()),
+        "model_id": parts.meta["model_id"],
+        **{k: OmegaConf.to_container(gen, resolve=True)[k] for k in SETTINGS},
+    }
     _prepare_folder(folder, spec)
     training = pd.read_csv(model / "training_subjects.csv", dtype={"subject_id": str})
     masks = np.load(model / "training_masks.npy")
     plan, counts = make_plan(gen.mode, training, gen, int(gen.seed))
     if counts is not None:
         write_csv(counts, folder / "plan_counts.csv")
-        log.info("Balance plan (training count -> synthetic to generate):\n%s",
-                 counts[counts.generate > 0].to_string(index=False))
+        log.info(
+            "Balance plan (training count -> synthetic to generate):\n%s",
+            counts[counts.generate > 0].to_string(index=False),
+        )
     template = parts.meta["prompt_template"]
     plan["prompt"] = [prompt_for(row, template) for _, row in plan.iterrows()]
     check_known([*plan.prompt.unique(), gen.negative_prompt], parts.tokenizer)
@@ -103,11 +132,19 @@ def run(cfg) -> dict:
     batch = int(gen.batch_size)
     with tqdm(total=len(plan), initial=len(plan) - len(pending), desc="generating", unit="subject") as progress:
         for start in range(0, len(pending), batch):
-            chunk = pending.iloc[start:start + batch]
+            chunk = pending.iloc[start : start + batch]
             condition = torch.from_numpy(masks[[row_of[s] for s in chunk.source_subject]])
-            images = sample(parts, condition, tokenize(parts.tokenizer, list(chunk.prompt)),
-                            negative.expand(len(chunk), -1), list(chunk.seed), int(gen.steps), gen.scheduler,
-                            float(gen.guidance_scale), float(gen.control_scale))
+            images = sample(
+                parts,
+                condition,
+                tokenize(parts.tokenizer, list(chunk.prompt)),
+                negative.expand(len(chunk), -1),
+                list(chunk.seed),
+                int(gen.steps),
+                gen.scheduler,
+                float(gen.guidance_scale),
+                float(gen.control_scale),
+            )
             for row, image, mask in zip(chunk.itertuples(), images, condition):
                 _save_png(mask.permute(1, 2, 0).numpy().astype(np.uint8), folder / row.mask)
                 _save_png((image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8), folder / row.image)

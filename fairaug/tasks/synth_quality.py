@@ -40,15 +40,19 @@ def _data_config(cfg):
             raise ConfigError(f"quality.classifier: no config.yaml in {quality.classifier}")
         base = OmegaConf.load(config)
         if base.input.name != "edes":
-            raise ConfigError(f"quality.classifier: {quality.classifier} was trained on input={base.input.name}; "
-                              "synthetic data has the edes view only")
+            raise ConfigError(
+                f"quality.classifier: {quality.classifier} was trained on input={base.input.name}; "
+                "synthetic data has the edes view only"
+            )
     elif cfg.input.name != "edes":
-        raise ConfigError(f"task=synth_quality compares edes views (synthetic data has no other), not "
-                          f"input={cfg.input.name}")
+        raise ConfigError(
+            f"task=synth_quality compares edes views (synthetic data has no other), not input={cfg.input.name}"
+        )
     else:
         base = cfg
-    return OmegaConf.merge(base, {"data": {"use_real": True, "synthetic": {"path": str(quality.synthetic),
-                                                                             "max_samples": None}}})
+    return OmegaConf.merge(
+        base, {"data": {"use_real": True, "synthetic": {"path": str(quality.synthetic), "max_samples": None}}}
+    )
 
 
 def _classifier_accuracy(quality) -> float | None:
@@ -58,8 +62,12 @@ def _classifier_accuracy(quality) -> float | None:
         return None
     accuracy = float(json.loads(RunDir(quality.classifier).metrics.read_text())["balanced_accuracy"])
     if accuracy < NEAR_CHANCE:
-        log.warning("quality.classifier %s is near chance (test balanced accuracy %.2f): FID/KID in its features "
-                    "say little; train it longer or on more data", quality.classifier, accuracy)
+        log.warning(
+            "quality.classifier %s is near chance (test balanced accuracy %.2f): FID/KID in its features "
+            "say little; train it longer or on more data",
+            quality.classifier,
+            accuracy,
+        )
     return accuracy
 
 
@@ -77,10 +85,15 @@ def run(cfg) -> dict:
     held_out = pd.concat([data.datasets[s].table for s in ("val", "test")], ignore_index=True)
     for name, table in (("synthetic", synthetic), ("real training", real), ("real held-out", held_out)):
         if len(table) < 2:
-            raise DataError(f"task=synth_quality: {len(table)} {name} image(s) (synthetic data: {quality.synthetic}); "
-                            "at least 2 are needed")
-    network = (classifier_features(Path(quality.classifier), data.input_shape) if quality.features == "classifier"
-               else InceptionFeatures(quality.inception_weights))
+            raise DataError(
+                f"task=synth_quality: {len(table)} {name} image(s) (synthetic data: {quality.synthetic}); "
+                "at least 2 are needed"
+            )
+    network = (
+        classifier_features(Path(quality.classifier), data.input_shape)
+        if quality.features == "classifier"
+        else InceptionFeatures(quality.inception_weights)
+    )
 
     real_f, real_img, real_masks = extract(network, CachedViewDataset(data.cache, real), "real training images")
     syn_f, syn_img, syn_masks = extract(network, CachedViewDataset(data.cache, synthetic), "synthetic images")
@@ -91,17 +104,36 @@ def run(cfg) -> dict:
     pairwise = {a: pairwise_kid(real, real_f, synthetic, syn_f, a, *settings) for a in attributes if a != "label"}
     memorised, memo_summary = memorisation(real, real_img, held_img, synthetic, syn_img, float(quality.copy_quantile))
     fidelity = mask_fidelity(real_img, real_masks, syn_img, syn_masks, int(cfg.seed))
-    header = {"synthetic": str(quality.synthetic), "features": str(quality.features),
-              "classifier": quality.classifier, "feature_dim": int(real_f.shape[1]), "n_real_train": len(real),
-              "n_held_out": len(held_out), "n_synthetic": len(synthetic),
-              "feature_classifier_balanced_accuracy": _classifier_accuracy(quality)}
+    header = {
+        "synthetic": str(quality.synthetic),
+        "features": str(quality.features),
+        "classifier": quality.classifier,
+        "feature_dim": int(real_f.shape[1]),
+        "n_real_train": len(real),
+        "n_held_out": len(held_out),
+        "n_synthetic": len(synthetic),
+        "feature_classifier_balanced_accuracy": _classifier_accuracy(quality),
+    }
     write_quality_report(output_dir, header, groups, pairwise, memorised, memo_summary, fidelity, NEAR_CHANCE)
-    closest_pairs_figure(memorised, dict(zip(synthetic.subject_id, syn_img)), dict(zip(real.subject_id, real_img)),
-                         memo_summary["threshold"], output_dir / "closest_pairs.png")
+    closest_pairs_figure(
+        memorised,
+        dict(zip(synthetic.subject_id, syn_img)),
+        dict(zip(real.subject_id, real_img)),
+        memo_summary["threshold"],
+        output_dir / "closest_pairs.png",
+    )
     overall = groups.iloc[0]
-    log.info("FID %.2f (floor %.2f), KID %.4f (floor %.4f); %d of %d synthetic images flagged as possible copies; "
-             "mask contrast ED %.2f (real %.2f); report: %s", overall.fid, overall.fid_floor, overall.kid,
-             overall.kid_floor, memo_summary["n_flagged"], len(synthetic), fidelity["synthetic_ED"],
-             fidelity["real_ED"], output_dir / "quality.md")
-    return {"fid": float(overall.fid), "kid": float(overall.kid), "n_flagged": memo_summary["n_flagged"],
-            **fidelity}
+    log.info(
+        "FID %.2f (floor %.2f), KID %.4f (floor %.4f); %d of %d synthetic images flagged as possible copies; "
+        "mask contrast ED %.2f (real %.2f); report: %s",
+        overall.fid,
+        overall.fid_floor,
+        overall.kid,
+        overall.kid_floor,
+        memo_summary["n_flagged"],
+        len(synthetic),
+        fidelity["synthetic_ED"],
+        fidelity["real_ED"],
+        output_dir / "quality.md",
+    )
+    return {"fid": float(overall.fid), "kid": float(overall.kid), "n_flagged": memo_summary["n_flagged"], **fidelity}

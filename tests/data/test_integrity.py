@@ -18,8 +18,8 @@ from fairaug.data.sources.synthetic import read_synthetic
 from fairaug.data.splits import make_split
 from fairaug.errors import ConfigError, DataError
 from fairaug.tasks import classify
-from tests.layouts.acdc import write_acdc
 from tests.data.sources.test_synthetic import synthetic_dir  # noqa: F401 - a fixture
+from tests.layouts.acdc import write_acdc
 
 
 def silently_corrupt(source: Path, target: Path) -> None:
@@ -29,7 +29,7 @@ def silently_corrupt(source: Path, target: Path) -> None:
     truth = np.asanyarray(nib.load(source).dataobj)
     for offset in range(len(raw) // 4, len(raw) - 200, 997):
         flipped = bytearray(raw)
-        flipped[offset:offset + 64] = bytes(b ^ 0xFF for b in flipped[offset:offset + 64])
+        flipped[offset : offset + 64] = bytes(b ^ 0xFF for b in flipped[offset : offset + 64])
         target.write_bytes(bytes(flipped))
         try:
             garbage = np.asanyarray(nib.load(target).dataobj)
@@ -100,17 +100,24 @@ def _with_voxel(value):
         array = array.astype(np.float32)
         array.flat[array.size // 2] = value
         return array
+
     return lambda path: _rewrite(path, change)
 
 
 NIFTI_FAULTS = {  # file, how it is broken, what the error says after the subject
     "zero-byte cine": ("sa.nii.gz", lambda path: path.write_bytes(b""), r"cannot read .*sa.nii.gz"),
-    "truncated cine": ("sa.nii.gz", lambda path: path.write_bytes(path.read_bytes()[: path.stat().st_size // 2]),
-                       r"cannot read .*sa.nii.gz \(EOFError"),
+    "truncated cine": (
+        "sa.nii.gz",
+        lambda path: path.write_bytes(path.read_bytes()[: path.stat().st_size // 2]),
+        r"cannot read .*sa.nii.gz \(EOFError",
+    ),
     "not gzip": ("sa.nii.gz", lambda path: path.write_bytes(b"not a nifti file" * 64), r"cannot read .*sa.nii.gz"),
     "unreadable header": ("sa.nii.gz", _unreadable_header, r"cannot read .*sa.nii.gz \(HeaderDataError"),
-    "3D cine": ("sa.nii.gz", lambda path: _rewrite(path, lambda a: a[..., 0]),
-                r"sa.nii.gz has shape \(48, 48, 5\); expected a 4D cine \(X, Y, Z, T\)"),
+    "3D cine": (
+        "sa.nii.gz",
+        lambda path: _rewrite(path, lambda a: a[..., 0]),
+        r"sa.nii.gz has shape \(48, 48, 5\); expected a 4D cine \(X, Y, Z, T\)",
+    ),
     "NaN voxel": ("sa.nii.gz", _with_voxel(np.nan), r"sa.nii.gz holds 1 NaN or infinite voxel"),
     "infinite voxel": ("sa.nii.gz", _with_voxel(np.inf), r"sa.nii.gz holds 1 NaN or infinite voxel"),
     "zero-byte mask": ("seg_sa_ED.nii.gz", lambda path: path.write_bytes(b""), r"cannot read .*seg_sa_ED.nii.gz"),
@@ -166,10 +173,18 @@ def _nested(root, first):
 
 BAD_METADATA = {  # column, the bad value (given data.root and the first id), reason, overrides
     "infinite age": ("age", lambda root, first: "inf", r"invalid age inf", []),
-    "infinite age, whatever the range": ("age", lambda root, first: "inf", r"invalid age inf",
-                                         ["data.plausible.age=[0,inf]"]),
-    "infinite BMI, whatever the range": ("bmi", lambda root, first: "inf", r"invalid BMI inf",
-                                         ["data.plausible.bmi=[0,inf]"]),
+    "infinite age, whatever the range": (
+        "age",
+        lambda root, first: "inf",
+        r"invalid age inf",
+        ["data.plausible.age=[0,inf]"],
+    ),
+    "infinite BMI, whatever the range": (
+        "bmi",
+        lambda root, first: "inf",
+        r"invalid BMI inf",
+        ["data.plausible.bmi=[0,inf]"],
+    ),
     "id reaching outside data.root": ("subject_id", _beside_root, "not a safe file name", []),
     "id outside data.root that does not exist": ("subject_id", lambda root, first: "../x", "not a safe file name", []),
     "absolute id": ("subject_id", lambda root, first: str(root / first), "not a safe file name", []),
@@ -280,12 +295,19 @@ def test_a_negative_synthetic_count_is_refused(make_cfg):
         make_cfg("data.synthetic.max_samples=-1")
 
 
-@pytest.mark.parametrize("sizes, fold, message", [
-    ({"test_size": 0.6, "val_size": 0.5}, None, r"split.test_size=0.6 \+ split.val_size=0.5 = 1.1 leaves no training"),
-    ({"test_size": -0.1}, None, r"split.test_size must be between 0 and 1, got -0.1"),
-    ({"n_splits": 1}, 0, r"split.n_splits must be at least 2, got 1"),
-    ({"n_splits": 2, "val_size": 0.5}, 0, r"one fold of split.n_splits=2 \(0.5\) \+ split.val_size=0.5 = 1"),
-])
+@pytest.mark.parametrize(
+    "sizes, fold, message",
+    [
+        (
+            {"test_size": 0.6, "val_size": 0.5},
+            None,
+            r"split.test_size=0.6 \+ split.val_size=0.5 = 1.1 leaves no training",
+        ),
+        ({"test_size": -0.1}, None, r"split.test_size must be between 0 and 1, got -0.1"),
+        ({"n_splits": 1}, 0, r"split.n_splits must be at least 2, got 1"),
+        ({"n_splits": 2, "val_size": 0.5}, 0, r"one fold of split.n_splits=2 \(0.5\) \+ split.val_size=0.5 = 1"),
+    ],
+)
 def test_impossible_splits_are_refused(make_cfg, tiny_cohort, sizes, fold, message):
     with pytest.raises(ConfigError, match=message):
         make_split(tiny_cohort, make_cfg(*(f"split.{k}={v}" for k, v in sizes.items())).split, 0, fold)

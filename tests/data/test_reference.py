@@ -32,8 +32,16 @@ def test_reads_real_cine(reference_row):
     assert 2 <= sa.mid_slice() <= 8
 
 
-@pytest.mark.parametrize("name,shape", [("cine", (1, 4, 64, 64)), ("volume", (1, 8, 64, 64)),
-                                        ("slice", (1, 64, 64)), ("frame", (1, 64, 64)), ("edes", (3, 64, 64))])
+@pytest.mark.parametrize(
+    "name,shape",
+    [
+        ("cine", (1, 4, 64, 64)),
+        ("volume", (1, 8, 64, 64)),
+        ("slice", (1, 64, 64)),
+        ("frame", (1, 64, 64)),
+        ("edes", (3, 64, 64)),
+    ],
+)
 def test_every_short_axis_view_on_real_data(make_cfg, reference_row, name, shape):
     image, masks = ViewBuilder(make_cfg(f"input={name}", "input.size=64").input)(reference_row)
     assert image.shape == shape

@@ -47,8 +47,13 @@ def test_sampler_is_seeded_and_rejects_unknown_attributes(train):
         build_sampler(OmegaConf.create({"name": "group_balanced", "attributes": ["ethnicity"]}), train, 3)
 
 
-@pytest.mark.parametrize("override, message", [("sampler.name=balanced", r"sampler.name must be one of \["),
-                                               ("sampler.attributes=[sexx]", r"unknown attribute\(s\) \['sexx'\]")])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("sampler.name=balanced", r"sampler.name must be one of \["),
+        ("sampler.attributes=[sexx]", r"unknown attribute\(s\) \['sexx'\]"),
+    ],
+)
 def test_sampler_settings_are_refused_before_any_data_is_prepared(make_cfg, override, message, monkeypatch):
     monkeypatch.setattr(CohortDataModule, "prepare", lambda self: pytest.fail("data prepared before the check"))
     with pytest.raises(ConfigError, match=message):

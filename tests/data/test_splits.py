@@ -40,8 +40,9 @@ def test_seed_decides_the_split(cohort):
 
 
 def test_k_fold_test_sets_partition_the_cohort(cohort):
-    tests = [set(make_split(cohort, split_cfg(n_splits=5), 0, fold).query("split == 'test'").subject_id)
-             for fold in range(5)]
+    tests = [
+        set(make_split(cohort, split_cfg(n_splits=5), 0, fold).query("split == 'test'").subject_id) for fold in range(5)
+    ]
     assert sum(len(t) for t in tests) == 300 and len(set.union(*tests)) == 300
     with pytest.raises(ConfigError, match="fold=5"):
         make_split(cohort, split_cfg(n_splits=5), 0, 5)

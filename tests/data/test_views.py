@@ -181,8 +181,10 @@ def test_volume_view_holds_the_heart_base_to_apex_whatever_the_stored_order(make
     assert area[sa.base_to_apex()[0]] > area[sa.base_to_apex()[-1]]  # the LV narrows towards the apex
     build = ViewBuilder(make_cfg("input=volume").input)
     expected, _ = build(row)
-    variants = {"apex_first": lambda a: a[:, :, ::-1].copy(),
-                "padded": lambda a: np.concatenate([np.zeros_like(a[:, :, :2]), a, np.zeros_like(a[:, :, :1])], axis=2)}
+    variants = {
+        "apex_first": lambda a: a[:, :, ::-1].copy(),
+        "padded": lambda a: np.concatenate([np.zeros_like(a[:, :, :2]), a, np.zeros_like(a[:, :, :1])], axis=2),
+    }
     for name, transform in variants.items():
         folder = tmp_path / name
         shutil.copytree(row.subject_dir, folder)
@@ -203,13 +205,15 @@ def test_a_view_the_data_cannot_provide_is_refused_before_any_work(make_cfg, tin
     check_view_available(no_long_axis, make_cfg("input=cine").input, "acdc")
 
 
-@pytest.mark.parametrize("name,corrupt,message", [
-    ("seg_sa_ED.nii.gz", lambda a: np.where(a == 2, 255, a).astype(np.uint8), r"label\(s\) \[255\]"),
-    ("seg_sa_ES.nii.gz", lambda a: a.astype(np.float32) * 0.5, "non-integer labels"),
-    ("sa.nii.gz", lambda a: np.where(a > a.mean(), np.inf, a).astype(np.float32), "NaN or infinite voxel"),
-])
-def test_masks_outside_0_3_and_non_finite_images_are_refused(make_cfg, tiny_cohort, tmp_path, name, corrupt,
-                                                             message):
+@pytest.mark.parametrize(
+    "name,corrupt,message",
+    [
+        ("seg_sa_ED.nii.gz", lambda a: np.where(a == 2, 255, a).astype(np.uint8), r"label\(s\) \[255\]"),
+        ("seg_sa_ES.nii.gz", lambda a: a.astype(np.float32) * 0.5, "non-integer labels"),
+        ("sa.nii.gz", lambda a: np.where(a > a.mean(), np.inf, a).astype(np.float32), "NaN or infinite voxel"),
+    ],
+)
+def test_masks_outside_0_3_and_non_finite_images_are_refused(make_cfg, tiny_cohort, tmp_path, name, corrupt, message):
     row = tiny_cohort.iloc[0].copy()
     folder = tmp_path / "subject"
     shutil.copytree(row.subject_dir, folder)

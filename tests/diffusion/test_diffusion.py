@@ -26,9 +26,16 @@ from fairaug.errors import ConfigError, DataError
 from fairaug.tasks import classify, controlnet_train, synth_generate
 from tests.conftest import TINY_PHANTOM, TINY_RUN, compose_config
 
-TINY_DIFFUSION = ["task=controlnet_train", "diffusion.size=16", "input.size=${diffusion.size}",
-                  "diffusion.widths=[16,32]", "diffusion.batch_size=8", "diffusion.grid_every=4",
-                  "diffusion.checkpoint_every=2", "trainer.max_steps=6"]
+TINY_DIFFUSION = [
+    "task=controlnet_train",
+    "diffusion.size=16",
+    "input.size=${diffusion.size}",
+    "diffusion.widths=[16,32]",
+    "diffusion.batch_size=8",
+    "diffusion.grid_every=4",
+    "diffusion.checkpoint_every=2",
+    "trainer.max_steps=6",
+]
 
 
 def test_prompts_and_a_tokenizer_built_from_their_words(tmp_path):
@@ -50,7 +57,8 @@ def test_prompts_leave_out_what_the_data_does_not_record():
     assert prompt_for(acdc, DEFAULT_TEMPLATE) == "Obese BMI, heart failure"
     mnms = {"sex": "male", "age_group": "50s", "bmi_group": "unknown", "vendor": "Siemens", "label": 0}
     assert prompt_for(mnms, "{sex}, age in {age_group}, {bmi_group} BMI, {vendor} scanner, {diagnosis}") == (
-        "Male, age in 50s, Siemens scanner, healthy")
+        "Male, age in 50s, Siemens scanner, healthy"
+    )
     assert "siemens" in prompt_vocabulary("{vendor}, {diagnosis}", pd.DataFrame({"vendor": ["Siemens", "GE"]}))
     with pytest.raises(ConfigError, match=r"placeholder\(s\) \['ethnicity'\]"):
         prompt_for(mnms, "{ethnicity}, {diagnosis}")
@@ -89,8 +97,9 @@ def test_copy_and_random_prompt_plans(training):
 def trained(fairaug_home, tmp_path_factory):
     """One tiny training run shared by the tests of this module."""
     run_dir = tmp_path_factory.mktemp("controlnet_train")
-    cfg = compose_config([*TINY_PHANTOM, *TINY_RUN, *TINY_DIFFUSION, f"paths.home={fairaug_home}",
-                          f"paths.output_dir={run_dir}"])
+    cfg = compose_config(
+        [*TINY_PHANTOM, *TINY_RUN, *TINY_DIFFUSION, f"paths.home={fairaug_home}", f"paths.output_dir={run_dir}"]
+    )
     return run_dir, controlnet_train.run(cfg)
 
 
@@ -105,8 +114,9 @@ def test_controlnet_training_sees_the_training_split_only_and_saves_a_loadable_m
     assert list((run_dir / "model" / "unet").glob("*.safetensors"))
     masks = torch.from_numpy(np.load(run_dir / "model" / "training_masks.npy")[:2])
     ids = tokenize(parts.tokenizer, ["Female, age in 60s, obese BMI, healthy"] * 2)
-    images = sample(parts, masks, ids, torch.zeros_like(ids), [0, 1], steps=3, scheduler="unipc", guidance=2.0,
-                    control_scale=1.0)
+    images = sample(
+        parts, masks, ids, torch.zeros_like(ids), [0, 1], steps=3, scheduler="unipc", guidance=2.0, control_scale=1.0
+    )
     assert images.shape == (2, 3, 16, 16) and 0 <= images.min() and images.max() <= 1
 
 
@@ -116,8 +126,13 @@ def test_training_resumes_from_the_last_checkpoint(trained, make_cfg, tmp_path):
     with pytest.raises(ConfigError, match=rf"{folder} already holds a task=controlnet_train run .*diffusion.resume="):
         controlnet_train.run(make_cfg(*TINY_DIFFUSION, f"paths.output_dir={folder}"))  # would start over
     # continued in place: the training sessions and the log are appended to
-    in_place = [*TINY_DIFFUSION, "trainer.max_steps=9", "trainer.log_every_n_steps=1", f"diffusion.resume={folder}",
-                f"paths.output_dir={folder}"]
+    in_place = [
+        *TINY_DIFFUSION,
+        "trainer.max_steps=9",
+        "trainer.log_every_n_steps=1",
+        f"diffusion.resume={folder}",
+        f"paths.output_dir={folder}",
+    ]
     resumed = controlnet_train.run(make_cfg(*in_place))
     assert (resumed["start_step"], resumed["steps"]) == (6, 9) and np.isfinite(resumed["final_loss"])
     assert resumed["sessions"][0] == first["sessions"][0]
@@ -131,15 +146,21 @@ def test_training_resumes_from_the_last_checkpoint(trained, make_cfg, tmp_path):
     with pytest.raises(ConfigError, match="no checkpoint"):
         controlnet_train.run(make_cfg(*TINY_DIFFUSION, f"diffusion.resume={tmp_path / 'nowhere'}"))
     # a checkpoint already at trainer.max_steps (a run killed before it saved model/): its model is saved
-    finished = controlnet_train.run(make_cfg(*TINY_DIFFUSION, f"diffusion.resume={run_dir}",
-                                             f"paths.output_dir={tmp_path / 'finish'}"))
+    finished = controlnet_train.run(
+        make_cfg(*TINY_DIFFUSION, f"diffusion.resume={run_dir}", f"paths.output_dir={tmp_path / 'finish'}")
+    )
     assert (finished["start_step"], finished["steps"]) == (6, 6)
     saved, original = load_components(tmp_path / "finish"), load_components(run_dir)
-    assert all(torch.equal(a, b) for a, b in zip(saved.controlnet.state_dict().values(),
-                                                  original.controlnet.state_dict().values()))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(saved.controlnet.state_dict().values(), original.controlnet.state_dict().values())
+    )
     with pytest.raises(ConfigError, match="another split"):
-        controlnet_train.run(make_cfg(*TINY_DIFFUSION, f"diffusion.resume={run_dir}", "seed=3",
-                                      f"paths.output_dir={tmp_path / 'other_split'}"))
+        controlnet_train.run(
+            make_cfg(
+                *TINY_DIFFUSION, f"diffusion.resume={run_dir}", "seed=3", f"paths.output_dir={tmp_path / 'other_split'}"
+            )
+        )
 
 
 def test_training_settings_that_cannot_work(make_cfg):
@@ -150,8 +171,13 @@ def test_training_settings_that_cannot_work(make_cfg):
 def test_generation_writes_a_dataset_that_classify_can_train_on(trained, make_cfg, tmp_path, capfd):
     run_dir, _ = trained
     out = tmp_path / "synthetic"
-    settings = ["task=synth_generate", f"generation.model={run_dir}", f"generation.output={out}",
-                "generation.steps=2", "generation.batch_size=4"]
+    settings = [
+        "task=synth_generate",
+        f"generation.model={run_dir}",
+        f"generation.output={out}",
+        "generation.steps=2",
+        "generation.batch_size=4",
+    ]
     synth_generate.run(make_cfg(*settings))
     err = capfd.readouterr().err
     assert "generating: 100%" in err and "accelerate" not in err  # progress, and no library noise
@@ -175,8 +201,10 @@ def test_generation_writes_a_dataset_that_classify_can_train_on(trained, make_cf
     assert not list(out.glob("images/.*"))
     # same seeds, same images: up to one grey level where a resumed batch holds other subjects (CPU kernels
     # round differently by batch size)
-    assert all(np.abs(np.asarray(Image.open(out / name)).astype(int) - image).max() <= 1
-               for name, image in uninterrupted.items())
+    assert all(
+        np.abs(np.asarray(Image.open(out / name)).astype(int) - image).max() <= 1
+        for name, image in uninterrupted.items()
+    )
     # killed after its last images but before the manifest: the rerun completes the manifest
     manifest.iloc[:-2].to_csv(out / "manifest.csv", index=False)
     synth_generate.run(make_cfg(*settings))
@@ -189,8 +217,9 @@ def test_generation_writes_a_dataset_that_classify_can_train_on(trained, make_cf
     with pytest.raises(ConfigError, match="foreign files"):
         synth_generate.run(make_cfg(*settings[:-3], f"generation.output={tmp_path / 'foreign'}"))
 
-    cfg = make_cfg("input=edes", f"data.synthetic.path={out}", "data.use_real=false",
-                   f"paths.output_dir={tmp_path / 'classify'}")
+    cfg = make_cfg(
+        "input=edes", f"data.synthetic.path={out}", "data.use_real=false", f"paths.output_dir={tmp_path / 'classify'}"
+    )
     assert 0 <= classify.run(cfg)["balanced_accuracy"] <= 1
 
 
@@ -200,7 +229,8 @@ def test_bad_model_folder(make_cfg, tmp_path):
 
 
 def test_training_progress_counts_steps_of_max_steps(make_cfg, tmp_path, capfd):
-    controlnet_train.run(make_cfg(*TINY_DIFFUSION, "trainer.enable_progress_bar=true",
-                                  f"paths.output_dir={tmp_path / 'bar'}"))
+    controlnet_train.run(
+        make_cfg(*TINY_DIFFUSION, "trainer.enable_progress_bar=true", f"paths.output_dir={tmp_path / 'bar'}")
+    )
     out = capfd.readouterr().out  # Lightning's bars write to stdout
     assert "steps: 100%" in out and "6/6" in out and "Epoch" not in out

@@ -25,9 +25,17 @@ SIZE = 32
 
 
 def sd21(base) -> list[str]:
-    return ["task=controlnet_train", "diffusion=sd21", f"diffusion.pretrained={base}", f"diffusion.size={SIZE}",
-            "input.size=${diffusion.size}", "diffusion.batch_size=8", "diffusion.grid_every=2",
-            "diffusion.checkpoint_every=2", "trainer.max_steps=4"]
+    return [
+        "task=controlnet_train",
+        "diffusion=sd21",
+        f"diffusion.pretrained={base}",
+        f"diffusion.size={SIZE}",
+        "input.size=${diffusion.size}",
+        "diffusion.batch_size=8",
+        "diffusion.grid_every=2",
+        "diffusion.checkpoint_every=2",
+        "trainer.max_steps=4",
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +46,16 @@ def base(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(base, fairaug_home, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("sd21_train")
-    cfg = compose_config([*TINY_PHANTOM, *TINY_RUN, *sd21(base), "trainer.precision=bf16-mixed",
-                          f"paths.home={fairaug_home}", f"paths.output_dir={run_dir}"])
+    cfg = compose_config(
+        [
+            *TINY_PHANTOM,
+            *TINY_RUN,
+            *sd21(base),
+            "trainer.precision=bf16-mixed",
+            f"paths.home={fairaug_home}",
+            f"paths.output_dir={run_dir}",
+        ]
+    )
     return run_dir, controlnet_train.run(cfg)
 
 
@@ -65,8 +81,9 @@ def test_sd21_trains_only_the_controlnet_and_keeps_sd_locked(base, trained):
     assert len(optimizer["param_groups"][0]["params"]) == len(list(parts.controlnet.parameters()))
     torch.manual_seed(0)
     untrained = ControlNetModel.from_unet(parts.unet, conditioning_embedding_out_channels=(16, 32, 96))
-    assert not all(torch.equal(a, b) for a, b in zip(parts.controlnet.state_dict().values(),
-                                                        untrained.state_dict().values()))
+    assert not all(
+        torch.equal(a, b) for a, b in zip(parts.controlnet.state_dict().values(), untrained.state_dict().values())
+    )
 
 
 def test_sd21_resumes_from_a_checkpoint_without_the_locked_parts(base, trained, make_cfg, tmp_path):
@@ -78,9 +95,18 @@ def test_sd21_resumes_from_a_checkpoint_without_the_locked_parts(base, trained, 
 def test_sd21_generation_decodes_full_size_images(trained, make_cfg, tmp_path):
     run_dir, _ = trained
     out = tmp_path / "synthetic"
-    synth_generate.run(make_cfg("task=synth_generate", "generation=random_prompt", "generation.num_samples=3",
-                                f"generation.model={run_dir}", f"generation.output={out}", "generation.steps=3",
-                                "generation.dtype=bfloat16", "generation.scheduler=dpm++"))
+    synth_generate.run(
+        make_cfg(
+            "task=synth_generate",
+            "generation=random_prompt",
+            "generation.num_samples=3",
+            f"generation.model={run_dir}",
+            f"generation.output={out}",
+            "generation.steps=3",
+            "generation.dtype=bfloat16",
+            "generation.scheduler=dpm++",
+        )
+    )
     manifest = pd.read_csv(out / "manifest.csv")
     assert len(manifest) == 3
     image = np.asarray(Image.open(out / manifest.image[0]))
@@ -123,8 +149,9 @@ def test_bad_stable_diffusion_folders(base, trained, make_cfg, tmp_path):
 def untrained_module(folder) -> ControlNetModule:
     """SD from `folder` with a new ControlNet, as diffusion=sd21 builds it, in its training module."""
     parts = stable_diffusion_components(OmegaConf.create({"pretrained": str(folder), "size": SIZE, "init_seed": 0}), {})
-    diffusion = OmegaConf.create({"lr": 1e-5, "train_base": False, "prompt_dropout": 0.0,
-                                  "gradient_checkpointing": False})
+    diffusion = OmegaConf.create(
+        {"lr": 1e-5, "train_base": False, "prompt_dropout": 0.0, "gradient_checkpointing": False}
+    )
     return ControlNetModule(parts, diffusion)
 
 

@@ -19,17 +19,31 @@ from fairaug.fairness.report import BY_GROUP_COLUMNS, evaluate, write_report
 
 
 def fairness_cfg(**changes):
-    return OmegaConf.create({"attributes": ["sex", "age_group", "bmi_group"], "intersections": [], "n_boot": 50,
-                             "ci": 0.95, "min_count": 5, **changes})
+    return OmegaConf.create(
+        {
+            "attributes": ["sex", "age_group", "bmi_group"],
+            "intersections": [],
+            "n_boot": 50,
+            "ci": 0.95,
+            "min_count": 5,
+            **changes,
+        }
+    )
 
 
 @pytest.fixture
 def predictions():
     rng = np.random.default_rng(0)
     n = 400
-    table = pd.DataFrame({"subject_id": [f"S{i}" for i in range(n)], "label": rng.integers(0, 2, n),
-                          "sex": rng.choice(["female", "male"], n), "age_group": rng.choice(["50s", "60s", "70s"], n),
-                          "bmi_group": rng.choice(["normal", "overweight", "obese"], n)})
+    table = pd.DataFrame(
+        {
+            "subject_id": [f"S{i}" for i in range(n)],
+            "label": rng.integers(0, 2, n),
+            "sex": rng.choice(["female", "male"], n),
+            "age_group": rng.choice(["50s", "60s", "70s"], n),
+            "bmi_group": rng.choice(["normal", "overweight", "obese"], n),
+        }
+    )
     noise = np.where(table.sex == "female", 0.35, 0.15)  # a biased classifier
     table["pred"] = np.where(rng.uniform(size=n) < noise, 1 - table.label, table.label)
     table["prob"] = table.pred * 0.8 + 0.1
@@ -52,7 +66,8 @@ def test_per_group_numbers_match_scikit_learn(predictions):
         assert (row.count, row.positives) == (len(part), part.label.sum())
         assert row.balanced_accuracy_ci_low <= row.balanced_accuracy <= row.balanced_accuracy_ci_high
     assert report.overall["balanced_accuracy"] == pytest.approx(
-        balanced_accuracy_score(predictions.label, predictions.pred))
+        balanced_accuracy_score(predictions.label, predictions.pred)
+    )
 
 
 def test_criteria_match_fairlearn(predictions):
@@ -104,17 +119,39 @@ def test_written_report(predictions, tmp_path):
     report = evaluate(predictions, fairness_cfg(intersections=[["sex", "bmi_group"]]))
     plots = write_report(report, tmp_path)
     by_group = pd.read_csv(tmp_path / "by_group.csv")
-    assert list(by_group.columns[:11]) == ["attribute", "group", "balanced_accuracy", "accuracy", "f1", "tpr", "fpr",
-                                           "fnr", "selection_rate", "count", "positives"]
+    assert list(by_group.columns[:11]) == [
+        "attribute",
+        "group",
+        "balanced_accuracy",
+        "accuracy",
+        "f1",
+        "tpr",
+        "fpr",
+        "fnr",
+        "selection_rate",
+        "count",
+        "positives",
+    ]
     assert list(by_group.columns) == BY_GROUP_COLUMNS
     fairness = json.loads((tmp_path / "fairness.json").read_text())
-    for key in ("demographic_parity_difference", "demographic_parity_ratio", "equalized_odds_difference",
-                "equalized_odds_ratio", "equal_opportunity_difference", "equal_opportunity_ratio", "worst_group",
-                "balanced_accuracy_gap"):
+    for key in (
+        "demographic_parity_difference",
+        "demographic_parity_ratio",
+        "equalized_odds_difference",
+        "equalized_odds_ratio",
+        "equal_opportunity_difference",
+        "equal_opportunity_ratio",
+        "worst_group",
+        "balanced_accuracy_gap",
+    ):
         assert key in fairness["attributes"]["sex"]
     assert "| female |" in (tmp_path / "report.md").read_text()
-    assert [p.name for p in plots] == ["balanced_accuracy_by_sex.png", "balanced_accuracy_by_age_group.png",
-                                       "balanced_accuracy_by_bmi_group.png", "balanced_accuracy_by_sex_x_bmi_group.png"]
+    assert [p.name for p in plots] == [
+        "balanced_accuracy_by_sex.png",
+        "balanced_accuracy_by_age_group.png",
+        "balanced_accuracy_by_bmi_group.png",
+        "balanced_accuracy_by_sex_x_bmi_group.png",
+    ]
     assert all(p.stat().st_size > 5000 for p in plots)
 
 
@@ -132,8 +169,9 @@ def test_groups_below_min_count_are_reported_but_left_out_of_the_criteria(predic
 
 def test_attributes_no_subject_records_are_left_out_and_named(predictions, tmp_path):
     acdc_like = predictions.assign(sex="unknown", vendor="unknown")
-    report = evaluate(acdc_like, fairness_cfg(attributes=["sex", "age_group", "vendor"],
-                                              intersections=[["sex", "age_group"]]))
+    report = evaluate(
+        acdc_like, fairness_cfg(attributes=["sex", "age_group", "vendor"], intersections=[["sex", "age_group"]])
+    )
     assert report.not_recorded == ["sex", "vendor", "sex×age_group"]
     assert set(report.by_group.attribute) == {"age_group"} and list(report.attributes) == ["age_group"]
     write_report(report, tmp_path)
@@ -163,9 +201,15 @@ def test_report_plot_draws_no_bar_for_an_undefined_group_and_says_what_it_shows(
     from fairaug.fairness.plots import plot_balanced_accuracy
 
     figures = _captured_figures(monkeypatch)
-    table = pd.DataFrame({"group": ["40s", "50s", "60s"], "count": [3, 20, 30],
-                          "balanced_accuracy": [np.nan, 0.8, 0.7], "balanced_accuracy_ci_low": [np.nan, 0.7, 0.7],
-                          "balanced_accuracy_ci_high": [np.nan, 0.9, 0.7]})
+    table = pd.DataFrame(
+        {
+            "group": ["40s", "50s", "60s"],
+            "count": [3, 20, 30],
+            "balanced_accuracy": [np.nan, 0.8, 0.7],
+            "balanced_accuracy_ci_low": [np.nan, 0.7, 0.7],
+            "balanced_accuracy_ci_high": [np.nan, 0.9, 0.7],
+        }
+    )
     plot_balanced_accuracy(table, "age_group", Path("unused"), ci=0.95)
     ax = figures[0].axes[0]
     assert len(ax.patches) == 2  # two bars: the undefined 40s has none, not one of height 0
@@ -181,9 +225,14 @@ def test_comparison_plot_leaves_undefined_groups_without_a_bar(monkeypatch):
     from fairaug.fairness.plots import plot_arms
 
     figures = _captured_figures(monkeypatch)
-    table = pd.DataFrame({"label": ["overall", "overall", "age_group=40s", "age_group=40s"],
-                          "arm": ["real", "synth", "real", "synth"], "mean": [0.8, 0.82, np.nan, 0.6],
-                          "std": [0.05, 0.04, np.nan, np.nan]})
+    table = pd.DataFrame(
+        {
+            "label": ["overall", "overall", "age_group=40s", "age_group=40s"],
+            "arm": ["real", "synth", "real", "synth"],
+            "mean": [0.8, 0.82, np.nan, 0.6],
+            "std": [0.05, 0.04, np.nan, np.nan],
+        }
+    )
     plot_arms(table, "balanced_accuracy", Path("unused"))
     ax = figures[0].axes[0]
     assert len(ax.patches) == 3 and "undefined" in [t.get_text() for t in ax.texts]

@@ -32,17 +32,22 @@ def test_summary_is_mean_and_std_over_runs_and_lists_failures(tmp_path):
     accuracies = [balanced_accuracy_score(t.label, t.pred) for t in tables if t is not None]
     assert summary["metrics"]["balanced_accuracy"]["mean"] == pytest.approx(np.mean(accuracies))
     assert summary["metrics"]["balanced_accuracy"]["std"] == pytest.approx(np.std(accuracies, ddof=1))
-    female = [balanced_accuracy_score(t[t.sex == "female"].label, t[t.sex == "female"].pred)
-              for t in tables if t is not None]
-    row = next(r for r in summary["by_group"] if (r["metric"], r["attribute"], r["group"]) ==
-               ("balanced_accuracy", "sex", "female"))
+    female = [
+        balanced_accuracy_score(t[t.sex == "female"].label, t[t.sex == "female"].pred) for t in tables if t is not None
+    ]
+    row = next(
+        r
+        for r in summary["by_group"]
+        if (r["metric"], r["attribute"], r["group"]) == ("balanced_accuracy", "sex", "female")
+    )
     assert row["mean"] == pytest.approx(np.mean(female)) and row["n"] == 3
     csv = pd.read_csv(tmp_path / "summary.csv")
     assert list(csv.status) == ["completed", "completed", "failed", "completed"]
     assert "balanced_accuracy[sex=female]" in csv and "equalized_odds_difference[sex]" in csv
     pooled = pd.concat([t for t in tables if t is not None])
     assert summary["pooled"]["overall"]["balanced_accuracy"] == pytest.approx(
-        balanced_accuracy_score(pooled.label, pooled.pred))
+        balanced_accuracy_score(pooled.label, pooled.pred)
+    )
     assert (tmp_path / "pooled" / "by_group.csv").exists()
     markdown = (tmp_path / "summary.md").read_text()
     assert "3 of 4 jobs completed" in markdown and "## Failed jobs" in markdown and " ± " in markdown
@@ -53,10 +58,20 @@ def test_summary_lists_every_launched_job_of_a_killed_sweep(tmp_path):
     """A sweep of 4 jobs killed in job 2: jobs 0-1 finished, job 2 started (its folder holds an
     earlier run's results), job 3 never started (its folder, and folder 4, hold jobs of an
     earlier sweep into the same folder, with other overrides)."""
-    (tmp_path / "multirun.yaml").write_text(yaml.safe_dump({"hydra": {
-        "sweeper": {"_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper", "max_batch_size": None,
-                    "params": None},
-        "overrides": {"task": ["seed=0,1,2,3", "fold=0"]}}}))
+    (tmp_path / "multirun.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "hydra": {
+                    "sweeper": {
+                        "_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper",
+                        "max_batch_size": None,
+                        "params": None,
+                    },
+                    "overrides": {"task": ["seed=0,1,2,3", "fold=0"]},
+                }
+            }
+        )
+    )
     fake_sweep(tmp_path, 0.2, seeds=range(3))
     RunDir(tmp_path / "2").job_status.write_text(json.dumps({"status": "started"}))
     simulated_run(tmp_path / "3", 7, 0, 0.2)
@@ -67,19 +82,31 @@ def test_summary_lists_every_launched_job_of_a_killed_sweep(tmp_path):
     csv = pd.read_csv(tmp_path / "summary.csv")
     assert list(csv.status) == ["completed", "completed", "incomplete", "not started"]
     assert csv.overrides.iloc[3] == "seed=3 fold=0"
-    assert "# Sweep summary: 2 of 4 jobs completed; job 2 incomplete, job 3 not started" in (
-        tmp_path / "summary.md").read_text()
+    assert (
+        "# Sweep summary: 2 of 4 jobs completed; job 2 incomplete, job 3 not started"
+        in (tmp_path / "summary.md").read_text()
+    )
     RunDir(tmp_path / "1").job_status.write_text(json.dumps({"status": "failed", "error": "ValueError: boom"}))
     assert "1 of 4 jobs completed; job 1 failed, job 2 incomplete, job 3 not started" in sweep.status_line(
-        summarise(tmp_path, fairness_cfg()))
+        summarise(tmp_path, fairness_cfg())
+    )
 
 
 def test_results_are_one_long_table_of_every_job_and_measurement(tmp_path):
     tables = fake_sweep(tmp_path, 0.2, seeds=range(3), failing=1)
     summary = summarise(tmp_path, fairness_cfg())
     results = pd.read_csv(tmp_path / "results.csv", keep_default_na=False, na_values=[""])
-    assert list(results.columns) == ["job", "status", "overrides", "seed", "fold", "attribute", "group", "metric",
-                                     "value"]
+    assert list(results.columns) == [
+        "job",
+        "status",
+        "overrides",
+        "seed",
+        "fold",
+        "attribute",
+        "group",
+        "metric",
+        "value",
+    ]
     failed = results[results.job == 1]  # a job that measured nothing: one row, without a metric
     assert len(failed) == 1 and failed.status.item() == "failed" and failed.metric.isna().all()
     assert failed.overrides.item() == "seed=1 fold=0" and (failed.seed.item(), failed.fold.item()) == (1, 0)
@@ -94,22 +121,29 @@ def test_results_are_one_long_table_of_every_job_and_measurement(tmp_path):
 
     job2 = tables[2]
     assert value(2, "overall", "all", "balanced_accuracy") == pytest.approx(
-        balanced_accuracy_score(job2.label, job2.pred))
+        balanced_accuracy_score(job2.label, job2.pred)
+    )
     women = job2[job2.sex == "female"]
     assert value(2, "sex", "female", "balanced_accuracy") == pytest.approx(
-        balanced_accuracy_score(women.label, women.pred))
+        balanced_accuracy_score(women.label, women.pred)
+    )
     assert value(2, "sex", "female", "count") == len(women)
     assert np.isnan(value(2, "bmi_group", "underweight", "tpr"))  # listed, undefined
     criteria = json.loads((tmp_path / "2" / "fairness.json").read_text())["attributes"]["sex"]
     assert value(2, "sex", "all", "equalized_odds_difference") == pytest.approx(criteria["equalized_odds_difference"])
     # README's examples: the summary is a groupby, a comparison a pivot
     stats = completed.groupby(["attribute", "group", "metric"]).value.agg(["mean", "std", "count"])
-    female = next(g for g in summary["by_group"] if (g["attribute"], g["group"], g["metric"]) ==
-                  ("sex", "female", "balanced_accuracy"))
+    female = next(
+        g
+        for g in summary["by_group"]
+        if (g["attribute"], g["group"], g["metric"]) == ("sex", "female", "balanced_accuracy")
+    )
     assert stats.loc[("sex", "female", "balanced_accuracy")].tolist() == pytest.approx(
-        [female["mean"], female["std"], female["n"]])
-    wide = completed[completed.metric == "balanced_accuracy"].pivot(index=["seed", "fold"],
-                                                                     columns=["attribute", "group"], values="value")
+        [female["mean"], female["std"], female["n"]]
+    )
+    wide = completed[completed.metric == "balanced_accuracy"].pivot(
+        index=["seed", "fold"], columns=["attribute", "group"], values="value"
+    )
     assert wide.loc[(2, 0), ("sex", "female")] == pytest.approx(value(2, "sex", "female", "balanced_accuracy"))
 
 
@@ -120,8 +154,10 @@ def test_the_hydra_callbacks_live_beside_the_entry_point():
     from fairaug.config import CONFIG_DIR
 
     callbacks = yaml.safe_load((Path(CONFIG_DIR) / "hydra" / "default.yaml").read_text())["callbacks"]
-    assert {get_class(c["_target_"]) for c in callbacks.values()} == {hydra_callbacks.RunFolderCallback,
-                                                                      hydra_callbacks.SweepSummaryCallback}
+    assert {get_class(c["_target_"]) for c in callbacks.values()} == {
+        hydra_callbacks.RunFolderCallback,
+        hydra_callbacks.SweepSummaryCallback,
+    }
 
 
 def test_summary_is_written_under_the_sweep_lock(tmp_path, monkeypatch):
@@ -145,11 +181,17 @@ def test_summary_is_written_under_the_sweep_lock(tmp_path, monkeypatch):
 def test_compare_arms_pairs_runs_by_seed(tmp_path):
     baseline = fake_sweep(tmp_path / "baseline", 0.3, seeds=range(6))
     augmented = fake_sweep(tmp_path / "augmented", 0.1, seeds=range(6))
-    table = compare([str(tmp_path / "baseline"), str(tmp_path / "augmented")], ["real", "synth"], tmp_path / "out",
-                    "balanced_accuracy")
+    table = compare(
+        [str(tmp_path / "baseline"), str(tmp_path / "augmented")],
+        ["real", "synth"],
+        tmp_path / "out",
+        "balanced_accuracy",
+    )
     overall = table[(table.label == "overall") & (table.arm == "synth")].iloc[0]
-    differences = [balanced_accuracy_score(a.label, a.pred) - balanced_accuracy_score(b.label, b.pred)
-                   for a, b in zip(augmented, baseline)]
+    differences = [
+        balanced_accuracy_score(a.label, a.pred) - balanced_accuracy_score(b.label, b.pred)
+        for a, b in zip(augmented, baseline)
+    ]
     assert overall.difference_to_first == pytest.approx(np.mean(differences))
     assert overall.p_value == pytest.approx(wilcoxon(differences).pvalue)
     assert overall.pairs == 6
@@ -163,8 +205,12 @@ def test_compare_corrects_across_subgroups_and_says_when_pairs_are_too_few(tmp_p
 
     fake_sweep(tmp_path / "baseline", 0.3, seeds=range(6))
     fake_sweep(tmp_path / "augmented", 0.1, seeds=range(6))
-    table = compare([str(tmp_path / "baseline"), str(tmp_path / "augmented")], ["real", "synth"], tmp_path / "out",
-                    "balanced_accuracy")
+    table = compare(
+        [str(tmp_path / "baseline"), str(tmp_path / "augmented")],
+        ["real", "synth"],
+        tmp_path / "out",
+        "balanced_accuracy",
+    )
     tested = table[table.arm == "synth"].dropna(subset=["p_value"])
     assert len(tested) > 5
     assert tested.q_value.to_numpy() == pytest.approx(false_discovery_control(tested.p_value.to_numpy()))
@@ -213,10 +259,20 @@ def golden_arms(root: Path) -> dict[str, Path]:
     started. The report's BMI groups include empty ones (NaN metrics)."""
     fake_sweep(root / "real", 0.3, seeds=range(6), failing=2)
     fake_sweep(root / "synth", 0.1, seeds=range(6))
-    (root / "synth" / "multirun.yaml").write_text(yaml.safe_dump({"hydra": {
-        "sweeper": {"_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper", "max_batch_size": None,
-                    "params": None},
-        "overrides": {"task": ["seed=0,1,2,3,4,5,6", "fold=0"]}}}))
+    (root / "synth" / "multirun.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "hydra": {
+                    "sweeper": {
+                        "_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper",
+                        "max_batch_size": None,
+                        "params": None,
+                    },
+                    "overrides": {"task": ["seed=0,1,2,3,4,5,6", "fold=0"]},
+                }
+            }
+        )
+    )
     return {"real": root / "real", "synth": root / "synth"}
 
 

@@ -40,8 +40,14 @@ def default_groups(subjects: pd.DataFrame) -> list[str]:
 def info_text(index: int, ed: int, es: int, group: str, bmi: float, n_frames: int) -> str:
     """Info.cfg in the style of subject `index` (frames given 0-based, written 1-based)."""
     weight = bmi * (HEIGHT_CM / 100) ** 2
-    lines = [f"ED: {ed + 1}", f"ES: {es + 1}", f"Group: {group}", f"Height: {HEIGHT_CM:.1f}",
-             f"NbFrame: {n_frames}", f"Weight: {weight:.1f}"]
+    lines = [
+        f"ED: {ed + 1}",
+        f"ES: {es + 1}",
+        f"Group: {group}",
+        f"Height: {HEIGHT_CM:.1f}",
+        f"NbFrame: {n_frames}",
+        f"Weight: {weight:.1f}",
+    ]
     style = index % 3
     if style == 1:
         return "\r\n".join(["[Info]", *lines]) + "\r\n"
@@ -51,8 +57,9 @@ def info_text(index: int, ed: int, es: int, group: str, bmi: float, n_frames: in
     return "\n".join(lines) + "\n"
 
 
-def write_acdc(root: Path, subjects: pd.DataFrame, groups: Mapping[int, str] | Sequence[str] | None = None,
-               roll: int = 0) -> Path:
+def write_acdc(
+    root: Path, subjects: pd.DataFrame, groups: Mapping[int, str] | Sequence[str] | None = None, roll: int = 0
+) -> Path:
     """Write `subjects` (rows of a phantom cohort) as ACDC patients; row i becomes patient(i)
     in patient_dir(root, i). `groups` overrides the diagnosis group of some rows ({1: "HCM"})
     or gives all of them (a list); the others keep default_groups. `roll` shifts every cine

@@ -1,10 +1,10 @@
 """Phantom subjects written in the M&Ms-1 layout, exactly as distributed.
 
-    <root>/211230_M&Ms_Dataset_information_diagnosis_opendataset.csv  first column: an unnamed index
-    <root>/Training/Labeled/<code>/<code>_sa.nii.gz     4D cine (X, Y, Z, T) int16, oblique affine
-    <root>/Training/Labeled/<code>/<code>_sa_gt.nii.gz  4D labels at ED and ES only (1 LV, 2 myocardium, 3 RV)
-    <root>/Training/Unlabeled/<code>/<code>_sa.nii.gz   no labels
-    <root>/Validation/<code>/..., <root>/Testing/<code>/...  (one level higher)
+<root>/211230_M&Ms_Dataset_information_diagnosis_opendataset.csv  first column: an unnamed index
+<root>/Training/Labeled/<code>/<code>_sa.nii.gz     4D cine (X, Y, Z, T) int16, oblique affine
+<root>/Training/Labeled/<code>/<code>_sa_gt.nii.gz  4D labels at ED and ES only (1 LV, 2 myocardium, 3 RV)
+<root>/Training/Unlabeled/<code>/<code>_sa.nii.gz   no labels
+<root>/Validation/<code>/..., <root>/Testing/<code>/...  (one level higher)
 """
 
 from __future__ import annotations
@@ -46,8 +46,14 @@ def oblique(affine: np.ndarray, degrees: float = 30.0) -> np.ndarray:
     return rotation @ affine
 
 
-def write_mnms(root: Path, subjects: pd.DataFrame, pathologies: Mapping[int, str] | Sequence[str] | None = None,
-               unlabelled: Collection[int] = (), unmeasured: Collection[int] = (0,), roll: int = 0) -> Path:
+def write_mnms(
+    root: Path,
+    subjects: pd.DataFrame,
+    pathologies: Mapping[int, str] | Sequence[str] | None = None,
+    unlabelled: Collection[int] = (),
+    unmeasured: Collection[int] = (0,),
+    roll: int = 0,
+) -> Path:
     """Write `subjects` (rows of a phantom cohort) as M&Ms subjects; row i becomes code(i) in
     subject_dir(root, i), with vendor(i). `pathologies` overrides some rows' Pathology
     ({1: "HCM"}) or gives all of them (a list); by default heart failure is DCM, healthy NOR.
@@ -75,9 +81,20 @@ def write_mnms(root: Path, subjects: pd.DataFrame, pathologies: Mapping[int, str
             nib.save(gt, folder / f"{code(i)}_sa_gt.nii.gz")
         name, letter, centre = vendor(i)
         measured = i not in unmeasured
-        records.append({"External code": code(i), "VendorName": name, "Vendor": letter, "Centre": centre, "ED": ed,
-                        "ES": es, "Age": round(float(row.age)), "Pathology": chosen[i],
-                        "Sex": "F" if row.sex == "female" else "M", "Height": HEIGHT_CM if measured else None,
-                        "Weight": round(float(row.bmi) * (HEIGHT_CM / 100) ** 2, 1) if measured else None})
+        records.append(
+            {
+                "External code": code(i),
+                "VendorName": name,
+                "Vendor": letter,
+                "Centre": centre,
+                "ED": ed,
+                "ES": es,
+                "Age": round(float(row.age)),
+                "Pathology": chosen[i],
+                "Sex": "F" if row.sex == "female" else "M",
+                "Height": HEIGHT_CM if measured else None,
+                "Weight": round(float(row.bmi) * (HEIGHT_CM / 100) ** 2, 1) if measured else None,
+            }
+        )
     pd.DataFrame(records).to_csv(Path(root) / INFORMATION)  # the index becomes the unnamed first column
     return Path(root)

@@ -24,8 +24,12 @@ from skimage.measure import find_contours
 
 RR_MS = 800.0
 SLICE_THICKNESS_MM = 8.0  # deliberately not the gap between slice centres
-PATHOLOGY = {"HF-I": "Heart failure with infarct", "HF-NI": "Heart failure without infarct",
-             "HYP": "LV hypertrophy", "N": "Normal"}
+PATHOLOGY = {
+    "HF-I": "Heart failure with infarct",
+    "HF-NI": "Heart failure without infarct",
+    "HYP": "LV hypertrophy",
+    "N": "Normal",
+}
 
 
 def patient_id(index: int) -> str:
@@ -66,8 +70,9 @@ def write_sunnybrook(root: Path, subjects: pd.DataFrame, categories: list[str] |
         original_id = f"SC-{category}-{counts[category]}"
         pid = patient_id(index)
         series = root / f"SCD_IMAGES_0{1 + index // 5}" / pid / f"CINESAX_{300 + index}"
-        contours = (root / "SCD_ManualContours" / f"SC-{category}-{counts[category]:02d}" / "contours-manual"
-                    / "IRCCI-expert")
+        contours = (
+            root / "SCD_ManualContours" / f"SC-{category}-{counts[category]:02d}" / "contours-manual" / "IRCCI-expert"
+        )
         _write_subject(row, pid, index, series, contours, rng)
         gender = {"male": "Male", "female": "Female"}.get(row.sex, "")
         age = "" if pd.isna(row.age) else f"{round(row.age)}Y"

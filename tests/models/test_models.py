@@ -11,11 +11,20 @@ def model_cfg(name, **changes):
     return OmegaConf.create({"name": name, "weights": None, "dropout": 0.0, "width": 8, **changes})
 
 
-@pytest.mark.parametrize("name,shape", [
-    ("small_cnn", (3, 32, 32)), ("small_cnn", (1, 4, 32, 32)), ("resnet18", (3, 32, 32)),
-    ("resnet18", (1, 32, 32)), ("densenet121", (1, 32, 32)), ("r3d_18", (1, 4, 32, 32)),
-    ("r2plus1d_18", (1, 4, 32, 32)), ("mc3_18", (1, 4, 32, 32)), ("swin3d_t", (1, 4, 32, 32)),
-])
+@pytest.mark.parametrize(
+    "name,shape",
+    [
+        ("small_cnn", (3, 32, 32)),
+        ("small_cnn", (1, 4, 32, 32)),
+        ("resnet18", (3, 32, 32)),
+        ("resnet18", (1, 32, 32)),
+        ("densenet121", (1, 32, 32)),
+        ("r3d_18", (1, 4, 32, 32)),
+        ("r2plus1d_18", (1, 4, 32, 32)),
+        ("mc3_18", (1, 4, 32, 32)),
+        ("swin3d_t", (1, 4, 32, 32)),
+    ],
+)
 def test_models_give_one_logit_per_subject(name, shape):
     torch.manual_seed(0)
     net = build_model(model_cfg(name), shape).eval()
@@ -78,10 +87,12 @@ def test_densenet_weights_with_torchvision_legacy_key_names(tmp_path):
 
     torch.manual_seed(2)
     source = tv.densenet121(weights=None)
-    legacy = {re.sub(r"(denselayer\d+\.(?:norm|relu|conv))([12])\.", r"\1.\2.", k): v
-              for k, v in source.state_dict().items()}
+    legacy = {
+        re.sub(r"(denselayer\d+\.(?:norm|relu|conv))([12])\.", r"\1.\2.", k): v for k, v in source.state_dict().items()
+    }
     assert any(".norm.1." in k for k in legacy)
     torch.save(legacy, tmp_path / "densenet121.pth")
     net = build_model(model_cfg("densenet121", weights=str(tmp_path / "densenet121.pth")), (3, 32, 32))
-    torch.testing.assert_close(net.net.features.denseblock1.denselayer1.conv1.weight,
-                               source.features.denseblock1.denselayer1.conv1.weight)
+    torch.testing.assert_close(
+        net.net.features.denseblock1.denselayer1.conv1.weight, source.features.denseblock1.denselayer1.conv1.weight
+    )

@@ -23,8 +23,18 @@ from tests.conftest import TINY_PHANTOM, TINY_RUN, compose_config
 @pytest.fixture(scope="module")
 def classifier_run(fairaug_home, tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("classify")
-    classify.run(compose_config([*TINY_PHANTOM, *TINY_RUN, "input=edes", "trainer.max_epochs=4",
-                                 f"paths.home={fairaug_home}", f"paths.output_dir={run_dir}"]))
+    classify.run(
+        compose_config(
+            [
+                *TINY_PHANTOM,
+                *TINY_RUN,
+                "input=edes",
+                "trainer.max_epochs=4",
+                f"paths.home={fairaug_home}",
+                f"paths.output_dir={run_dir}",
+            ]
+        )
+    )
     return run_dir
 
 
@@ -44,16 +54,31 @@ def write_synthetic(folder: Path, cfg, make_image) -> Path:
         pixels = (image.transpose(1, 2, 0) * 255).round().astype(np.uint8)
         Image.fromarray(pixels).save(folder / "images" / f"{name}.png")
         Image.fromarray(item["masks"].numpy().transpose(1, 2, 0)).save(folder / "masks" / f"{name}.png")
-        rows.append({"subject_id": name, "image": f"images/{name}.png", "mask": f"masks/{name}.png",
-                     "label": row.label, "sex": row.sex, "age_group": row.age_group, "bmi_group": row.bmi_group,
-                     "source_subject": row.subject_id})
+        rows.append(
+            {
+                "subject_id": name,
+                "image": f"images/{name}.png",
+                "mask": f"masks/{name}.png",
+                "label": row.label,
+                "sex": row.sex,
+                "age_group": row.age_group,
+                "bmi_group": row.bmi_group,
+                "source_subject": row.subject_id,
+            }
+        )
     pd.DataFrame(rows).to_csv(folder / "manifest.csv", index=False)
     return folder
 
 
 def quality(make_cfg, classifier_run, synthetic, name):
-    cfg = make_cfg("task=synth_quality", f"quality.synthetic={synthetic}", f"quality.classifier={classifier_run}",
-                   "quality.min_count=3", "quality.kid_subset_size=10", f"paths.output_dir={synthetic.parent / name}")
+    cfg = make_cfg(
+        "task=synth_quality",
+        f"quality.synthetic={synthetic}",
+        f"quality.classifier={classifier_run}",
+        "quality.min_count=3",
+        "quality.kid_subset_size=10",
+        f"paths.output_dir={synthetic.parent / name}",
+    )
     synth_quality.run(cfg)
     return synthetic.parent / name
 
@@ -62,8 +87,10 @@ def test_copies_are_flagged_and_noise_is_far(make_cfg, classifier_run, tmp_path)
     cfg = make_cfg("input=edes")
     copies = write_synthetic(tmp_path / "copies", cfg, lambda image, rng: image)
     noise = write_synthetic(tmp_path / "noise", cfg, lambda image, rng: rng.random(image.shape))
-    copied, noisy = quality(make_cfg, classifier_run, copies, "q_copies"), quality(make_cfg, classifier_run, noise,
-                                                                                   "q_noise")
+    copied, noisy = (
+        quality(make_cfg, classifier_run, copies, "q_copies"),
+        quality(make_cfg, classifier_run, noise, "q_noise"),
+    )
     copy_report, noise_report = (json.loads((d / "quality.json").read_text()) for d in (copied, noisy))
 
     memorised = pd.read_csv(copied / "memorisation.csv")
@@ -72,8 +99,11 @@ def test_copies_are_flagged_and_noise_is_far(make_cfg, classifier_run, tmp_path)
     assert noise_report["memorisation"]["n_flagged"] == 0
     assert noise_report["memorisation"]["ratio_of_medians"] > 2
 
-    copy_fid, noise_fid, floor = (copy_report["overall"]["fid"], noise_report["overall"]["fid"],
-                                  noise_report["overall"]["fid_floor"])
+    copy_fid, noise_fid, floor = (
+        copy_report["overall"]["fid"],
+        noise_report["overall"]["fid"],
+        noise_report["overall"]["fid_floor"],
+    )
     assert copy_fid < floor < noise_fid / 5  # the same images: the same distribution; noise: far off
     assert noise_report["overall"]["kid"] > copy_report["overall"]["kid"]
 
@@ -133,8 +163,9 @@ def test_bad_quality_settings(make_cfg, classifier_run, tmp_path):
     with pytest.raises(ConfigError, match="must be one of"):
         synth_quality.run(make_cfg("task=synth_quality", f"quality.synthetic={tmp_path}", "quality.features=vgg"))
     with pytest.raises(ConfigError, match="no config.yaml"):
-        synth_quality.run(make_cfg("task=synth_quality", f"quality.synthetic={tmp_path}",
-                                   f"quality.classifier={tmp_path}"))
+        synth_quality.run(
+            make_cfg("task=synth_quality", f"quality.synthetic={tmp_path}", f"quality.classifier={tmp_path}")
+        )
 
 
 def test_a_group_too_small_for_a_floor_is_still_measured():
@@ -142,8 +173,19 @@ def test_a_group_too_small_for_a_floor_is_still_measured():
     real = pd.DataFrame({"sex": ["female"] * 30 + ["male"] * 30})
     fake = pd.DataFrame({"sex": ["female"] * 30 + ["male"] * 30})
     held_out = pd.DataFrame({"sex": ["female"] * 20 + ["male"] * 2 + [np.nan] * 3})
-    table = by_group(real, rng.normal(size=(60, 4)), fake, rng.normal(size=(60, 4)), held_out,
-                     rng.normal(size=(25, 4)), ["sex"], min_count=5, subset_size=10, seed=0, draws=2)
+    table = by_group(
+        real,
+        rng.normal(size=(60, 4)),
+        fake,
+        rng.normal(size=(60, 4)),
+        held_out,
+        rng.normal(size=(25, 4)),
+        ["sex"],
+        min_count=5,
+        subset_size=10,
+        seed=0,
+        draws=2,
+    )
     male = table[table.group == "male"].iloc[0]
     assert np.isfinite(male.fid) and pd.isna(male.fid_floor) and "no floor" in male.note
     female = table[table.group == "female"].iloc[0]
@@ -151,8 +193,9 @@ def test_a_group_too_small_for_a_floor_is_still_measured():
 
 
 @pytest.mark.parametrize("accuracy", [0.52, 0.9])
-def test_the_feature_classifiers_own_accuracy_is_reported_and_chance_is_warned_of(make_cfg, classifier_run, tmp_path,
-                                                                                   caplog, capfd, accuracy):
+def test_the_feature_classifiers_own_accuracy_is_reported_and_chance_is_warned_of(
+    make_cfg, classifier_run, tmp_path, caplog, capfd, accuracy
+):
     import shutil
 
     run = shutil.copytree(classifier_run, tmp_path / "classifier")
@@ -181,7 +224,11 @@ def test_closest_pairs_show_ed_and_es_in_grey_with_the_distance_and_its_threshol
     fig = figures[0]
     panels = [ax for ax in fig.axes if ax.images]
     assert len(panels) == 4 and all(ax.images[0].get_array().ndim == 2 for ax in panels)  # grey frames, no RGB
-    assert [ax.get_title() for ax in panels] == ["SYN1 (synthetic) ED", "SYN1 (synthetic) ES", "A (train) ED",
-                                                 "A (train) ES"]
+    assert [ax.get_title() for ax in panels] == [
+        "SYN1 (synthetic) ED",
+        "SYN1 (synthetic) ES",
+        "A (train) ED",
+        "A (train) ES",
+    ]
     assert "RMS pixel distance" in fig._suptitle.get_text() and "0.050" in fig._suptitle.get_text()
     assert "flagged" in " ".join(t.get_text() for t in panels[0].texts)

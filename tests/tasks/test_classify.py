@@ -11,8 +11,14 @@ from fairaug.fairness.predictions import PREDICTION_COLUMNS
 from fairaug.quality.features import classifier_features
 from fairaug.tasks import classify, montage
 
-VIEWS = [("cine", "small_cnn"), ("volume", "small_cnn"), ("slice", "small_cnn"), ("frame", "small_cnn"),
-         ("edes", "small_cnn"), ("edes", "resnet18")]
+VIEWS = [
+    ("cine", "small_cnn"),
+    ("volume", "small_cnn"),
+    ("slice", "small_cnn"),
+    ("frame", "small_cnn"),
+    ("edes", "small_cnn"),
+    ("edes", "resnet18"),
+]
 
 
 @pytest.mark.parametrize("view,model", VIEWS)
@@ -36,8 +42,9 @@ def test_classify_end_to_end(make_cfg, view, model):
 def test_same_config_same_numbers(make_cfg, tmp_path):
     first = classify.run(make_cfg("input=slice", f"paths.output_dir={tmp_path / 'a'}"))
     second = classify.run(make_cfg("input=slice", f"paths.output_dir={tmp_path / 'b'}"))
-    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "a" / "predictions.csv"),
-                                  pd.read_csv(tmp_path / "b" / "predictions.csv"))
+    pd.testing.assert_frame_equal(
+        pd.read_csv(tmp_path / "a" / "predictions.csv"), pd.read_csv(tmp_path / "b" / "predictions.csv")
+    )
     assert first["balanced_accuracy"] == second["balanced_accuracy"]
 
 
@@ -99,12 +106,15 @@ def test_metrics_match_a_direct_computation(make_cfg):
     assert metrics["auroc"] == pytest.approx(roc_auc_score(predictions.label, predictions.prob), abs=1e-4)
 
 
-@pytest.mark.parametrize("override,message", [
-    ("input=cin", "input"),
-    ("data.n_subject=10", "n_subject"),
-    ("trainer.max_epoch=1", "max_epoch"),
-    ("sampler.attributes=3", "attributes"),
-])
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("input=cin", "input"),
+        ("data.n_subject=10", "n_subject"),
+        ("trainer.max_epoch=1", "max_epoch"),
+        ("sampler.attributes=3", "attributes"),
+    ],
+)
 def test_bad_overrides_name_the_key(make_cfg, override, message):
     with pytest.raises(ConfigCompositionException, match=message):
         make_cfg(override)
@@ -149,8 +159,9 @@ def test_experiment_presets_compose(make_cfg, preset):
 def test_loader_worker_processes_give_the_same_predictions(make_cfg, tmp_path):
     classify.run(make_cfg("input=edes", f"paths.output_dir={tmp_path / 'main'}"))
     classify.run(make_cfg("input=edes", "loader.num_workers=2", f"paths.output_dir={tmp_path / 'workers'}"))
-    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "main" / "predictions.csv"),
-                                  pd.read_csv(tmp_path / "workers" / "predictions.csv"))
+    pd.testing.assert_frame_equal(
+        pd.read_csv(tmp_path / "main" / "predictions.csv"), pd.read_csv(tmp_path / "workers" / "predictions.csv")
+    )
 
 
 def test_k_fold_run_tests_on_its_fold(make_cfg):
@@ -176,8 +187,10 @@ def test_the_training_bar_holds_the_loss_and_validation_balanced_accuracy_only(m
     classify.run(make_cfg("input=edes", "trainer.enable_progress_bar=true"))
     bar = [line for line in capfd.readouterr().out.replace("\r", "\n").splitlines() if line.startswith("Epoch 0")]
     postfix = bar[-1].rsplit("[", 1)[-1]  # tqdm: Epoch 0: 100%|████| 3/3 [00:00<00:00, loss=0.6, val/...=0.5]
-    assert sorted(item.split("=")[0] for item in postfix.split(", ") if "=" in item) == ["loss",
-                                                                                        "val/balanced_accuracy"]
+    assert sorted(item.split("=")[0] for item in postfix.split(", ") if "=" in item) == [
+        "loss",
+        "val/balanced_accuracy",
+    ]
 
 
 def test_training_resumes_from_its_last_checkpoint_the_lightning_way(make_cfg):

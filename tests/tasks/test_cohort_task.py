@@ -38,8 +38,9 @@ def test_phantom_cohort_measures_its_known_physiology(make_cfg, tiny_cohort, tmp
 def test_reference_patient_volumes_match_its_masks(make_cfg, tmp_path):
     metadata = pd.read_csv(REFERENCE / "metadata.csv").assign(sex="female", age=64, bmi=27.5)
     metadata.to_csv(tmp_path / "metadata.csv", index=False)
-    cohort.run(make_cfg("task=cohort", "data=ukbb", f"data.root={REFERENCE}",
-                        f"data.metadata={tmp_path / 'metadata.csv'}"))
+    cohort.run(
+        make_cfg("task=cohort", "data=ukbb", f"data.root={REFERENCE}", f"data.metadata={tmp_path / 'metadata.csv'}")
+    )
     row = pd.read_csv(tmp_path / "run" / "cohort.csv").iloc[0]
     # computed directly: voxels of the blood pool times the voxel volume in the header
     volumes = {}

@@ -28,8 +28,9 @@ def test_the_same_cohort_scores_only_unseen_subjects_as_the_run_tested_them(make
     assert list(scored.columns) == PREDICTION_COLUMNS
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["n_scored"] == len(tested) and saved["n_seen_left_out"] > 0
-    assert saved["balanced_accuracy"] == pytest.approx(json.loads((trained / "metrics.json").read_text())
-                                                       ["balanced_accuracy"])
+    assert saved["balanced_accuracy"] == pytest.approx(
+        json.loads((trained / "metrics.json").read_text())["balanced_accuracy"]
+    )
     assert saved["checkpoint_sha256"] == json.loads((trained / "metrics.json").read_text())["best_checkpoint_sha256"]
     assert metrics["balanced_accuracy"] == saved["balanced_accuracy"]
     assert (out / "report.md").exists() and (out / "by_group.csv").exists()

@@ -47,8 +47,9 @@ def blend(image: np.ndarray, weight: np.ndarray, signal) -> np.ndarray:
 class Chest:
     """One subject's chest; `plane(z)` gives the static signal of short-axis plane z."""
 
-    def __init__(self, subject: dict, x: np.ndarray, y: np.ndarray, centre, appearance,
-                 pixel_mm: float, rng: np.random.Generator):
+    def __init__(
+        self, subject: dict, x: np.ndarray, y: np.ndarray, centre, appearance, pixel_mm: float, rng: np.random.Generator
+    ):
         self.x, self.y, self.px, self.a, self.rng = x, y, pixel_mm, appearance, rng
         bmi, female = subject["bmi"], subject["sex"] == "female"
         scale = subject["height_cm"] / 170.0
@@ -72,14 +73,23 @@ class Chest:
         breasts = np.full(x.shape, OUTSIDE, np.float32)
         if self.breast:  # two breasts in front of the chest wall, left and right of the midline
             for side in (-1.0, 1.0):
-                breasts = np.maximum(breasts, ellipse_distance(
-                    x, y, mx + side * 0.45 * self.half_width, anterior + 5.0, 0.4 * self.half_width, self.breast))
+                breasts = np.maximum(
+                    breasts,
+                    ellipse_distance(
+                        x, y, mx + side * 0.45 * self.half_width, anterior + 5.0, 0.4 * self.half_width, self.breast
+                    ),
+                )
             breasts = np.minimum(breasts, 3.0 - body)  # outside the chest wall, following its curve
             body = np.maximum(body, breasts)
         image = np.full(x.shape, a.soft_tissue, np.float32) * (1.0 + 0.12 * texture + 0.05 * fine)
         lung_edge = 8.0 * smooth_field(rng, x.shape, 8.0)
-        lung = soft_inside(np.minimum(norm(x - cx, y - cy) - 48.0 + lung_edge,
-                                      np.minimum(y - anterior - 18.0, my + 0.55 * self.half_depth - y)), px)
+        lung = soft_inside(
+            np.minimum(
+                norm(x - cx, y - cy) - 48.0 + lung_edge,
+                np.minimum(y - anterior - 18.0, my + 0.55 * self.half_depth - y),
+            ),
+            px,
+        )
         image = blend(image, lung, a.lung * (1.0 + 0.5 * fine))
         if z >= n_planes // 2:  # liver under the heart in the apical planes
             liver = soft_inside(ellipse_distance(x, y, cx - 55.0, cy + 40.0, 50.0, 38.0, 0.3), px)

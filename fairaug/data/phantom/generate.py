@@ -36,9 +36,11 @@ METADATA_COLUMNS = ["subject_id", "sex", "age", "bmi", "diagnosis", "ed_frame", 
 def phantom_spec(cfg) -> dict:
     """The content-defining part of a `data=phantom` config, as plain data."""
     if "appearance" not in cfg or "phenotypes" not in cfg.composition:
-        raise ConfigError("this data=phantom configuration was saved by an older fairaug (phantom generator "
-                          f"version 1, before heart-failure phenotypes); version {GENERATOR_VERSION} cannot "
-                          "regenerate that cohort: rerun the task (e.g. retrain the classifier) on the current phantom")
+        raise ConfigError(
+            "this data=phantom configuration was saved by an older fairaug (phantom generator "
+            f"version 1, before heart-failure phenotypes); version {GENERATOR_VERSION} cannot "
+            "regenerate that cohort: rerun the task (e.g. retrain the classifier) on the current phantom"
+        )
     return {
         "version": GENERATOR_VERSION,
         "seed": int(cfg.seed),
@@ -52,8 +54,10 @@ def phantom_spec(cfg) -> dict:
             "hf_base_prevalence": float(cfg.composition.hf_base_prevalence),
             "hf_odds_ratio": {k: dict(v) for k, v in cfg.composition.hf_odds_ratio.items()},
             "phenotype_weights": dict(cfg.composition.phenotypes.weights),
-            "phenotype_odds_ratio": {phenotype: {k: dict(v) for k, v in by_attribute.items()}
-                                     for phenotype, by_attribute in cfg.composition.phenotypes.odds_ratio.items()},
+            "phenotype_odds_ratio": {
+                phenotype: {k: dict(v) for k, v in by_attribute.items()}
+                for phenotype, by_attribute in cfg.composition.phenotypes.odds_ratio.items()
+            },
         },
         "appearance": {k: float(v) for k, v in cfg.appearance.items()},
     }
@@ -100,8 +104,10 @@ def generate(spec: dict, root: Path, workers: int) -> Path:
     cohort = sample_subjects(comp, geometry["n_frames"], spec["seed"])
     log.info("Generating phantom cohort of %d subjects into %s", len(cohort), target)
     seeds = np.random.SeedSequence(spec["seed"]).spawn(len(cohort))
-    jobs = [(row, geometry, spec["appearance"], int(s.generate_state(1)[0]), str(staging))
-            for row, s in zip(cohort.to_dict("records"), seeds)]
+    jobs = [
+        (row, geometry, spec["appearance"], int(s.generate_state(1)[0]), str(staging))
+        for row, s in zip(cohort.to_dict("records"), seeds)
+    ]
     try:
         staging.mkdir()
         progress = {"total": len(jobs), "desc": "phantom", "unit": "subject"}

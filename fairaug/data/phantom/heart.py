@@ -94,8 +94,9 @@ class LeftVentricle:
         return np.sqrt(endo_sq) * inside, np.sqrt(endo_sq + section) * inside
 
 
-def left_ventricle(subject: dict, curve: np.ndarray, n_slices: int, slice_mm: float,
-                   rv_angle: float, rng: np.random.Generator) -> LeftVentricle:
+def left_ventricle(
+    subject: dict, curve: np.ndarray, n_slices: int, slice_mm: float, rv_angle: float, rng: np.random.Generator
+) -> LeftVentricle:
     """Solve the LV of one subject for every slice and frame."""
     edv, esv = subject["lvedv_ml"] * 1e3, subject["lvesv_ml"] * 1e3
     volume = esv + (edv - esv) * curve  # mm³ per frame
@@ -123,8 +124,16 @@ def left_ventricle(subject: dict, curve: np.ndarray, n_slices: int, slice_mm: fl
         width = np.radians(subject["defect_deg"]) / 2.0
         low, high = TERRITORY_DEPTH[territory]
         extent = _ramp(position[:, 0] / length_ed, low, high, 0.15)
-    lv = LeftVentricle(cavity.astype(np.float32), depth.astype(np.float32), length, 0.0, centre, width, extent,
-                       (np.minimum(spanned, MAX_PARTIAL_VOLUME_MM) * (cavity > 0)).astype(np.float32))
+    lv = LeftVentricle(
+        cavity.astype(np.float32),
+        depth.astype(np.float32),
+        length,
+        0.0,
+        centre,
+        width,
+        extent,
+        (np.minimum(spanned, MAX_PARTIAL_VOLUME_MM) * (cavity > 0)).astype(np.float32),
+    )
 
     # ED myocardial area per slice is c0·W·∫f + W²/2·∫f² with f the relative wall thickness.
     c0 = cavity[:, 0]

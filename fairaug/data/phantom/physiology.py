@@ -101,26 +101,31 @@ def check_composition(comp: Composition) -> None:
     if not 0.0 <= comp.p_female <= 1.0:
         raise ConfigError(f"{key}.p_female must lie in [0, 1], got {comp.p_female}")
     if not (comp.bmi_mean > 0 and comp.bmi_sd >= 0):
-        raise ConfigError(f"{key}.bmi_mean must be positive and bmi_sd non-negative, got {comp.bmi_mean} and "
-                          f"{comp.bmi_sd}")
+        raise ConfigError(
+            f"{key}.bmi_mean must be positive and bmi_sd non-negative, got {comp.bmi_mean} and {comp.bmi_sd}"
+        )
     if not 0.0 < comp.hf_base_prevalence < 1.0:
         raise ConfigError(f"{key}.hf_base_prevalence must lie in (0, 1), got {comp.hf_base_prevalence}")
     unknown = sorted(set(comp.age_weights) - set(DECADES))
     if unknown:
-        raise ConfigError(f"{key}.age_weights names {unknown}; UK Biobank imaging ages "
-                          f"{AGE_RANGE[0]}-{AGE_RANGE[1]} span the decades {list(DECADES)}")
+        raise ConfigError(
+            f"{key}.age_weights names {unknown}; UK Biobank imaging ages "
+            f"{AGE_RANGE[0]}-{AGE_RANGE[1]} span the decades {list(DECADES)}"
+        )
     weights = np.array(list(comp.age_weights.values()), dtype=float)
     if (weights < 0).any() or weights.sum() <= 0:
         raise ConfigError(f"{key}.age_weights must be non-negative and not all 0: {dict(comp.age_weights)}")
     _check_odds_ratios(comp.hf_odds_ratio, f"{key}.hf_odds_ratio")
     unknown = sorted((set(comp.phenotype_weights) | set(comp.phenotype_odds_ratio)) - set(PHENOTYPES))
     if unknown:
-        raise ConfigError(f"{key}.phenotypes names unknown phenotype(s) {unknown}; the phenotypes are "
-                          f"{list(PHENOTYPES)}")
+        raise ConfigError(
+            f"{key}.phenotypes names unknown phenotype(s) {unknown}; the phenotypes are {list(PHENOTYPES)}"
+        )
     weights = np.array(list(comp.phenotype_weights.values()), dtype=float)
     if (weights < 0).any() or weights.sum() <= 0:
-        raise ConfigError(f"{key}.phenotypes.weights must be non-negative and not all 0: "
-                          f"{dict(comp.phenotype_weights)}")
+        raise ConfigError(
+            f"{key}.phenotypes.weights must be non-negative and not all 0: {dict(comp.phenotype_weights)}"
+        )
     for name, ratios in comp.phenotype_odds_ratio.items():
         _check_odds_ratios(ratios, f"{key}.phenotypes.odds_ratio.{name}")
 
@@ -133,8 +138,13 @@ def _heart_failure(rng: np.random.Generator, cohort: pd.DataFrame, comp: Composi
 
 def _phenotype(rng: np.random.Generator, cohort: pd.DataFrame, comp: Composition) -> np.ndarray:
     """A heart-failure phenotype per subject (drawn for everyone; healthy subjects ignore it)."""
-    weights = np.stack([comp.phenotype_weights.get(name, 0.0) * _odds(cohort, comp.phenotype_odds_ratio.get(name, {}))
-                        for name in PHENOTYPES], axis=1)
+    weights = np.stack(
+        [
+            comp.phenotype_weights.get(name, 0.0) * _odds(cohort, comp.phenotype_odds_ratio.get(name, {}))
+            for name in PHENOTYPES
+        ],
+        axis=1,
+    )
     cumulative = np.cumsum(weights / weights.sum(axis=1, keepdims=True), axis=1)
     chosen = (rng.uniform(size=(len(cohort), 1)) > cumulative).sum(axis=1)
     return np.asarray(PHENOTYPES)[np.minimum(chosen, len(PHENOTYPES) - 1)]
@@ -148,8 +158,9 @@ def sample_subjects(comp: Composition, n_frames: int, seed: int) -> pd.DataFrame
     sex = np.where(rng.uniform(size=n) < comp.p_female, "female", "male")
     age = _sample_age(rng, comp.age_weights, n)
     bmi = np.clip(rng.lognormal(np.log(comp.bmi_mean), comp.bmi_sd / comp.bmi_mean, n), 16.0, 50.0)
-    cohort = pd.DataFrame({"subject_id": [f"PH{i:05d}" for i in range(n)], "sex": sex,
-                           "age": age.round(1), "bmi": bmi.round(1)})
+    cohort = pd.DataFrame(
+        {"subject_id": [f"PH{i:05d}" for i in range(n)], "sex": sex, "age": age.round(1), "bmi": bmi.round(1)}
+    )
     cohort["age_group"] = age_decade(cohort["age"])
     cohort["bmi_group"] = bmi_group(cohort["bmi"])
     cohort["label"] = _heart_failure(rng, cohort, comp)

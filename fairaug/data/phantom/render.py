@@ -73,8 +73,9 @@ class SubjectRenderer:
     def __init__(self, subject: dict, geometry: Geometry, appearance: AppearanceConfig, seed: int):
         self.s, self.g, self.a = subject, geometry, appearance
         # Separate streams, so a change in one (e.g. the size of the heart's window) leaves the others alone.
-        rng, chest, self.texture, self.noise_rng = (np.random.default_rng(s)
-                                                    for s in np.random.SeedSequence(seed).spawn(4))
+        rng, chest, self.texture, self.noise_rng = (
+            np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)
+        )
         half = (geometry.matrix - 1) / 2.0
         axis = ((np.arange(geometry.matrix) - half) * geometry.pixel_mm).astype(np.float32)
         self.x, self.y = np.meshgrid(axis, axis, indexing="ij")
@@ -97,8 +98,9 @@ class SubjectRenderer:
         spread = appearance.misregistration_mm
         self.misregistration = np.clip(rng.normal(0.0, spread, (geometry.n_slices, 2)), -2.5 * spread, 2.5 * spread)
         harmonics = np.arange(6, 31)
-        spikes = (rng.uniform(0.3, 1.0, len(harmonics))[:, None]
-                  * np.cos(harmonics[:, None] * ANGLES[None, :] + rng.uniform(0, 2 * np.pi, len(harmonics))[:, None]))
+        spikes = rng.uniform(0.3, 1.0, len(harmonics))[:, None] * np.cos(
+            harmonics[:, None] * ANGLES[None, :] + rng.uniform(0, 2 * np.pi, len(harmonics))[:, None]
+        )
         spikes = spikes.sum(axis=0)
         self.trabeculae = (((spikes - spikes.min()) / (spikes.max() - spikes.min())) ** 2).astype(np.float32)
         # Epicardial fat gathers in patches (grooves, inferior wall) rather than an even ring.
@@ -121,9 +123,13 @@ class SubjectRenderer:
             centre = self.centre + self.misregistration[z]
             image[..., z, :] = self.chest.plane(z, g.n_slices)[..., None]
             # Everything below happens inside the heart's bounding square (outside it nothing changes).
-            extent = (septa[z].max() + max(rv_cavity.depth[z].max() + SEPTAL_GAP_MM + RV_WALL_MM,
-                                            2.0 * AORTIC_ROOT_MM + 2.0)
-                      + self.fat_mm * self.fat_patches.max() + SYSTOLIC_REACH_MM + 2.0 * px)
+            extent = (
+                septa[z].max()
+                + max(rv_cavity.depth[z].max() + SEPTAL_GAP_MM + RV_WALL_MM, 2.0 * AORTIC_ROOT_MM + 2.0)
+                + self.fat_mm * self.fat_patches.max()
+                + SYSTOLIC_REACH_MM
+                + 2.0 * px
+            )
             window = self._window(centre, extent)
             x, y = self.x[window][..., None], self.y[window][..., None]
             cx, cy = (centre + self.motion).T.astype(np.float32)  # (T,) each
@@ -140,8 +146,10 @@ class SubjectRenderer:
             rv = np.minimum(rv_cavity.signed(r, wrapped(theta - self.rv_angle), np.maximum(septum, epi), z), -lvot)
             atrium = np.where((lv.depth[z] < 0) & (lv.depth[z] > -25.0), 0.9 * lv.cavity[0, 0] - r, OUTSIDE)
             heart = np.maximum.reduce([np.where(epi > 0, epi - r, OUTSIDE), rv + RV_WALL_MM, atrium + 2.0, lvot + 2.0])
-            flow = 1.0 + a.flow * (np.cos(phase) * smooth_field(self.texture, r.shape[:2], 5.0)[..., None]
-                                   + np.sin(phase) * smooth_field(self.texture, r.shape[:2], 5.0)[..., None])
+            flow = 1.0 + a.flow * (
+                np.cos(phase) * smooth_field(self.texture, r.shape[:2], 5.0)[..., None]
+                + np.sin(phase) * smooth_field(self.texture, r.shape[:2], 5.0)[..., None]
+            )
             gain = np.float32(1.0 + 0.04 * self.texture.standard_normal())
             plane = image[window + (z,)]
             fat_mm = self.fat_mm * self.fat_patches[angular_index(texture_theta)]
@@ -156,7 +164,8 @@ class SubjectRenderer:
             cavity = self._window(centre, lv.cavity[z].max() + SYSTOLIC_REACH_MM + px)
             inner = tuple(slice(c.start - w.start, c.stop - w.start) for c, w in zip(cavity, window))
             plane[inner] = self._trabeculae_and_papillary_muscles(
-                plane[inner], z, r[inner], texture_theta[inner], endo[inner], lv_blood[inner], dx[inner], dy[inner])
+                plane[inner], z, r[inner], texture_theta[inner], endo[inner], lv_blood[inner], dx[inner], dy[inner]
+            )
             image[window + (z,)] = plane
             for i, t in enumerate((0, es)):
                 seg = segs[window + (z, i)]
@@ -168,7 +177,7 @@ class SubjectRenderer:
     def _window(self, centre_mm, extent_mm: float) -> tuple[slice, slice]:
         """Pixel ranges of the square of half-width `extent_mm` around `centre_mm`, inside the image."""
         g = self.g
-        middle = (np.asarray(centre_mm) / g.pixel_mm + (g.matrix - 1) / 2.0)
+        middle = np.asarray(centre_mm) / g.pixel_mm + (g.matrix - 1) / 2.0
         half = extent_mm / g.pixel_mm + 1.0
         low = np.clip(np.floor(middle - half), 0, g.matrix).astype(int)
         high = np.clip(np.ceil(middle + half) + 1, 0, g.matrix).astype(int)

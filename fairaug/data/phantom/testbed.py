@@ -22,8 +22,14 @@ from fairaug.data.phantom.physiology import Composition, sample_subjects
 
 def physiology_features(cohort: pd.DataFrame) -> pd.DataFrame:
     bsa = cohort.bsa_m2
-    return pd.DataFrame({"lvef": cohort.lvef_pct, "lvedv_index": cohort.lvedv_ml / bsa,
-                         "lvesv_index": cohort.lvesv_ml / bsa, "mass_index": cohort.lv_mass_g / bsa})
+    return pd.DataFrame(
+        {
+            "lvef": cohort.lvef_pct,
+            "lvedv_index": cohort.lvedv_ml / bsa,
+            "lvesv_index": cohort.lvesv_ml / bsa,
+            "mass_index": cohort.lv_mass_g / bsa,
+        }
+    )
 
 
 def per_sex_accuracy(composition: Composition, n_subjects: int, seed: int) -> dict[str, float]:

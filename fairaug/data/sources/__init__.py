@@ -14,8 +14,13 @@ from fairaug.data.sources.sunnybrook import load_sunnybrook
 from fairaug.data.sources.ukbb import load_phantom, load_ukbb
 from fairaug.errors import ConfigError, DataError
 
-SOURCES = {"phantom": load_phantom, "ukbb": load_ukbb, "acdc": load_acdc, "mnms": load_mnms,
-           "sunnybrook": load_sunnybrook}
+SOURCES = {
+    "phantom": load_phantom,
+    "ukbb": load_ukbb,
+    "acdc": load_acdc,
+    "mnms": load_mnms,
+    "sunnybrook": load_sunnybrook,
+}
 
 
 def load_cohort(data_cfg) -> tuple[pd.DataFrame, Problems]:

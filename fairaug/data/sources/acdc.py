@@ -41,9 +41,18 @@ def load_acdc(cfg) -> tuple[pd.DataFrame, Problems]:
             if group.upper() not in labels:
                 excluded.append((subject, exclusion_reason(group, cfg)))
                 continue
-            rows.append({"subject_id": subject, "label": labels[group.upper()], "diagnosis": group,
-                         "bmi": _bmi(info, found[0] / INFO_FILE, ranges(cfg)), "reader": "acdc",
-                         "subject_dir": str(found[0]), "la_path": pd.NA, **_files_and_frames(found[0], info)})
+            rows.append(
+                {
+                    "subject_id": subject,
+                    "label": labels[group.upper()],
+                    "diagnosis": group,
+                    "bmi": _bmi(info, found[0] / INFO_FILE, ranges(cfg)),
+                    "reader": "acdc",
+                    "subject_dir": str(found[0]),
+                    "la_path": pd.NA,
+                    **_files_and_frames(found[0], info),
+                }
+            )
         except DataError as error:
             errors.append((subject, str(error)))
     return finish(rows, errors, excluded, cfg, f"the ACDC dataset in {root}")
@@ -58,8 +67,10 @@ def patient_folders(root: Path) -> dict[str, list[Path]]:
         if folder.is_dir() and PATIENT.fullmatch(folder.name):
             found.setdefault(folder.name, []).append(folder)
     if not found:
-        raise DataError(f"no ACDC patient folders (patientNNN/) in {root} or its training/ and testing/ folders; "
-                        "set data.root to the folder holding them")
+        raise DataError(
+            f"no ACDC patient folders (patientNNN/) in {root} or its training/ and testing/ folders; "
+            "set data.root to the folder holding them"
+        )
     return dict(sorted(found.items()))
 
 
@@ -116,6 +127,10 @@ def _files_and_frames(folder: Path, info: dict) -> dict:
     absent = [mask.name for mask in masks if not mask.is_file()]
     if absent:
         raise DataError(f"{', '.join(absent)} not found in {folder} (the ground truth at ED/ES of {path.name})")
-    return {"image_path": str(cine), "ed_mask_path": str(masks[0]), "es_mask_path": str(masks[1]),
-            "ed_frame": ed, "es_frame": es}
-
+    return {
+        "image_path": str(cine),
+        "ed_mask_path": str(masks[0]),
+        "es_mask_path": str(masks[1]),
+        "ed_frame": ed,
+        "es_frame": es,
+    }

@@ -33,8 +33,10 @@ def load_mnms(cfg) -> tuple[pd.DataFrame, Problems]:
     path = information_file(root, cfg.metadata)
     (information, errors), folders, labels = read_information(path), subject_folders(root), group_labels(cfg)
     if not folders.keys() & set(information[CODE]):
-        raise DataError(f"none of the {len(information)} subjects {path.name} lists has a <code>/<code>_sa.nii.gz "
-                        f"under {root}; set data.root to the M&Ms dataset folder")
+        raise DataError(
+            f"none of the {len(information)} subjects {path.name} lists has a <code>/<code>_sa.nii.gz "
+            f"under {root}; set data.root to the M&Ms dataset folder"
+        )
     rows, excluded = [], []
     for record in information.to_dict("records"):
         code, group = record[CODE], record["Pathology"]
@@ -50,12 +52,22 @@ def load_mnms(cfg) -> tuple[pd.DataFrame, Problems]:
             if not gt.is_file():
                 excluded.append((code, f"unlabelled: no {gt.name} in {folder}"))
                 continue
-            rows.append({"subject_id": code, "label": labels[group.upper()], "diagnosis": group,
-                         "sex": _sex(record["Sex"], path), "age": _number(record, "Age", path),
-                         "bmi": _bmi(record, path, ranges(cfg)),
-                         "vendor": record["VendorName"] or pd.NA, "centre": record["Centre"] or pd.NA,
-                         "reader": "nifti", "subject_dir": str(folder), "la_path": pd.NA,
-                         **_files_and_frames(folder, gt, record, path)})
+            rows.append(
+                {
+                    "subject_id": code,
+                    "label": labels[group.upper()],
+                    "diagnosis": group,
+                    "sex": _sex(record["Sex"], path),
+                    "age": _number(record, "Age", path),
+                    "bmi": _bmi(record, path, ranges(cfg)),
+                    "vendor": record["VendorName"] or pd.NA,
+                    "centre": record["Centre"] or pd.NA,
+                    "reader": "nifti",
+                    "subject_dir": str(folder),
+                    "la_path": pd.NA,
+                    **_files_and_frames(folder, gt, record, path),
+                }
+            )
         except DataError as error:
             errors.append((code, str(error)))
     return finish(rows, errors, excluded, cfg, f"the M&Ms dataset in {root}")
@@ -134,8 +146,15 @@ def _files_and_frames(folder: Path, gt: Path, record: dict, path: Path) -> dict:
     for key in ("ED", "ES"):
         value = _number(record, key, path)
         if math.isnan(value) or value % 1 or not 0 <= value < n_frames:
-            raise DataError(f"{key} {record[key]!r} in {path.name} is not a frame of {cine.name} "
-                            f"(0..{n_frames - 1}, counted from 0)")
+            raise DataError(
+                f"{key} {record[key]!r} in {path.name} is not a frame of {cine.name} "
+                f"(0..{n_frames - 1}, counted from 0)"
+            )
         frames[key] = int(value)
-    return {"image_path": str(cine), "ed_mask_path": str(gt), "es_mask_path": str(gt),
-            "ed_frame": frames["ED"], "es_frame": frames["ES"]}
+    return {
+        "image_path": str(cine),
+        "ed_mask_path": str(gt),
+        "es_mask_path": str(gt),
+        "ed_frame": frames["ED"],
+        "es_frame": frames["ES"],
+    }

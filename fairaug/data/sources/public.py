@@ -29,8 +29,10 @@ def group_labels(cfg) -> dict[str, int]:
 
 
 def exclusion_reason(group: str, cfg) -> str:
-    return (f"diagnosis group {group!r} is neither heart failure ({list(cfg.heart_failure)}) nor healthy "
-            f"({list(cfg.healthy)}): excluded (set data.heart_failure / data.healthy to include it)")
+    return (
+        f"diagnosis group {group!r} is neither heart failure ({list(cfg.heart_failure)}) nor healthy "
+        f"({list(cfg.healthy)}): excluded (set data.heart_failure / data.healthy to include it)"
+    )
 
 
 def number(text: str) -> float:
@@ -50,21 +52,29 @@ def bmi_from(height_cm, weight_kg, plausible, where: str) -> float:
     height, weight = pd.to_numeric(height_cm, errors="coerce"), pd.to_numeric(weight_kg, errors="coerce")
     if not (height > 0 and weight > 0 and np.isfinite(height) and np.isfinite(weight)):
         return float("nan")
-    reasons = [r for r in (out_of_range(float(height), "height_cm", plausible),
-                           out_of_range(float(weight), "weight_kg", plausible)) if r]
+    reasons = [
+        r
+        for r in (
+            out_of_range(float(height), "height_cm", plausible),
+            out_of_range(float(weight), "weight_kg", plausible),
+        )
+        if r
+    ]
     if reasons:
         raise DataError(f"{where}: {'; '.join(reasons)}")
     return float(weight / (height / 100.0) ** 2)
 
 
-def finish(rows: list[dict], errors: Problems, excluded: Problems, cfg, where: str
-           ) -> tuple[pd.DataFrame, Problems]:
+def finish(rows: list[dict], errors: Problems, excluded: Problems, cfg, where: str) -> tuple[pd.DataFrame, Problems]:
     """The cohort of the usable rows. Errors raise (or, with data.on_error=skip, are logged);
     excluded subjects are logged with their count. Both are returned for skipped.csv."""
     settle_problems(errors, cfg.on_error, f"reading {where}")
     if excluded:
-        log.info("Excluded %d subject(s) of %s by diagnosis group or missing labels (listed in skipped.csv)",
-                 len(excluded), where)
+        log.info(
+            "Excluded %d subject(s) of %s by diagnosis group or missing labels (listed in skipped.csv)",
+            len(excluded),
+            where,
+        )
     bad = {subject for subject, _ in [*errors, *excluded]}
     table = pd.DataFrame([r for r in rows if r["subject_id"] not in bad])
     return finalise(table, cfg.age_groups, "real", where), [*errors, *excluded]

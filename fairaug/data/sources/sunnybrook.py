@@ -76,10 +76,19 @@ def load_sunnybrook(cfg) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
             if category not in labels:
                 excluded.append((subject, exclusion_reason(category, cfg)))
                 continue
-            rows.append({"subject_id": subject, "label": labels[category], "diagnosis": category,
-                         "sex": _sex(record.Gender, subject, metadata), "age": _age(record.Age, subject, metadata),
-                         "bmi": float("nan"), "reader": "sunnybrook", "la_path": pd.NA,
-                         **_files_and_phases(subject, survey, root, contour_folder)})
+            rows.append(
+                {
+                    "subject_id": subject,
+                    "label": labels[category],
+                    "diagnosis": category,
+                    "sex": _sex(record.Gender, subject, metadata),
+                    "age": _age(record.Age, subject, metadata),
+                    "bmi": float("nan"),
+                    "reader": "sunnybrook",
+                    "la_path": pd.NA,
+                    **_files_and_phases(subject, survey, root, contour_folder),
+                }
+            )
         except DataError as error:
             errors.append((subject, str(error).removeprefix(f"subject {subject}: ")))
     return finish(rows, errors, excluded, cfg, f"Sunnybrook in {root}")
@@ -113,12 +122,22 @@ class SunnybrookReader:
         contours = read_contours(Path(row.ed_mask_path), series, subject)
         ed, es = ed_es(contours, subject, Path(row.ed_mask_path))
         shape = series.cine.shape[:3]
-        return ShortAxis(subject, series.cine, series.spacing, series.positions,
-                         rasterise(contours, ed, shape), rasterise(contours, es, shape), ed, es)
+        return ShortAxis(
+            subject,
+            series.cine,
+            series.spacing,
+            series.positions,
+            rasterise(contours, ed, shape),
+            rasterise(contours, es, shape),
+            ed,
+            es,
+        )
 
     def long_axis(self, row):
-        raise DataError(f"subject {row.subject_id}: Sunnybrook has no 4-chamber cine (input.view=la_4ch needs "
-                        "one); use input.view=sa")
+        raise DataError(
+            f"subject {row.subject_id}: Sunnybrook has no 4-chamber cine (input.view=la_4ch needs "
+            "one); use input.view=sa"
+        )
 
     def files(self, row) -> list[Path]:
         return [Path(p) for p in dict.fromkeys([row.image_path, row.ed_mask_path, row.es_mask_path])]
@@ -134,8 +153,10 @@ def read_contours(folder: Path, series: CineSeries, subject: str) -> list[Contou
             continue  # papillary muscle outlines (p1/p2) and other files are not part of the masks
         instance = int(match["instance"])
         if instance not in located:
-            raise DataError(f"subject {subject}: {path} outlines image {instance}, but no image of the series "
-                            f"{series.folder} has that InstanceNumber")
+            raise DataError(
+                f"subject {subject}: {path} outlines image {instance}, but no image of the series "
+                f"{series.folder} has that InstanceNumber"
+            )
         contours.append(Contour(*located[instance], match["kind"], _points(path, subject), path))
     if not contours:
         raise DataError(f"subject {subject}: no i/o contour files (IM-0001-NNNN-icontour-manual.txt) in {folder}")
@@ -146,8 +167,10 @@ def ed_es(contours: list[Contour], subject: str, folder: Path) -> tuple[int, int
     """The two outlined phases: ED is the one with the larger blood pool, ES the other."""
     phases = sorted({c.phase for c in contours})
     if len(phases) != 2:
-        raise DataError(f"subject {subject}: the contours in {folder} outline {len(phases)} phase(s) {phases}; "
-                        "expected exactly two (ED and ES)")
+        raise DataError(
+            f"subject {subject}: the contours in {folder} outline {len(phases)} phase(s) {phases}; "
+            "expected exactly two (ED and ES)"
+        )
     pool = {p: sum(_area(c.points) for c in contours if c.phase == p and c.kind == INNER) for p in phases}
     ed = max(phases, key=pool.get)
     return ed, phases[1] if ed == phases[0] else phases[0]
@@ -233,20 +256,27 @@ def _files_and_phases(subject: str, survey: _Survey, root: Path, contour_folder:
     if len(folders) != 1:
         found = f"found {[str(f) for f in folders]}" if folders else "none found"
         raise DataError(f"subject {subject}: expected one image folder named {subject} under {root} ({found})")
-    candidates = sorted((d for d in folders[0].iterdir() if d.is_dir() and d.name.upper().startswith(SERIES_PREFIX)),
-                        key=_series_number)
+    candidates = sorted(
+        (d for d in folders[0].iterdir() if d.is_dir() and d.name.upper().startswith(SERIES_PREFIX)), key=_series_number
+    )
     if not candidates:
         raise DataError(f"subject {subject}: no {SERIES_PREFIX}<n> series in {folders[0]}")
     if not contour_folder.is_dir():
         raise DataError(f"subject {subject}: no expert contours: {contour_folder} not found")
     series, contours = _contoured_series(subject, candidates, contour_folder)
     ed, es = ed_es(contours, subject, contour_folder)
-    return {"image_path": str(series), "ed_mask_path": str(contour_folder), "es_mask_path": str(contour_folder),
-            "subject_dir": str(folders[0]), "ed_frame": ed, "es_frame": es}
+    return {
+        "image_path": str(series),
+        "ed_mask_path": str(contour_folder),
+        "es_mask_path": str(contour_folder),
+        "subject_dir": str(folders[0]),
+        "ed_frame": ed,
+        "es_frame": es,
+    }
 
 
 def _series_number(folder: Path) -> int:
-    suffix = folder.name[len(SERIES_PREFIX):]
+    suffix = folder.name[len(SERIES_PREFIX) :]
     return int(suffix) if suffix.isdigit() else -1
 
 
@@ -262,10 +292,17 @@ def _contoured_series(subject: str, candidates: list[Path], contour_folder: Path
         except DataError as error:
             reasons.append(f"{folder.name}: {str(error).removeprefix(f'subject {subject}: ')}")
     if not fits:
-        raise DataError(f"subject {subject}: none of its {len(candidates)} series fits the contours in "
-                        f"{contour_folder}:\n    " + "\n    ".join(reasons))
+        raise DataError(
+            f"subject {subject}: none of its {len(candidates)} series fits the contours in "
+            f"{contour_folder}:\n    " + "\n    ".join(reasons)
+        )
     chosen = list(fits)[-1]
     if len(fits) > 1:
-        log.warning("Subject %s: the contours fit %d series %s; using the last acquired, %s", subject, len(fits),
-                    [f.name for f in fits], chosen.name)
+        log.warning(
+            "Subject %s: the contours fit %d series %s; using the last acquired, %s",
+            subject,
+            len(fits),
+            [f.name for f in fits],
+            chosen.name,
+        )
     return chosen, fits[chosen]

@@ -68,8 +68,7 @@ def load_synthetic(data_cfg, cohort: pd.DataFrame, seed: int) -> TrainingAdditio
     clash = set(table.subject_id) & set(cohort.subject_id)
     if clash:
         raise DataError(f"synthetic subject ids also name real subjects: {sorted(clash)[:5]}")
-    return TrainingAddition(table, problems, generator_subjects(folder, table),
-                            f"the synthetic data in {folder}")
+    return TrainingAddition(table, problems, generator_subjects(folder, table), f"the synthetic data in {folder}")
 
 
 def read_synthetic(folder: Path, max_samples: int | None, seed: int, on_error: str) -> tuple[pd.DataFrame, Problems]:
@@ -83,15 +82,25 @@ def read_synthetic(folder: Path, max_samples: int | None, seed: int, on_error: s
     missing = [c for c in REQUIRED if c not in frame]
     if missing:
         raise DataError(f"{manifest}: missing column(s) {missing}")
-    table = pd.DataFrame({
-        "subject_id": frame.subject_id, "label": frame.label.map(lambda v: DIAGNOSIS_VALUES.get(lookup_key(v))),
-        "sex": frame.sex.map(_sex), "age": np.nan, "bmi": np.nan,
-        "age_group": frame.age_group.astype(str), "bmi_group": frame.bmi_group.astype(str), "origin": "synthetic",
-        "subject_dir": str(folder), "ed_frame": pd.NA, "es_frame": pd.NA, "reader": "png",
-        "image_path": [_entry(folder, name) for name in frame.image],
-        "ed_mask_path": [_entry(folder, name) for name in frame["mask"]],
-        "source_subject": frame["source_subject"].astype(str) if "source_subject" in frame else pd.NA,
-    })
+    table = pd.DataFrame(
+        {
+            "subject_id": frame.subject_id,
+            "label": frame.label.map(lambda v: DIAGNOSIS_VALUES.get(lookup_key(v))),
+            "sex": frame.sex.map(_sex),
+            "age": np.nan,
+            "bmi": np.nan,
+            "age_group": frame.age_group.astype(str),
+            "bmi_group": frame.bmi_group.astype(str),
+            "origin": "synthetic",
+            "subject_dir": str(folder),
+            "ed_frame": pd.NA,
+            "es_frame": pd.NA,
+            "reader": "png",
+            "image_path": [_entry(folder, name) for name in frame.image],
+            "ed_mask_path": [_entry(folder, name) for name in frame["mask"]],
+            "source_subject": frame["source_subject"].astype(str) if "source_subject" in frame else pd.NA,
+        }
+    )
     problems, identified = check_ids(frame.subject_id)
     for i, row in table[identified].iterrows():
         reasons = []
@@ -100,12 +109,16 @@ def read_synthetic(folder: Path, max_samples: int | None, seed: int, on_error: s
         if pd.isna(row.sex):
             reasons.append(f"unknown sex {frame.sex.iloc[i]!r}")
         if not AGE_GROUP.fullmatch(row.age_group):
-            reasons.append(f"unknown age_group {row.age_group!r} (expected a decade such as '60s', a range such as "
-                           f"'45-58', or '{UNKNOWN}')")
+            reasons.append(
+                f"unknown age_group {row.age_group!r} (expected a decade such as '60s', a range such as "
+                f"'45-58', or '{UNKNOWN}')"
+            )
         if row.bmi_group not in (*BMI_GROUPS, UNKNOWN):
             reasons.append(f"unknown bmi_group {row.bmi_group!r} (expected one of {[*BMI_GROUPS, UNKNOWN]})")
-        for column, entry, path in (("image", frame.image.iloc[i], row.image_path),
-                                    ("mask", frame["mask"].iloc[i], row.ed_mask_path)):
+        for column, entry, path in (
+            ("image", frame.image.iloc[i], row.image_path),
+            ("mask", frame["mask"].iloc[i], row.ed_mask_path),
+        ):
             if pd.isna(path):
                 reasons.append(f"{column} {entry!r} is not a path inside {folder}")
             elif not Path(path).is_file():

@@ -20,8 +20,9 @@ REQUIRED_FILE = "sa.nii.gz"
 LONG_AXIS_FILE = "la_4ch.nii.gz"
 
 
-def read_ukbb_layout(root: Path, metadata: Path, columns, on_error: str, age_scheme: str
-                     ) -> tuple[pd.DataFrame, Problems]:
+def read_ukbb_layout(
+    root: Path, metadata: Path, columns, on_error: str, age_scheme: str
+) -> tuple[pd.DataFrame, Problems]:
     """A cohort stored as <root>/<subject_id>/sa.nii.gz (+ masks) with a metadata CSV."""
     root = Path(root)
     if not root.is_dir():
@@ -29,11 +30,11 @@ def read_ukbb_layout(root: Path, metadata: Path, columns, on_error: str, age_sch
     table, problems = read_metadata(metadata, columns)
     folders = [root / subject for subject in table.subject_id]
     missing = [not (folder / REQUIRED_FILE).is_file() for folder in folders]
-    problems += [(s, f"{REQUIRED_FILE} not found in {d}")
-                 for s, d, m in zip(table.subject_id, folders, missing) if m]
+    problems += [(s, f"{REQUIRED_FILE} not found in {d}") for s, d, m in zip(table.subject_id, folders, missing) if m]
     settle_problems(problems, on_error, f"reading the cohort in {root}")
     table = table.assign(
-        subject_dir=[str(f) for f in folders], reader="nifti",
+        subject_dir=[str(f) for f in folders],
+        reader="nifti",
         image_path=[str(f / REQUIRED_FILE) for f in folders],
         ed_mask_path=[str(f / "seg_sa_ED.nii.gz") for f in folders],
         es_mask_path=[str(f / "seg_sa_ES.nii.gz") for f in folders],

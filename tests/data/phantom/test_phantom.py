@@ -75,8 +75,9 @@ def test_angles_fold_into_one_turn():
     folded = wrapped(angles)
     assert folded.dtype == np.float32
     assert (folded >= -np.pi - 1e-5).all() and (folded <= np.pi + 1e-5).all()
-    assert np.allclose(np.cos(folded), np.cos(angles), atol=1e-4) and np.allclose(np.sin(folded), np.sin(angles),
-                                                                                   atol=1e-4)
+    assert np.allclose(np.cos(folded), np.cos(angles), atol=1e-4) and np.allclose(
+        np.sin(folded), np.sin(angles), atol=1e-4
+    )
 
 
 def test_a_config_saved_for_the_previous_generator_is_refused_by_name():
@@ -142,12 +143,15 @@ def test_sexes_differ_in_phenotype_mix_not_in_severity():
     ef_change = ef - healthy.lvef_pct.mean()
     assert abs(ef_change.loc["hfpef", "female"] - ef_change.loc["hfpef", "male"]) < 1.0
     dilation = (hf.lvedv_ml / hf.bsa_m2).groupby([hf.phenotype, hf.sex]).mean().unstack() / (
-        cohort.lvedv_ml / cohort.bsa_m2)[cohort.label == 0].groupby(cohort.sex).mean()
+        cohort.lvedv_ml / cohort.bsa_m2
+    )[cohort.label == 0].groupby(cohort.sex).mean()
     assert (dilation["female"] - dilation["male"]).abs().max() < 0.05
     older = hf[hf.age_group == "70s"].phenotype.eq("hfpef").mean()
     assert older > hf[hf.age_group == "50s"].phenotype.eq("hfpef").mean()
-    assert hf[hf.bmi_group == "obese"].phenotype.eq("hfpef").mean() > hf[hf.bmi_group == "normal"].phenotype.eq(
-        "hfpef").mean()
+    assert (
+        hf[hf.bmi_group == "obese"].phenotype.eq("hfpef").mean()
+        > hf[hf.bmi_group == "normal"].phenotype.eq("hfpef").mean()
+    )
 
 
 def test_default_bias_makes_female_normal_bmi_and_young_heart_failure_scarce():
@@ -161,19 +165,25 @@ def test_default_bias_makes_female_normal_bmi_and_young_heart_failure_scarce():
     assert (cohort.age_group == "40s").mean() < (cohort.age_group == "60s").mean()
 
 
-@pytest.mark.parametrize("change,message", [
-    ({"phenotype_weights": {"hfmref": 1.0}}, r"unknown phenotype.*'hfmref'"),
-    ({"phenotype_odds_ratio": {"hfpef": {"race": {"x": 2.0}}}}, "odds_ratio.hfpef names unknown attribute 'race'"),
-    ({"phenotype_odds_ratio": {"hfpef": {"sex": {"female": 0.0}}}}, r"odds_ratio.hfpef.sex.female must be a positive"),
-    ({"phenotype_weights": {"hfref": -1.0, "hfpef": 1.0}}, "phenotypes.weights must be non-negative"),
-    ({"hf_odds_ratio": {"sex": {"female": -2.0}}}, r"hf_odds_ratio.sex.female must be a positive odds ratio"),
-    ({"hf_odds_ratio": {"sex": {"Female": 0.5}}}, r"hf_odds_ratio.sex names unknown group 'Female'"),
-    ({"hf_odds_ratio": {"age": {"60": 2.0}}}, r"hf_odds_ratio names unknown attribute 'age'"),
-    ({"age_weights": {"30s": 1.0}}, r"age_weights names \['30s'\]"),
-    ({"hf_base_prevalence": 1.0}, r"hf_base_prevalence must lie in \(0, 1\)"),
-    ({"p_female": 1.5}, r"p_female must lie in \[0, 1\]"),
-    ({"bmi_sd": -1.0}, "bmi_sd non-negative"),
-])
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ({"phenotype_weights": {"hfmref": 1.0}}, r"unknown phenotype.*'hfmref'"),
+        ({"phenotype_odds_ratio": {"hfpef": {"race": {"x": 2.0}}}}, "odds_ratio.hfpef names unknown attribute 'race'"),
+        (
+            {"phenotype_odds_ratio": {"hfpef": {"sex": {"female": 0.0}}}},
+            r"odds_ratio.hfpef.sex.female must be a positive",
+        ),
+        ({"phenotype_weights": {"hfref": -1.0, "hfpef": 1.0}}, "phenotypes.weights must be non-negative"),
+        ({"hf_odds_ratio": {"sex": {"female": -2.0}}}, r"hf_odds_ratio.sex.female must be a positive odds ratio"),
+        ({"hf_odds_ratio": {"sex": {"Female": 0.5}}}, r"hf_odds_ratio.sex names unknown group 'Female'"),
+        ({"hf_odds_ratio": {"age": {"60": 2.0}}}, r"hf_odds_ratio names unknown attribute 'age'"),
+        ({"age_weights": {"30s": 1.0}}, r"age_weights names \['30s'\]"),
+        ({"hf_base_prevalence": 1.0}, r"hf_base_prevalence must lie in \(0, 1\)"),
+        ({"p_female": 1.5}, r"p_female must lie in \[0, 1\]"),
+        ({"bmi_sd": -1.0}, "bmi_sd non-negative"),
+    ],
+)
 def test_a_wrong_composition_is_named(change, message):
     from fairaug.errors import ConfigError
 
@@ -237,15 +247,16 @@ def generated(tmp_path_factory):
     physiology = pd.read_csv(folder / "physiology.csv")
     loaded = {}
     for subject in physiology.subject_id:
-        loaded[subject] = [np.asanyarray(nib.load(folder / subject / f"{name}.nii.gz").dataobj)
-                           for name in ("sa", "seg_sa_ED", "seg_sa_ES")]
+        loaded[subject] = [
+            np.asanyarray(nib.load(folder / subject / f"{name}.nii.gz").dataobj)
+            for name in ("sa", "seg_sa_ED", "seg_sa_ES")
+        ]
     return physiology, loaded
 
 
 def test_image_statistics_like_real_cine(generated):
     physiology, loaded = generated
-    stats = pd.DataFrame([tissue_statistics(cine, seg_ed, 0, GEOMETRY.pixel_mm)
-                          for cine, seg_ed, _ in loaded.values()])
+    stats = pd.DataFrame([tissue_statistics(cine, seg_ed, 0, GEOMETRY.pixel_mm) for cine, seg_ed, _ in loaded.values()])
     assert stats.contrast.between(2.0, 3.2).all(), stats.contrast.describe()
     assert stats.blood_cv.between(0.22, 0.45).all(), stats.blood_cv.describe()
     assert stats.blood_snr.between(25, 80).all(), stats.blood_snr.describe()
@@ -267,8 +278,10 @@ def test_default_view_crop_stays_inside_the_field_of_view(generated):
 
 def test_healthy_function_in_the_masks_matches_reference_by_sex(generated):
     physiology, loaded = generated
-    volumes = pd.DataFrame([{"edv": (ed == 1).sum() * VOXEL_ML, "esv": (es == 1).sum() * VOXEL_ML}
-                            for _, ed, es in loaded.values()], index=list(loaded))
+    volumes = pd.DataFrame(
+        [{"edv": (ed == 1).sum() * VOXEL_ML, "esv": (es == 1).sum() * VOXEL_ML} for _, ed, es in loaded.values()],
+        index=list(loaded),
+    )
     physiology = physiology.set_index("subject_id").join(volumes)
     healthy = physiology[physiology.label == 0]
     ef = 100 * (healthy.edv - healthy.esv) / healthy.edv
@@ -284,8 +297,11 @@ def _sector_pixels(seg_slice, label, centre, angle, half_width=0.35):
 
 
 def test_ischaemic_territory_is_thin_and_akinetic_in_the_masks():
-    cohort = sample_subjects(default_composition(300, hf_base_prevalence=0.9, hf_odds_ratio={},
-                                                 phenotype_weights={"ischaemic": 1.0}), n_frames=50, seed=4)
+    cohort = sample_subjects(
+        default_composition(300, hf_base_prevalence=0.9, hf_odds_ratio={}, phenotype_weights={"ischaemic": 1.0}),
+        n_frames=50,
+        seed=4,
+    )
     for territory in ("LAD", "RCA", "LCx"):
         subject = cohort[cohort.territory == territory].iloc[0].to_dict()
         renderer = SubjectRenderer(subject, GEOMETRY, APPEARANCE, seed=0)
@@ -296,11 +312,14 @@ def test_ischaemic_territory_is_thin_and_akinetic_in_the_masks():
         centre = (xs.mean(), ys.mean())
         infarct, remote = lv.defect_centre, lv.defect_centre + np.pi
         # Scar: thinner wall at ED than the remote myocardium ...
-        assert (_sector_pixels(seg_ed[..., z], 2, centre, infarct)
-                < 0.7 * _sector_pixels(seg_ed[..., z], 2, centre, remote)), territory
+        assert _sector_pixels(seg_ed[..., z], 2, centre, infarct) < 0.7 * _sector_pixels(
+            seg_ed[..., z], 2, centre, remote
+        ), territory
         # ... and akinetic: its share of the cavity barely shrinks from ED to ES.
-        shrink = [_sector_pixels(seg_es[..., z], 1, centre, a) / _sector_pixels(seg_ed[..., z], 1, centre, a)
-                  for a in (infarct, remote)]
+        shrink = [
+            _sector_pixels(seg_es[..., z], 1, centre, a) / _sector_pixels(seg_ed[..., z], 1, centre, a)
+            for a in (infarct, remote)
+        ]
         assert shrink[0] > 0.8 and shrink[0] > shrink[1] + 0.05, (territory, shrink)
 
 
@@ -349,8 +368,10 @@ def test_appearance_settings_shape_the_image(subjects):
 def test_women_have_breast_tissue_in_front_of_the_chest_wall(subjects):
     subject = subjects.iloc[0].to_dict()
     geometry = Geometry(**{**asdict(GEOMETRY), "matrix": 160})  # a field of view wide enough to see the chest
-    images = {sex: SubjectRenderer(dict(subject, sex=sex), geometry, APPEARANCE, seed=1).chest.plane(0, 1)
-              for sex in ("female", "male")}
+    images = {
+        sex: SubjectRenderer(dict(subject, sex=sex), geometry, APPEARANCE, seed=1).chest.plane(0, 1)
+        for sex in ("female", "male")
+    }
     anterior = slice(0, 40)  # rows of y: the anterior chest
     assert (images["female"][:, anterior] > 0.5).sum() > 1.5 * (images["male"][:, anterior] > 0.5).sum()
 
@@ -359,8 +380,12 @@ def test_women_have_breast_tissue_in_front_of_the_chest_wall(subjects):
 def test_womens_hearts_sit_rotated_against_mens(subjects, female_deg):
     subject = subjects.iloc[0].to_dict()
     appearance = AppearanceConfig(rotation_female_deg=female_deg)
-    angles = {sex: np.array([SubjectRenderer(dict(subject, sex=sex), GEOMETRY, appearance, seed).rv_angle
-                             for seed in range(300)]) for sex in ("female", "male")}
+    angles = {
+        sex: np.array(
+            [SubjectRenderer(dict(subject, sex=sex), GEOMETRY, appearance, seed).rv_angle for seed in range(300)]
+        )
+        for sex in ("female", "male")
+    }
     shift = np.degrees(np.angle(np.mean(np.exp(1j * angles["female"])) / np.mean(np.exp(1j * angles["male"]))))
     assert shift == pytest.approx(female_deg, abs=3.0)
     assert np.degrees(angles["male"].std()) == pytest.approx(APPEARANCE.rotation_sd_deg, rel=0.15)

@@ -86,27 +86,43 @@ def _replace(folder, old, new):
 
 NAME = patient(BROKEN)
 BREAKAGES = {
-    "no ES and Group lines": (lambda f: (f / "Info.cfg").write_text("ED: 1\nNbFrame: 8\n"),
-                              r"Info.cfg has no ES, Group line"),
+    "no ES and Group lines": (
+        lambda f: (f / "Info.cfg").write_text("ED: 1\nNbFrame: 8\n"),
+        r"Info.cfg has no ES, Group line",
+    ),
     "ES beyond NbFrame": (lambda f: _replace(f, r"ES: \d+", "ES: 9"), r"Info.cfg: ES 9 is outside frames 1..8"),
-    "ED beyond the cine": (lambda f: (f / "Info.cfg").write_text("Group: DCM\nED: 12\nES: 1\n"),
-                           rf"Info.cfg: ED 12 is outside frames 1..8 \({NAME}_4d.nii.gz has 8 frames\)"),
+    "ED beyond the cine": (
+        lambda f: (f / "Info.cfg").write_text("Group: DCM\nED: 12\nES: 1\n"),
+        rf"Info.cfg: ED 12 is outside frames 1..8 \({NAME}_4d.nii.gz has 8 frames\)",
+    ),
     "ED counted from 0": (lambda f: _replace(f, r"ED: \d+", "ED: 0"), r"Info.cfg: ED 0 is outside frames 1..8"),
     "unparseable ES": (lambda f: _replace(f, r"ES: \d+", "ES: four"), r"Info.cfg: ES 'four' is not a number"),
-    "unparseable Height": (lambda f: _replace(f, r"Height: [\d.]+", "Height: 1m70"),
-                           r"Info.cfg: Height '1m70' is not a number"),
-    "infinite Height": (lambda f: _replace(f, r"Height: [\d.]+", "Height: inf"),
-                        r"Info.cfg: Height 'inf' is not a number"),
-    "NaN written as a Weight": (lambda f: _replace(f, r"Weight: [\d.]+", "Weight: nan"),
-                                r"Info.cfg: Weight 'nan' is not a number"),
+    "unparseable Height": (
+        lambda f: _replace(f, r"Height: [\d.]+", "Height: 1m70"),
+        r"Info.cfg: Height '1m70' is not a number",
+    ),
+    "infinite Height": (
+        lambda f: _replace(f, r"Height: [\d.]+", "Height: inf"),
+        r"Info.cfg: Height 'inf' is not a number",
+    ),
+    "NaN written as a Weight": (
+        lambda f: _replace(f, r"Weight: [\d.]+", "Weight: nan"),
+        r"Info.cfg: Weight 'nan' is not a number",
+    ),
     "no Info.cfg": (lambda f: (f / "Info.cfg").unlink(), rf"Info.cfg not found in .*{NAME}"),
     "no 4d file": (lambda f: (f / f"{NAME}_4d.nii.gz").unlink(), rf"{NAME}_4d.nii.gz not found in .*{NAME}"),
-    "corrupt 4d file": (lambda f: (f / f"{NAME}_4d.nii.gz").write_bytes(b"not a nifti"),
-                        rf"cannot read .*{NAME}_4d.nii.gz"),
-    "no ES ground truth": (lambda f: (f / f"{NAME}_frame01_gt.nii.gz").unlink(),  # ES wrapped round to frame 0
-                           rf"{NAME}_frame01_gt.nii.gz not found in .*{NAME}"),
-    "in training and testing": (lambda f: shutil.copytree(f, f.parent.parent / "testing" / f.name),
-                                r"found twice, in .*testing.*training"),
+    "corrupt 4d file": (
+        lambda f: (f / f"{NAME}_4d.nii.gz").write_bytes(b"not a nifti"),
+        rf"cannot read .*{NAME}_4d.nii.gz",
+    ),
+    "no ES ground truth": (
+        lambda f: (f / f"{NAME}_frame01_gt.nii.gz").unlink(),  # ES wrapped round to frame 0
+        rf"{NAME}_frame01_gt.nii.gz not found in .*{NAME}",
+    ),
+    "in training and testing": (
+        lambda f: shutil.copytree(f, f.parent.parent / "testing" / f.name),
+        r"found twice, in .*testing.*training",
+    ),
 }
 
 

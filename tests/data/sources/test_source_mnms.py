@@ -86,22 +86,32 @@ def _twice(root):
 
 NAME = code(BROKEN)
 BREAKAGES = {
-    "two folders": (lambda root: shutil.copytree(subject_dir(root, BROKEN), root / "Extra" / "Copy" / NAME),
-                    rf"{NAME}_sa.nii.gz found in 2 folders"),
+    "two folders": (
+        lambda root: shutil.copytree(subject_dir(root, BROKEN), root / "Extra" / "Copy" / NAME),
+        rf"{NAME}_sa.nii.gz found in 2 folders",
+    ),
     "unknown Sex": (lambda root: _edit(root, Sex="X"), rf"unknown Sex 'X' in {INFORMATION} \(expected M or F\)"),
-    "ES beyond the cine": (lambda root: _edit(root, ES="8"),
-                           rf"ES '8' in {INFORMATION} is not a frame of {NAME}_sa.nii.gz \(0..7, counted from 0\)"),
+    "ES beyond the cine": (
+        lambda root: _edit(root, ES="8"),
+        rf"ES '8' in {INFORMATION} is not a frame of {NAME}_sa.nii.gz \(0..7, counted from 0\)",
+    ),
     "no ED": (lambda root: _edit(root, ED=""), rf"ED '' in {INFORMATION} is not a frame"),
     "unparseable Age": (lambda root: _edit(root, Age="forty"), rf"Age 'forty' in {INFORMATION} is not a number"),
     "unparseable Weight": (lambda root: _edit(root, Weight="80kg"), rf"Weight '80kg' in {INFORMATION} is not a number"),
     "infinite Age": (lambda root: _edit(root, Age="inf"), rf"Age 'inf' in {INFORMATION} is not a number"),
-    "infinite Height": (lambda root: _edit(root, Height="Infinity"),
-                        rf"Height 'Infinity' in {INFORMATION} is not a number"),
-    "NaN written as a Weight": (lambda root: _edit(root, Weight="nan"),
-                                rf"Weight 'nan' in {INFORMATION} is not a number"),
+    "infinite Height": (
+        lambda root: _edit(root, Height="Infinity"),
+        rf"Height 'Infinity' in {INFORMATION} is not a number",
+    ),
+    "NaN written as a Weight": (
+        lambda root: _edit(root, Weight="nan"),
+        rf"Weight 'nan' in {INFORMATION} is not a number",
+    ),
     "listed twice": (lambda root: _twice(root), rf"{INFORMATION}: listed 2 times \(lines 5, 10\)"),
-    "corrupt cine": (lambda root: (subject_dir(root, BROKEN) / f"{NAME}_sa.nii.gz").write_bytes(b"\x00" * 10),
-                     rf"cannot read .*{NAME}/{NAME}_sa.nii.gz"),
+    "corrupt cine": (
+        lambda root: (subject_dir(root, BROKEN) / f"{NAME}_sa.nii.gz").write_bytes(b"\x00" * 10),
+        rf"cannot read .*{NAME}/{NAME}_sa.nii.gz",
+    ),
 }
 
 

@@ -69,8 +69,10 @@ def test_reader_returns_the_phantom_from_dicom_and_contours(pristine, phantom):
     table, _ = load(pristine)
     assert len(table) == N_SUBJECTS - 1
     names = [int(p.stem[-4:]) for p in series_of(pristine, BROKEN).glob("*.dcm")]
-    numbers = [int(pydicom.dcmread(p, stop_before_pixels=True).InstanceNumber)
-               for p in series_of(pristine, BROKEN).glob("*.dcm")]
+    numbers = [
+        int(pydicom.dcmread(p, stop_before_pixels=True).InstanceNumber)
+        for p in series_of(pristine, BROKEN).glob("*.dcm")
+    ]
     assert names != numbers  # the file names do not follow the instances
     for _, row in table.iterrows():
         index = int(row.subject_id[3:8]) - 1
@@ -80,8 +82,11 @@ def test_reader_returns_the_phantom_from_dicom_and_contours(pristine, phantom):
         along = slice(None, None, -1) if apex_first(index) else slice(None)
         sa = reader_for(row).short_axis(row)
         np.testing.assert_array_equal(sa.cine, np.roll(cine, shift, axis=3)[:, :, along])
-        assert (sa.ed, sa.es) == ((source.ed_frame + shift) % 8, (source.es_frame + shift) % 8) == (
-            row.ed_frame, row.es_frame)
+        assert (
+            (sa.ed, sa.es)
+            == ((source.ed_frame + shift) % 8, (source.es_frame + shift) % 8)
+            == (row.ed_frame, row.es_frame)
+        )
         for mask, path in ((sa.seg_ed, source.ed_mask_path), (sa.seg_es, source.es_mask_path)):
             truth = np.asarray(nib.load(path).dataobj)[:, :, along]
             assert mask.shape == truth.shape and not (mask == 3).any()
@@ -137,8 +142,9 @@ def test_metadata_and_contours_found_or_configured(root):
     shutil.copy(root / "scd_patientdata.csv", root / "SCD_IMAGES_01" / "scd_patientdata.csv")
     with pytest.raises(DataError, match="expected one scd_patientdata.csv.*data.metadata"):
         load(root)
-    table, _ = load(root, f"data.metadata={root / 'scd_patientdata.csv'}",
-                    f"data.contours={root / 'SCD_ManualContours'}")
+    table, _ = load(
+        root, f"data.metadata={root / 'scd_patientdata.csv'}", f"data.contours={root / 'SCD_ManualContours'}"
+    )
     assert len(table) == N_SUBJECTS - 1
 
 
@@ -226,9 +232,21 @@ def _unreadable_dicom(root):
     return f"{BROKEN}: cannot read the DICOM file .*CINESAX_300/{path.name}"
 
 
-@pytest.mark.parametrize("breaks", [_no_image_folder, _no_series, _no_series_fits, _missing_phase, _unknown_instance,
-                                    _no_contours, _one_phase, _three_phases, _unreadable_dicom],
-                         ids=lambda f: f.__name__[1:])
+@pytest.mark.parametrize(
+    "breaks",
+    [
+        _no_image_folder,
+        _no_series,
+        _no_series_fits,
+        _missing_phase,
+        _unknown_instance,
+        _no_contours,
+        _one_phase,
+        _three_phases,
+        _unreadable_dicom,
+    ],
+    ids=lambda f: f.__name__[1:],
+)
 def test_bad_input_raises_naming_subject_and_file_or_is_skipped(root, breaks):
     expected = breaks(root)
     with pytest.raises(DataError, match=expected):

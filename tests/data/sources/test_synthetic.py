@@ -29,9 +29,20 @@ def synthetic_dir(make_cfg, tmp_path) -> Path:
         pixels = (image.transpose(1, 2, 0) * 255).round().astype(np.uint8)
         Image.fromarray(pixels).save(folder / "images" / f"{name}.png")
         Image.fromarray(masks.transpose(1, 2, 0)).save(folder / "masks" / f"{name}.png")
-        rows.append({"subject_id": name, "image": f"images/{name}.png", "mask": f"masks/{name}.png",
-                     "label": "heart failure" if row.label else "healthy", "sex": row.sex, "age_group": row.age_group,
-                     "bmi_group": row.bmi_group, "prompt": "ignored", "source_subject": row.subject_id, "seed": i})
+        rows.append(
+            {
+                "subject_id": name,
+                "image": f"images/{name}.png",
+                "mask": f"masks/{name}.png",
+                "label": "heart failure" if row.label else "healthy",
+                "sex": row.sex,
+                "age_group": row.age_group,
+                "bmi_group": row.bmi_group,
+                "prompt": "ignored",
+                "source_subject": row.subject_id,
+                "seed": i,
+            }
+        )
     pd.DataFrame(rows).to_csv(folder / "manifest.csv", index=False)
     return folder
 
