@@ -15,17 +15,13 @@ from fairaug.errors import DataError
 
 log = logging.getLogger(__name__)
 
+# What a subject's record says of them: the attributes and the values they derive from.
+RECORDED = ["sex", "age", "bmi", "age_group", "bmi_group", "vendor", "centre"]
 COLUMNS = [
     "subject_id",
     "label",
     "diagnosis",
-    "sex",
-    "age",
-    "bmi",
-    "age_group",
-    "bmi_group",
-    "vendor",
-    "centre",
+    *RECORDED,
     "origin",
     "subject_dir",
     "ed_frame",

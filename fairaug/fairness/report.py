@@ -243,19 +243,7 @@ def report_markdown(report: FairnessReport, title: str) -> str:
         )
         lines += [""] + markdown_table(
             ["criterion", "value"],
-            [
-                [k, format_value(summary[k])]
-                for k in (
-                    "balanced_accuracy_gap",
-                    "worst_group",
-                    "demographic_parity_difference",
-                    "demographic_parity_ratio",
-                    "equal_opportunity_difference",
-                    "equal_opportunity_ratio",
-                    "equalized_odds_difference",
-                    "equalized_odds_ratio",
-                )
-            ],
+            [[k, format_value(summary[k])] for k in ("balanced_accuracy_gap", "worst_group", *CRITERIA)],
         )
     return "\n".join(lines) + "\n"
 

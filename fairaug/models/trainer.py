@@ -12,3 +12,12 @@ def trainer_arguments(cfg) -> dict:
     with checkpoints written atomically."""
     arguments = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items() if v is not None}
     return {**arguments, "plugins": [AtomicCheckpointIO()]}
+
+
+def logged_test_metrics(trainer) -> dict[str, float]:
+    """What the last trainer.test logged under test/, without the prefix."""
+    return {
+        name.removeprefix("test/"): float(value)
+        for name, value in trainer.callback_metrics.items()
+        if name.startswith("test/")
+    }

@@ -28,7 +28,7 @@ from fairaug.loggers import log_config, log_fairness, log_final_metrics, run_log
 from fairaug.models.callbacks import DataWaitMonitor, progress_bars
 from fairaug.models.classifier import HeartFailureClassifier
 from fairaug.models.predictions import predictions_table
-from fairaug.models.trainer import trainer_arguments
+from fairaug.models.trainer import logged_test_metrics, trainer_arguments
 from fairaug.run_folder import file_sha256
 from fairaug.runtime import RunDir, start_run
 
@@ -97,11 +97,7 @@ def _train_and_test(cfg, data, module, logger, folder: RunDir, split_id: str, re
     trainer.test(module, datamodule=data, ckpt_path=best, weights_only=True)
 
     predictions = predictions_table(module, data.datasets["test"].table)
-    metrics = {
-        name.removeprefix("test/"): float(value)
-        for name, value in trainer.callback_metrics.items()
-        if name.startswith("test/")
-    }
+    metrics = logged_test_metrics(trainer)
     metrics.update(
         {
             "n_test": len(predictions),

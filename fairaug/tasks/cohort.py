@@ -12,7 +12,7 @@ import logging
 
 import pandas as pd
 
-from fairaug.data.cohort import recorded_attributes, settle_problems
+from fairaug.data.cohort import RECORDED, recorded_attributes, settle_problems
 from fairaug.data.cohort_summary import format_cells, plot_counts, plot_measurements, summary_markdown
 from fairaug.data.measurements import MEASURES_COLUMNS, geometry, lv_measurements
 from fairaug.data.readers import reader_for
@@ -28,13 +28,7 @@ COHORT_COLUMNS = [
     "subject_id",
     "label",
     "diagnosis",
-    "sex",
-    "age",
-    "bmi",
-    "age_group",
-    "bmi_group",
-    "vendor",
-    "centre",
+    *RECORDED,
     "ed_frame",
     "es_frame",
     *MEASURES_COLUMNS,

@@ -28,7 +28,7 @@ from fairaug.io import write_csv, write_json
 from fairaug.models.callbacks import progress_bars
 from fairaug.models.predictions import predictions_table
 from fairaug.models.tested import classifier_from, run_config
-from fairaug.models.trainer import trainer_arguments
+from fairaug.models.trainer import logged_test_metrics, trainer_arguments
 from fairaug.run_folder import file_sha256, tested_checkpoint
 from fairaug.runtime import RunDir, start_run
 
@@ -106,11 +106,7 @@ def run(cfg) -> dict:
     trainer.test(module, dataloaders=loader, verbose=False)
 
     predictions = predictions_table(module, scored)
-    metrics = {
-        name.removeprefix("test/"): float(value)
-        for name, value in trainer.callback_metrics.items()
-        if name.startswith("test/")
-    }
+    metrics = logged_test_metrics(trainer)
     metrics.update(
         {
             "n_scored": len(predictions),
