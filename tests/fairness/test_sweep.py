@@ -20,6 +20,18 @@ from fairaug.tasks import evaluate as evaluate_task
 from .test_fairness import fairness_cfg
 
 
+def record_launch(sweep_dir: Path, overrides: list[str]) -> None:
+    """multirun.yaml as Hydra's basic sweeper writes it when it launches a sweep."""
+    sweeper = {
+        "_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper",
+        "max_batch_size": None,
+        "params": None,
+    }
+    (sweep_dir / "multirun.yaml").write_text(
+        yaml.safe_dump({"hydra": {"sweeper": sweeper, "overrides": {"task": overrides}}})
+    )
+
+
 def fake_sweep(root: Path, error_rate: float, seeds=range(4), failing: int | None = None) -> list:
     return [simulated_run(root / str(i), seed, 0, error_rate, failed=i == failing) for i, seed in enumerate(seeds)]
 
@@ -58,20 +70,7 @@ def test_summary_lists_every_launched_job_of_a_killed_sweep(tmp_path):
     """A sweep of 4 jobs killed in job 2: jobs 0-1 finished, job 2 started (its folder holds an
     earlier run's results), job 3 never started (its folder, and folder 4, hold jobs of an
     earlier sweep into the same folder, with other overrides)."""
-    (tmp_path / "multirun.yaml").write_text(
-        yaml.safe_dump(
-            {
-                "hydra": {
-                    "sweeper": {
-                        "_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper",
-                        "max_batch_size": None,
-                        "params": None,
-                    },
-                    "overrides": {"task": ["seed=0,1,2,3", "fold=0"]},
-                }
-            }
-        )
-    )
+    record_launch(tmp_path, ["seed=0,1,2,3", "fold=0"])
     fake_sweep(tmp_path, 0.2, seeds=range(3))
     RunDir(tmp_path / "2").job_status.write_text(json.dumps({"status": "started"}))
     simulated_run(tmp_path / "3", 7, 0, 0.2)
@@ -259,20 +258,7 @@ def golden_arms(root: Path) -> dict[str, Path]:
     started. The report's BMI groups include empty ones (NaN metrics)."""
     fake_sweep(root / "real", 0.3, seeds=range(6), failing=2)
     fake_sweep(root / "synth", 0.1, seeds=range(6))
-    (root / "synth" / "multirun.yaml").write_text(
-        yaml.safe_dump(
-            {
-                "hydra": {
-                    "sweeper": {
-                        "_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper",
-                        "max_batch_size": None,
-                        "params": None,
-                    },
-                    "overrides": {"task": ["seed=0,1,2,3,4,5,6", "fold=0"]},
-                }
-            }
-        )
-    )
+    record_launch(root / "synth", ["seed=0,1,2,3,4,5,6", "fold=0"])
     return {"real": root / "real", "synth": root / "synth"}
 
 
