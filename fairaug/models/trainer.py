@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import torch
 from omegaconf import OmegaConf
 
+from fairaug.errors import ConfigError
 from fairaug.models.checkpoint_io import AtomicCheckpointIO
 
 
@@ -11,7 +13,24 @@ def trainer_arguments(cfg) -> dict:
     """The trainer group as lightning.Trainer keyword arguments (nulls mean Lightning's default),
     with checkpoints written atomically."""
     arguments = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items() if v is not None}
+    check_accelerator(arguments.get("accelerator", "auto"), arguments.get("devices", "auto"))
     return {**arguments, "plugins": [AtomicCheckpointIO()]}
+
+
+def check_accelerator(accelerator: str, devices) -> None:
+    """A GPU asked for on a machine that has none (or fewer than asked) is a configuration
+    mistake, named here rather than in Lightning's traceback."""
+    if accelerator in ("gpu", "cuda"):
+        available = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if available == 0:
+            raise ConfigError(
+                f"trainer.accelerator={accelerator}, but torch sees no CUDA GPU on this machine: use "
+                "trainer.accelerator=auto (or cpu), or trainer=default"
+            )
+        if isinstance(devices, int) and devices > available:
+            raise ConfigError(f"trainer.devices={devices}, but this machine has {available} CUDA GPU(s)")
+    if accelerator == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("trainer.accelerator=mps, but this machine has no Apple GPU that torch can use")
 
 
 def logged_test_metrics(trainer) -> dict[str, float]:

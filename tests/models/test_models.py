@@ -96,3 +96,18 @@ def test_densenet_weights_with_torchvision_legacy_key_names(tmp_path):
     torch.testing.assert_close(
         net.net.features.denseblock1.denselayer1.conv1.weight, source.features.denseblock1.denselayer1.conv1.weight
     )
+
+
+def test_a_gpu_asked_for_where_there_is_none_names_the_setting(monkeypatch):
+    from fairaug.config import compose_config
+    from fairaug.models.trainer import trainer_arguments
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match="trainer.accelerator=gpu, but torch sees no CUDA GPU on this machine"):
+        trainer_arguments(compose_config(["trainer=gpu"]))
+    assert trainer_arguments(compose_config([]))["accelerator"] == "auto"  # the default runs anywhere
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert trainer_arguments(compose_config(["trainer=gpu"]))["precision"] == "bf16-mixed"
+    with pytest.raises(ConfigError, match="trainer.devices=2, but this machine has 1 CUDA GPU"):
+        trainer_arguments(compose_config(["trainer=gpu", "trainer.devices=2"]))
