@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
 import glob
 import json
+import logging
 import os
 import re
 import shutil
 import socket
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -17,6 +20,7 @@ import pandas as pd
 # a killed run's leftovers from a concurrent run's work (the host keeps pids of other machines
 # sharing the folder, e.g. over NFS, out of the judgement).
 _OWNER = re.compile(r"\.tmp-(?P<host>.+)-(?P<pid>\d+)-[0-9a-f]{8}$")
+log = logging.getLogger(__name__)
 
 
 def replace_atomically(path: Path, write) -> Path:
@@ -36,6 +40,37 @@ def replace_atomically(path: Path, write) -> Path:
     finally:
         staging.unlink(missing_ok=True)
     return path
+
+
+@contextmanager
+def building(target: Path):
+    """Hold the build of `target` (a cohort, a view cache) for this process: concurrent jobs of a
+    sweep that need the same one wait for the first instead of building it again, then find it
+    built. The lock is an flock on a file beside `target`; the kernel drops it when the holder
+    exits, however it ends, and the next one in line removes the staging folder it left."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.with_name(f".{target.name}.lock"), "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("Waiting for another process that is building %s", target)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def publish(staging: Path, target: Path, marker: str) -> None:
+    """Rename a finished build (a folder holding `marker` last) onto its name; a process on
+    another host sharing the folder, where the lock may not reach, can have published the same
+    one first."""
+    try:
+        os.rename(staging, target)
+    except OSError:
+        if not (target / marker).exists():
+            raise
 
 
 def staging_folder(target: Path) -> Path:

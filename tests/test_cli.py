@@ -43,6 +43,41 @@ def test_single_run_writes_only_into_its_run_directory(tmp_path, fairaug_home):
     assert not list(workdir.iterdir())  # nothing in the current directory
 
 
+def test_concurrent_cold_runs_build_the_cohort_and_its_view_once(tmp_path):
+    """The first jobs of a parallel sweep: two runs that need the same uncached cohort and view
+    at once both succeed; one builds each, the other waits and reuses it."""
+    home = tmp_path / "home"
+    runs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "fairaug",
+                "task=classify",
+                "input=edes",
+                *TINY_PHANTOM,
+                *TINY_RUN,
+                f"paths.home={home}",
+                f"seed={seed}",
+                f"hydra.run.dir={tmp_path / f'run{seed}'}",
+            ],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,  # the job's log lines go to stdout
+            text=True,
+        )
+        for seed in (0, 1)
+    ]
+    logs = [run.communicate(timeout=600)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], logs[0][-2000:] + logs[1][-2000:]
+    text = "".join(logs)
+    assert text.count("Generating phantom cohort") == 1 and text.count("Preparing the edes view") == 1
+    assert text.count("Waiting for another process that is building") >= 1
+    assert len(list((home / "cache" / "phantom").glob("phantom-*"))) == 1
+    assert len(list((home / "cache" / "views").glob("edes-*"))) == 1
+    assert not list((home / "cache").rglob(".*.tmp-*"))
+
+
 def test_multirun_over_seeds_builds_the_summary(tmp_path, fairaug_home):
     result = fairaug(
         "-m",

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ from fairaug.data.cohort import Problems, settle_problems
 from fairaug.data.readers import NIFTI_READERS, reader_for
 from fairaug.data.views import ViewBuilder
 from fairaug.errors import ConfigError, DataError
-from fairaug.io import remove_abandoned, staging_folder
+from fairaug.io import building, publish, remove_abandoned, staging_folder
 from fairaug.processes import worker_pool
 
 log = logging.getLogger(__name__)
@@ -159,38 +158,37 @@ def _write(cohort: pd.DataFrame, builder: ViewBuilder, staging: Path, workers: i
     return ViewCache(staging, pd.DataFrame(index, columns=["subject_id", "row"]), shape or (), skipped)
 
 
+def _build(cohort: pd.DataFrame, input_cfg, folder: Path, on_error: str) -> None:
+    check_cine_lengths(cohort, input_cfg)
+    staging = staging_folder(folder)
+    staging.mkdir()
+    try:
+        log.info("Preparing the %s view of %d subjects into %s", input_cfg.name, len(cohort), folder)
+        built = _write(cohort, ViewBuilder(input_cfg), staging, int(input_cfg.workers))
+        if on_error == "raise":
+            settle_problems(built.skipped, on_error, f"preparing the {input_cfg.name} view")
+        if built.index.empty:
+            settle_problems(built.skipped, "raise", f"preparing the {input_cfg.name} view")
+        built.index.to_csv(staging / "index.csv", index=False)
+        meta = {
+            "shape": list(built.shape),
+            "view": OmegaConf.to_container(input_cfg, resolve=True),
+            "skipped": built.skipped,
+            "dtype": np.dtype(IMAGE_DTYPE).name,
+        }
+        (staging / "meta.json").write_text(json.dumps(meta, indent=2))
+        publish(staging, folder, "meta.json")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def build_view_cache(cohort: pd.DataFrame, input_cfg, cache_dir: Path, on_error: str) -> ViewCache:
     """Open the cache for this cohort and view, building it first if needed."""
-    builder = ViewBuilder(input_cfg)
     folder = Path(cache_dir) / f"{input_cfg.name}-{cache_key(cohort, input_cfg)}"
-    remove_abandoned(folder)  # a killed run's half-built cache, however this call ends
-    if not (folder / "meta.json").exists():
-        check_cine_lengths(cohort, input_cfg)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        staging = staging_folder(folder)
-        staging.mkdir()
-        try:
-            log.info("Preparing the %s view of %d subjects into %s", input_cfg.name, len(cohort), folder)
-            built = _write(cohort, builder, staging, int(input_cfg.workers))
-            if on_error == "raise":
-                settle_problems(built.skipped, on_error, f"preparing the {input_cfg.name} view")
-            if built.index.empty:
-                settle_problems(built.skipped, "raise", f"preparing the {input_cfg.name} view")
-            built.index.to_csv(staging / "index.csv", index=False)
-            meta = {
-                "shape": list(built.shape),
-                "view": OmegaConf.to_container(input_cfg, resolve=True),
-                "skipped": built.skipped,
-                "dtype": np.dtype(IMAGE_DTYPE).name,
-            }
-            (staging / "meta.json").write_text(json.dumps(meta, indent=2))
-            try:
-                os.rename(staging, folder)
-            except OSError:
-                if not (folder / "meta.json").exists():
-                    raise
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+    with building(folder):  # a concurrent job that needs the same cache waits, then finds it
+        remove_abandoned(folder)  # a killed run's half-built cache
+        if not (folder / "meta.json").exists():
+            _build(cohort, input_cfg, folder, on_error)
     cache = ViewCache.open(folder)
     settle_problems(cache.skipped, on_error, f"preparing the {input_cfg.name} view")
     return cache

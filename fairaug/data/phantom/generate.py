@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from tqdm import tqdm
 from fairaug.data.phantom.physiology import Composition, sample_subjects
 from fairaug.data.phantom.render import Geometry, SubjectRenderer
 from fairaug.errors import ConfigError
-from fairaug.io import remove_abandoned, staging_folder
+from fairaug.io import building, publish, remove_abandoned, staging_folder
 from fairaug.processes import worker_pool
 from fairaug.schemas import AppearanceConfig
 
@@ -94,10 +93,14 @@ def _write_subject(job: tuple[dict, dict, dict, int, str]) -> None:
 def generate(spec: dict, root: Path, workers: int) -> Path:
     """Build the cohort described by `spec` under `root` unless it exists; return its folder."""
     target = Path(root) / f"phantom-{spec_hash(spec)}"
-    remove_abandoned(target)  # a killed run's half-built cohort, however this call ends
-    if (target / "metadata.csv").exists():
-        return target
-    root.mkdir(parents=True, exist_ok=True)
+    with building(target):  # a concurrent job that needs the same cohort waits, then finds it
+        remove_abandoned(target)  # a killed run's half-built cohort
+        if not (target / "metadata.csv").exists():
+            _build(spec, target, workers)
+    return target
+
+
+def _build(spec: dict, target: Path, workers: int) -> None:
     staging = staging_folder(target)
     comp = Composition(**spec["composition"])
     geometry = spec["geometry"]
@@ -120,11 +123,6 @@ def generate(spec: dict, root: Path, workers: int) -> Path:
         cohort[METADATA_COLUMNS].to_csv(staging / "metadata.csv", index=False)
         cohort.drop(columns=["age_group", "bmi_group"]).to_csv(staging / "physiology.csv", index=False)
         (staging / "spec.json").write_text(json.dumps(spec, indent=2, sort_keys=True))
-        try:
-            os.rename(staging, target)
-        except OSError:  # another job of the sweep finished the same cohort first
-            if not (target / "metadata.csv").exists():
-                raise
+        publish(staging, target, "metadata.csv")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return target
