@@ -6,12 +6,15 @@ them, so each name is spelt once, here.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
 from fairaug.io import write_text
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -121,4 +124,5 @@ def start_run(cfg) -> RunDir:
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
+    log.info("Run folder %s; seed %d; %d CPU thread(s)", run.path, int(cfg.seed), torch.get_num_threads())
     return run

@@ -78,6 +78,23 @@ def test_concurrent_cold_runs_build_the_cohort_and_its_view_once(tmp_path):
     assert not list((home / "cache").rglob(".*.tmp-*"))
 
 
+@pytest.mark.parametrize("launcher", ["parallel", "local_submitit"])
+def test_sweeps_through_the_cluster_launchers_build_the_summary(tmp_path, fairaug_home, launcher):
+    """joblib runs 2 jobs at once (one CPU thread each on 2 cores), submitit_local as SLURM would;
+    either way the summary lists the completed job and the failed one (fold 7 of 5)."""
+    sweep = tmp_path / "sweep"
+    result = fairaug(
+        "-m", f"hydra/launcher={launcher}", "task=classify", "input=edes", "fold=0,7", *TINY_PHANTOM, *TINY_RUN,
+        f"paths.home={fairaug_home}", f"hydra.sweep.dir={sweep}", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode != 0  # Hydra reports the failed job
+    summary = json.loads((sweep / "summary.json").read_text())
+    assert (summary["jobs"], summary["completed"], [f["job"] for f in summary["failed"]]) == (2, 1, ["1"])
+    assert "fold=7 is outside split.n_splits=5" in summary["failed"][0]["error"]
+    if launcher == "parallel":
+        assert (result.stdout + result.stderr).count("1 CPU thread(s)") == 2
+
+
 def test_multirun_over_seeds_builds_the_summary(tmp_path, fairaug_home):
     result = fairaug(
         "-m",
@@ -208,4 +225,7 @@ def test_help_is_fairaugs_own_and_lists_every_real_choice(tmp_path):
         line = next(line for line in text.splitlines() if line.startswith(f"  {group.name} "))
         listed = {c.strip() for c in line.split(maxsplit=1)[1].split(",")} - {"(none)"}
         assert listed == choices, group.name
+    launchers = {p.stem for p in (conf / "hydra" / "launcher").glob("*.yaml")} | {"basic"}
+    line = next(line for line in text.splitlines() if line.startswith("  hydra/launcher "))
+    assert {c.strip() for c in line.split("(")[0].split(maxsplit=1)[1].split(",")} == launchers
     assert text.count("python -m fairaug") >= 3  # example commands

@@ -75,10 +75,15 @@ def launched_jobs(sweep_dir: Path) -> list[list[str]] | None:
     return [job for batch in batches for job in batch]
 
 
-def _job(folder: Path) -> Job:
+def _job(folder: Path) -> Job | None:
+    """The job in `folder`; None while Hydra is still writing its records (a job that a
+    parallel launcher is starting right now counts as not started yet)."""
     files = RunDir(folder)
-    overrides = yaml.safe_load(files.hydra_overrides.read_text()) or []
-    config = yaml.safe_load(files.hydra_config.read_text()) or {}
+    try:
+        overrides = yaml.safe_load(files.hydra_overrides.read_text()) or []
+        config = yaml.safe_load(files.hydra_config.read_text()) or {}
+    except (FileNotFoundError, yaml.YAMLError):
+        return None
     status = json.loads(files.job_status.read_text()) if files.job_status.exists() else {}
     # without a status file (folders assembled by hand) results alone count; "started" results
     # are an earlier run's, left in a folder whose rerun never finished
@@ -95,7 +100,7 @@ def find_jobs(sweep_dir: Path) -> list[Job]:
     if not sweep_dir.is_dir():
         raise DataError(f"sweep directory not found: {sweep_dir}")
     folders = sorted((p for p in sweep_dir.iterdir() if RunDir(p).hydra.is_dir()), key=_job_order)
-    jobs = [_job(folder) for folder in folders]
+    jobs = [job for job in map(_job, folders) if job is not None]
     launched = launched_jobs(sweep_dir)
     if launched is not None:
         started = {job.name: job for job in jobs}

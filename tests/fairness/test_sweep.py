@@ -295,3 +295,17 @@ def test_summaries_and_comparisons_keep_the_numbers_recorded_before_the_long_tab
         _same_table(out / "comparison.csv", GOLDEN / f"comparison_{metric}.csv")
         markdown = (out / "comparison.md").read_text().replace(str(tmp_path), "<root>")
         assert markdown == (GOLDEN / f"comparison_{metric}.md").read_text()
+
+
+def test_a_job_whose_records_are_still_being_written_counts_as_not_started(tmp_path):
+    """A parallel launcher starts jobs while others end: a job folder holding .hydra/ without its
+    overrides yet (or half of them) is not read as a job of another sweep, nor as an error."""
+    fake_sweep(tmp_path, 0.2, seeds=range(2))
+    record_launch(tmp_path, ["seed=0,1,2,3", "fold=0"])
+    RunDir(tmp_path / "2").hydra.mkdir(parents=True)  # Hydra has created the folder, nothing more
+    starting = RunDir(tmp_path / "3")
+    starting.hydra.mkdir(parents=True)
+    starting.hydra_overrides.write_text("- seed=3\n- 'fold")  # cut off mid-write
+    starting.hydra_config.write_text("seed: 3\n")
+    summary = summarise(tmp_path, fairness_cfg())
+    assert (summary["jobs"], summary["completed"], summary["not_started"]) == (4, 2, ["2", "3"])
