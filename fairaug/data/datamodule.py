@@ -68,6 +68,8 @@ class CohortDataModule(L.LightningDataModule):
         self.added: pd.DataFrame | None = None
         self.skipped: list[tuple[str, str]] = []  # (subject_id, reason) under data.on_error=skip
         self.datasets: dict[str, CachedViewDataset] = {}
+        self._sampler = None
+        self._sampler_state = None  # a resumed run's sampler continues where the checkpoint left it
 
     @classmethod
     def from_config(cls, cfg) -> CohortDataModule:
@@ -125,9 +127,19 @@ class CohortDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         sampler = build_sampler(self.sampler_cfg, self.datasets["train"].table, self.seed)
+        if self._sampler_state is not None:
+            sampler.generator.set_state(self._sampler_state)
+        self._sampler = sampler
         # A last batch of one sample would break batch norm.
         drop_last = len(self.datasets["train"]) > int(self.loader_cfg.batch_size)
         return self._loader("train", sampler=sampler, drop_last=drop_last)
+
+    def state_dict(self) -> dict:
+        """What a checkpoint keeps of the data: the training sampler's generator state."""
+        return {"sampler_generator": self._sampler.generator.get_state()} if self._sampler is not None else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._sampler_state = state.get("sampler_generator")
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val")

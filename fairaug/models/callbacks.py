@@ -2,10 +2,38 @@
 
 from __future__ import annotations
 
+import random
 import time
 
 import lightning as L
+import numpy as np
+import torch
 from lightning.pytorch.callbacks import TQDMProgressBar
+
+
+class RandomState(L.Callback):
+    """Keeps the random number generators' states in every checkpoint and restores them on a
+    resume, so a run killed after an epoch and resumed (ckpt_path=) draws the same dropout masks
+    as one never interrupted. Stored as tensors and plain values: checkpoints load weights_only."""
+
+    def state_dict(self) -> dict:
+        kind, keys, position, has_gauss, gauss = np.random.get_state()
+        state = {
+            "torch": torch.get_rng_state(),
+            "python": random.getstate(),
+            "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, gauss],
+        }
+        if torch.cuda.is_available():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state  # fmt: skip
+
+    def load_state_dict(self, state: dict) -> None:
+        torch.set_rng_state(state["torch"])
+        random.setstate(state["python"])
+        kind, keys, position, has_gauss, gauss = state["numpy"]
+        np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, gauss))
+        if "cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
 
 
 class DataWaitMonitor(L.Callback):

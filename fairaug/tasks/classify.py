@@ -25,7 +25,7 @@ from fairaug.errors import ConfigError
 from fairaug.fairness.report import check_attributes, evaluate, write_report
 from fairaug.io import load_checkpoint, write_csv, write_json
 from fairaug.loggers import log_config, log_fairness, log_final_metrics, run_logger
-from fairaug.models.callbacks import DataWaitMonitor, progress_bars
+from fairaug.models.callbacks import DataWaitMonitor, RandomState, progress_bars
 from fairaug.models.classifier import HeartFailureClassifier
 from fairaug.models.predictions import predictions_table
 from fairaug.models.trainer import logged_test_metrics, trainer_arguments
@@ -78,16 +78,16 @@ def _resume_point(cfg) -> tuple[Path | None, str | None]:
 
 def _train_and_test(cfg, data, module, logger, folder: RunDir, split_id: str, resume: Path | None) -> dict:
     log_config(logger, cfg)
-    # best.ckpt is what gets tested; last.ckpt is where a killed run continues from (ckpt_path=)
-    checkpoint = ModelCheckpoint(
-        dirpath=folder.checkpoints, filename="best", monitor=MONITOR, mode="max", save_last=True
-    )
+    # best.ckpt is what gets tested; last.ckpt, every epoch's, is where a killed run continues from
+    # (ckpt_path=). Lightning's own save_last only writes when best.ckpt improves.
+    checkpoint = ModelCheckpoint(dirpath=folder.checkpoints, filename="best", monitor=MONITOR, mode="max")
+    latest = ModelCheckpoint(dirpath=folder.checkpoints, filename="last", save_top_k=1, enable_version_counter=False)
     data_wait = DataWaitMonitor()
     arguments = trainer_arguments(cfg)
     trainer = L.Trainer(
         **arguments,
         logger=logger,
-        callbacks=[checkpoint, data_wait, *progress_bars(arguments)],
+        callbacks=[checkpoint, latest, data_wait, RandomState(), *progress_bars(arguments)],
         default_root_dir=str(folder.path),
     )
     trainer.fit(module, datamodule=data, ckpt_path=resume, weights_only=True)

@@ -193,6 +193,23 @@ def test_the_training_bar_holds_the_loss_and_validation_balanced_accuracy_only(m
     ]
 
 
+def test_a_run_killed_after_an_epoch_and_resumed_ends_as_one_never_interrupted(make_cfg, tmp_path):
+    """last.ckpt is every epoch's (not only the best one's), and it carries the sampler's and the
+    random generators' states: the resumed epochs draw the same batches and dropout masks."""
+    full = tmp_path / "full"
+    classify.run(make_cfg("input=edes", "trainer.max_epochs=3", f"paths.output_dir={full}"))
+    assert torch.load(full / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 2
+    part = tmp_path / "part"
+    classify.run(make_cfg("input=edes", "trainer.max_epochs=1", f"paths.output_dir={part}"))  # then killed
+    last = part / "checkpoints" / "last.ckpt"
+    classify.run(make_cfg("input=edes", "trainer.max_epochs=3", f"ckpt_path={last}", f"paths.output_dir={part}"))
+    resumed, uninterrupted = (torch.load(r / "checkpoints" / "last.ckpt", weights_only=True) for r in (part, full))
+    assert resumed["global_step"] == uninterrupted["global_step"]
+    for name, weights in uninterrupted["state_dict"].items():
+        assert torch.equal(weights, resumed["state_dict"][name]), name
+    pd.testing.assert_frame_equal(pd.read_csv(part / "predictions.csv"), pd.read_csv(full / "predictions.csv"))
+
+
 def test_training_resumes_from_its_last_checkpoint_the_lightning_way(make_cfg):
     cfg = make_cfg("input=edes")
     classify.run(cfg)  # one epoch, then "killed"
