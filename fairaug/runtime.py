@@ -112,6 +112,16 @@ class RunDir:
     def write_config(self, cfg) -> None:
         write_text(OmegaConf.to_yaml(cfg, resolve=True), self.config)
 
+    def holds_sweep_job_of(self, cfg) -> bool:
+        """Whether this folder is a sweep's job folder (the sweep callback records its status)
+        whose earlier run had exactly this config: rerunning a sweep into its folder then
+        continues that job instead of starting it over."""
+        return (
+            self.job_status.exists()
+            and self.config.exists()
+            and self.config.read_text() == OmegaConf.to_yaml(cfg, resolve=True)
+        )
+
 
 def start_run(cfg) -> RunDir:
     """The run's folder (created), with every random number generator seeded from `seed` and

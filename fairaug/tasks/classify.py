@@ -10,6 +10,7 @@ A rerun into the same folder starts without the earlier checkpoints, unless it c
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from pathlib import Path
@@ -39,6 +40,10 @@ MONITOR = "val/balanced_accuracy"
 
 def run(cfg) -> dict:
     check_attributes(cfg.fairness)
+    earlier = RunDir(cfg.paths.output_dir)
+    if earlier.holds_sweep_job_of(cfg) and earlier.metrics.exists():
+        log.info("%s finished this job with the same config earlier: its results stand", earlier.path)
+        return json.loads(earlier.metrics.read_text())
     resume, trained_split = _resume_point(cfg)
     folder = start_run(cfg)
     if not resume and folder.checkpoints.exists():
@@ -66,10 +71,17 @@ def run(cfg) -> dict:
 
 
 def _resume_point(cfg) -> tuple[Path | None, str | None]:
-    """ckpt_path, checked, and the split its run trained on (None where that run left no split.json)."""
-    if not cfg.get("ckpt_path"):
+    """ckpt_path, checked, and the split its run trained on (None where that run left no split.json).
+    A sweep job interrupted earlier with the same config (killed, preempted) continues from its
+    last.ckpt without being told."""
+    earlier = RunDir(cfg.paths.output_dir)
+    if cfg.get("ckpt_path"):
+        resume = Path(cfg.ckpt_path)
+    elif earlier.holds_sweep_job_of(cfg) and earlier.last_checkpoint.is_file():
+        log.info("Continuing this sweep job from %s (its earlier run was interrupted)", earlier.last_checkpoint)
+        resume = earlier.last_checkpoint
+    else:
         return None, None
-    resume = Path(cfg.ckpt_path)
     if not resume.is_file():
         raise ConfigError(f"ckpt_path={resume}: no such checkpoint")
     load_checkpoint(resume, "ckpt_path")  # refused here, before anything is written, if it is unsafe

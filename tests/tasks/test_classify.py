@@ -210,6 +210,55 @@ def test_a_run_killed_after_an_epoch_and_resumed_ends_as_one_never_interrupted(m
     pd.testing.assert_frame_equal(pd.read_csv(part / "predictions.csv"), pd.read_csv(full / "predictions.csv"))
 
 
+def test_a_sweep_rerun_into_its_folder_keeps_finished_jobs_and_continues_interrupted_ones(
+    make_cfg, tmp_path, monkeypatch, caplog
+):
+    """What a preempted or killed sweep needs: its rerun (or submitit's requeue) into the same
+    folder skips a job that finished with the same config and continues an interrupted one from
+    its last epoch, ending as an uninterrupted run would."""
+    import lightning as L
+
+    from fairaug.runtime import RunDir
+
+    def sweep_job(name: str, *overrides: str):
+        cfg = make_cfg("input=edes", "trainer.max_epochs=2", f"paths.output_dir={tmp_path / name}", *overrides)
+        RunDir(tmp_path / name).path.mkdir(exist_ok=True)
+        RunDir(tmp_path / name).job_status.write_text('{"status": "started"}')  # as the sweep callback writes
+        return cfg
+
+    reference = classify.run(make_cfg("input=edes", "trainer.max_epochs=2", f"paths.output_dir={tmp_path / 'ref'}"))
+
+    class KilledAfterTheFirstEpoch(L.Callback):
+        def on_train_epoch_start(self, trainer, module):
+            if trainer.current_epoch == 1:  # the first epoch, its validation and checkpoints are done
+                raise RuntimeError("killed")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(classify, "progress_bars", lambda arguments: [KilledAfterTheFirstEpoch()])
+        with pytest.raises(RuntimeError, match="killed"):
+            classify.run(sweep_job("job"))
+    assert not (tmp_path / "job" / "metrics.json").exists()
+    caplog.set_level("INFO", logger="fairaug")
+    resumed = classify.run(sweep_job("job"))  # the rerun continues from the first epoch's last.ckpt
+    assert "Continuing this sweep job from" in caplog.text
+    assert resumed == json.loads((tmp_path / "job" / "metrics.json").read_text())
+    assert {k: v for k, v in resumed.items() if k not in VARYING} == {
+        k: v for k, v in reference.items() if k not in VARYING
+    }
+    pd.testing.assert_frame_equal(
+        pd.read_csv(tmp_path / "job" / "predictions.csv"), pd.read_csv(tmp_path / "ref" / "predictions.csv")
+    )
+    with monkeypatch.context() as patch:
+        patch.setattr(L.Trainer, "fit", lambda *args, **kwargs: pytest.fail("a finished job was trained again"))
+        assert classify.run(sweep_job("job")) == resumed  # finished with this config: its results stand
+    restarted = classify.run(sweep_job("job", "trainer.max_epochs=1"))  # another config: a new run
+    assert torch.load(tmp_path / "job" / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 0
+    assert restarted["n_test"] == resumed["n_test"]
+
+
+VARYING = ("train_data_wait_fraction", "best_checkpoint_sha256")  # timing; the checkpoint embeds its folder
+
+
 def test_training_resumes_from_its_last_checkpoint_the_lightning_way(make_cfg):
     cfg = make_cfg("input=edes")
     classify.run(cfg)  # one epoch, then "killed"
