@@ -38,6 +38,7 @@ REGISTERED = {  # group -> {schema name used in the group's YAML defaults: schem
     "quality": {"quality_schema": schemas.QualityConfig},
     "diffusion": {"tiny_schema": schemas.TinyDiffusionConfig, "sd21_schema": schemas.StableDiffusionConfig},
     "generation": {"generation_schema": schemas.GenerationConfig},
+    "app": {"app_schema": schemas.AppConfig},
 }
 OPEN = {"trainer": schemas.TrainerConfig}  # groups that accept any further key (+trainer.<arg>=...)
 

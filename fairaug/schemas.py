@@ -367,6 +367,13 @@ class StableDiffusionConfig(DiffusionConfig):
 
 
 @dataclass
+class AppConfig:
+    host: str = "127.0.0.1"
+    port: int = between(7860, 1, 65535)
+    output: Optional[str] = None
+
+
+@dataclass
 class GenerationConfig:
     mode: str = one_of(MISSING, GENERATION_MODES)
     model: Optional[str] = None

@@ -10,7 +10,17 @@ from fairaug.config import validate_config
 from fairaug.errors import ConfigError
 from fairaug.run_folder import owned
 
-TASKS = ("classify", "cohort", "controlnet_train", "evaluate", "montage", "predict", "synth_generate", "synth_quality")
+TASKS = (
+    "app",
+    "classify",
+    "cohort",
+    "controlnet_train",
+    "evaluate",
+    "montage",
+    "predict",
+    "synth_generate",
+    "synth_quality",
+)
 
 
 def run_task(cfg) -> dict:
