@@ -222,7 +222,8 @@ def test_help_is_fairaugs_own_and_lists_every_real_choice(tmp_path):
     assert {p.stem for p in (conf / "task").glob("*.yaml")} == set(TASKS)
     for group in sorted(p for p in conf.iterdir() if p.is_dir() and p.name not in ("hydra", "task", "__pycache__")):
         choices = {p.stem for p in group.glob("*.yaml")} - {"common"}  # generation/common: the shared base
-        line = next(line for line in text.splitlines() if line.startswith(f"  {group.name} "))
+        groups = text.split("Groups (")[1]  # below the tasks (a task and a group may share a name: app)
+        line = next(line for line in groups.splitlines() if line.startswith(f"  {group.name} "))
         listed = {c.strip() for c in line.split(maxsplit=1)[1].split(",")} - {"(none)"}
         assert listed == choices, group.name
     launchers = {p.stem for p in (conf / "hydra" / "launcher").glob("*.yaml")} | {"basic"}
