@@ -138,7 +138,11 @@ def build_app(generator: Generator, settings, output: Path) -> gr.Blocks:
         made = [{**record, "image": image, "seed": s} for image, s in zip(images, seeds)]
         shown = [panel for item in made for panel in panels(item["image"], item["masks"])]
         numbers = [str(i + 1) for i in range(len(made))]
-        return shown, made, gr.CheckboxGroup(choices=numbers, value=numbers), f"{len(made)} image(s) from seed {seed}"
+        status = f"{len(made)} image(s) from seed {seed}"
+        if prompt != compose(*values):  # the dropdowns, not the typed text, label what is saved
+            labels = ", ".join(f"{k}={v}" for k, v in record["attributes"].items())
+            status += f"; the prompt was typed: saved images are labelled by the dropdowns ({labels})"
+        return shown, made, gr.CheckboxGroup(choices=numbers, value=numbers), status
 
     def save(made, keep) -> str:
         chosen = [made[int(k) - 1] for k in keep or []]

@@ -1,5 +1,6 @@
 """task=app: the generation app, through its API (gradio_client) and in a real browser (slow)."""
 
+import re
 import shutil
 from pathlib import Path
 
@@ -109,22 +110,31 @@ CHROMIUM = shutil.which("chromium")
 
 @pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
-def test_a_user_generates_and_saves_in_a_real_browser(app, tmp_path):
+def test_a_user_generates_and_saves_in_a_real_browser(app, model, tmp_path):
     playwright = pytest.importorskip("playwright.sync_api")
     blocks, output = app
+    second = pd.read_csv(Path(model) / "training_subjects.csv", dtype={"subject_id": str}).subject_id.iloc[1]
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1280, "height": 1400})
         page.goto(blocks.local_url)
+        page.get_by_label("subject (its masks)").click()  # a mask: the second training subject's
+        page.get_by_role("option", name=second, exact=True).click()
+        page.get_by_label("sex").last.click()  # the prompt's (the first is the mask filter)
+        page.get_by_role("option", name="male", exact=True).click()
+        prompt = page.get_by_label("prompt (composed; edit freely)")
+        playwright.expect(prompt).to_have_value(re.compile("^Male, "), timeout=10_000)  # recomposed
         page.get_by_label("seed").fill("11")
         page.get_by_role("button", name="Generate").click()
         page.get_by_text("image(s) from seed 11").wait_for(timeout=120_000)
-        captions = page.locator(".gallery-item, [data-testid='gallery'] img")
-        assert captions.count() >= 3  # the RGB picture, ED and ES
+        gallery = page.get_by_test_id("gallery") if page.get_by_test_id("gallery").count() else page
+        for caption in ("generated (ED, ES, ED as RGB)", "ED", "ES"):  # the picture and its two frames
+            gallery.get_by_text(caption, exact=True).first.wait_for(timeout=10_000)
         page.get_by_role("button", name="Save").click()
         page.get_by_text("saved 1 image(s)").wait_for(timeout=60_000)
         page.screenshot(path=str(tmp_path / "app.png"), full_page=True)
         browser.close()
-    manifest = pd.read_csv(output / "manifest.csv")
-    assert (manifest.seed.astype(int) == 11).any()
+    manifest = pd.read_csv(output / "manifest.csv", dtype={"source_subject": str})
+    saved = manifest[manifest.seed.astype(int) == 11].iloc[0]
+    assert (saved.source_subject, saved.sex) == (second, "male") and saved.prompt.startswith("Male")
     assert (tmp_path / "app.png").stat().st_size > 10_000  # docs/app.png is one such screenshot
