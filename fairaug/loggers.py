@@ -103,6 +103,16 @@ def _keep_earlier_rows(logger: CSVLogger) -> None:
         os.replace(aside, earlier)
 
 
+def adopt_written_metrics(logger) -> None:
+    """A CSV logger that another process wrote through (a spawned DDP worker) learns the columns
+    its metrics.csv already has, so later rows extend that file instead of failing on it."""
+    if isinstance(logger, CSVLogger):
+        written = Path(logger.log_dir) / "metrics.csv"
+        if written.is_file():
+            with written.open(newline="") as file:
+                logger.experiment.metrics_keys = sorted(next(csv.reader(file), []))
+
+
 @contextmanager
 def run_logger(cfg, output_dir: Path, continued: bool = False):
     """build_logger's logger, finished when the block ends: failed (exit code 1) if it raised."""

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from fairaug.tasks.registry import TASKS
 from tests.conftest import TINY_PHANTOM, TINY_RUN
@@ -93,6 +94,30 @@ def test_sweeps_through_the_cluster_launchers_build_the_summary(tmp_path, fairau
     assert "fold=7 is outside split.n_splits=5" in summary["failed"][0]["error"]
     if launcher == "parallel":
         assert (result.stdout + result.stderr).count("1 CPU thread(s)") == 2
+
+
+def test_ddp_over_two_cpu_processes_writes_one_run_that_tests_each_subject_once(tmp_path, fairaug_home):
+    """trainer=ddp: gloo over 2 processes (each drawing its share of the weighted sampler), one run
+    folder, the whole test split scored once, and the metrics a single process reports."""
+    runs = {}
+    for trainer in ("default", "ddp"):
+        result = fairaug(
+            "task=classify", "input=edes", f"trainer={trainer}", "trainer.max_epochs=2", *TINY_PHANTOM, *TINY_RUN,
+            f"paths.home={fairaug_home}", f"hydra.run.dir={tmp_path / trainer}", cwd=tmp_path,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+        runs[trainer] = json.loads((tmp_path / trainer / "metrics.json").read_text())
+    assert "Starting with 2 processes" in result.stdout + result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp", "default"]  # one folder per run, nothing else
+    predictions, split = (pd.read_csv(tmp_path / "ddp" / name) for name in ("predictions.csv", "split.csv"))
+    assert predictions.subject_id.is_unique and set(predictions.subject_id) == set(
+        split.subject_id[split.split == "test"]
+    )
+    ddp = torch.load(tmp_path / "ddp" / "checkpoints" / "last.ckpt", weights_only=True)
+    single = torch.load(tmp_path / "default" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert 2 * ddp["global_step"] <= single["global_step"] + 2  # each rank took half the batches
+    assert runs["ddp"].keys() == runs["default"].keys() and runs["ddp"]["train_data_wait_fraction"] is None
+    assert abs(runs["ddp"]["balanced_accuracy"] - runs["default"]["balanced_accuracy"]) <= 0.25  # 10 test subjects
 
 
 def test_multirun_over_seeds_builds_the_summary(tmp_path, fairaug_home):

@@ -67,7 +67,7 @@ class DataWaitMonitor(L.Callback):
         self._mark = now
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
-        pl_module.log("train/data_wait_fraction", self.fraction)
+        pl_module.log("train/data_wait_fraction", self.fraction, sync_dist=True)  # the ranks' mean
 
 
 class ProgressBar(TQDMProgressBar):

@@ -50,7 +50,8 @@ class HeartFailureClassifier(L.LightningModule):
         metrics = self.metrics[f"{stage}_metrics"]
         metrics.update(probs, batch["label"].long())
         on_step = stage == "train"
-        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, batch_size=len(logits))
+        # sync_dist: under DDP the epoch loss averages every rank's batches (a no-op in one process)
+        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, batch_size=len(logits), sync_dist=True)
         if stage == "train":
             self.log("loss", loss, on_step=True, prog_bar=True, logger=False)  # the bar's, not the logger's
         for name, metric in metrics.items():  # the bar: the loss and the metric checkpoints are chosen on

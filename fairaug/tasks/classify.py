@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import time
 from pathlib import Path
 
 import lightning as L
@@ -25,7 +26,7 @@ from fairaug.data.splits import checkpoint_split, save_split, split_hash
 from fairaug.errors import ConfigError
 from fairaug.fairness.report import check_attributes, evaluate, write_report
 from fairaug.io import load_checkpoint, write_csv, write_json
-from fairaug.loggers import log_config, log_fairness, log_final_metrics, run_logger
+from fairaug.loggers import adopt_written_metrics, log_config, log_fairness, log_final_metrics, run_logger
 from fairaug.models.callbacks import DataWaitMonitor, RandomState, progress_bars
 from fairaug.models.classifier import HeartFailureClassifier
 from fairaug.models.predictions import predictions_table
@@ -70,6 +71,18 @@ def run(cfg) -> dict:
         return _train_and_test(cfg, data, module, logger, folder, split_id, resume)
 
 
+def best_score(checkpoint: ModelCheckpoint, best: str | None) -> float | None:
+    """The validation score of the tested checkpoint (recorded in it: a spawned DDP run returns
+    the best path to this process, not the score)."""
+    if checkpoint.best_model_score is not None:
+        return float(checkpoint.best_model_score)
+    if best is None:
+        return None
+    states = load_checkpoint(Path(best), "the tested checkpoint").get("callbacks", {})
+    scores = [s["best_model_score"] for s in states.values() if s.get("monitor") == MONITOR]
+    return float(scores[0]) if scores and scores[0] is not None else None
+
+
 def _resume_point(cfg) -> tuple[Path | None, str | None]:
     """ckpt_path, checked, and the split its run trained on (None where that run left no split.json).
     A sweep job interrupted earlier with the same config (killed, preempted) continues from its
@@ -102,10 +115,17 @@ def _train_and_test(cfg, data, module, logger, folder: RunDir, split_id: str, re
         callbacks=[checkpoint, latest, data_wait, RandomState(), *progress_bars(arguments)],
         default_root_dir=str(folder.path),
     )
+    start = time.perf_counter()
     trainer.fit(module, datamodule=data, ckpt_path=resume, weights_only=True)
+    log.info("Trained in %.1f s (%d process(es))", time.perf_counter() - start, trainer.world_size)
     best = checkpoint.best_model_path or None
     if best is None:
         log.warning("No checkpoint was saved (no validation ran); testing the final weights")
+    distributed = trainer.world_size > 1
+    if distributed:  # tested once, in this process, so predictions.csv covers each test subject once
+        adopt_written_metrics(logger)
+        trainer = L.Trainer(**{**arguments, "devices": 1, "strategy": "auto"}, logger=logger,
+                            callbacks=progress_bars(arguments), default_root_dir=str(folder.path))  # fmt: skip
     trainer.test(module, datamodule=data, ckpt_path=best, weights_only=True)
 
     predictions = predictions_table(module, data.datasets["test"].table)
@@ -116,10 +136,8 @@ def _train_and_test(cfg, data, module, logger, folder: RunDir, split_id: str, re
             "split_hash": split_id,
             "best_checkpoint": str(Path(best).relative_to(folder.path.resolve())) if best else None,
             "best_checkpoint_sha256": file_sha256(best) if best else None,
-            "train_data_wait_fraction": data_wait.fraction,
-            "best_val_balanced_accuracy": float(checkpoint.best_model_score)
-            if checkpoint.best_model_score is not None
-            else None,
+            "train_data_wait_fraction": None if distributed else data_wait.fraction,  # measured in the workers
+            "best_val_balanced_accuracy": best_score(checkpoint, best),
         }
     )
     write_csv(predictions, folder.predictions)

@@ -51,6 +51,9 @@ def run(cfg) -> dict:
             "precision, where lr 1e-5 updates round away; use bf16-mixed or 16-mixed"
         )
     check_training_view(cfg)
+    if cfg.trainer.get("strategy") or (isinstance(cfg.trainer.devices, int) and cfg.trainer.devices > 1):
+        raise ConfigError("task=controlnet_train trains in one process so far: trainer=ddp (trainer.strategy, "
+                          "trainer.devices > 1) is for task=classify")  # fmt: skip
     folder = start_run(cfg)
     in_place = resuming.continues_in_place(folder, diffusion.resume)
     folder.write_config(cfg)
