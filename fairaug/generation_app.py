@@ -85,9 +85,13 @@ def uploaded_masks(upload: np.ndarray, size: int) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(upload.transpose(2, 0, 1)).astype(np.uint8))
 
 
-def subject_id(prompt: str, seed: int, source: str) -> str:
-    """A stable id for a saved image: the same mask, prompt and seed save once."""
-    return "app-" + hashlib.sha256(f"{source}|{prompt}|{seed}".encode()).hexdigest()[:12]
+def subject_id(item: dict) -> str:
+    """A stable id for a saved image, from everything that made or labels it (the mask's labels,
+    prompt, seed, sampling settings, attributes): only the very same image saves onto itself."""
+    digest = hashlib.sha256(item["masks"].numpy().tobytes())
+    for part in (item["prompt"], item["seed"], sorted(item["settings"].items()), sorted(item["attributes"].items())):
+        digest.update(repr(part).encode())
+    return "app-" + digest.hexdigest()[:12]
 
 
 def build_app(generator: Generator, settings, output: Path) -> gr.Blocks:
@@ -96,8 +100,11 @@ def build_app(generator: Generator, settings, output: Path) -> gr.Blocks:
     output = Path(output)
     template = generator.parts.meta["prompt_template"]
     training = generator.training.assign(label=generator.training.label.map(LABEL_NAMES))
-    attributes = [a for a in ("diagnosis", "sex", "age_group", "bmi_group", "vendor", "centre")
-                  if "{" + a + "}" in template]  # fmt: skip
+    # the diagnosis is always chosen: it is the label a saved image carries, said in the prompt or not
+    attributes = [
+        "diagnosis",
+        *(a for a in ("sex", "age_group", "bmi_group", "vendor", "centre") if "{" + a + "}" in template),
+    ]
 
     def matching(*values) -> gr.Dropdown:
         chosen = training
@@ -150,10 +157,12 @@ def build_app(generator: Generator, settings, output: Path) -> gr.Blocks:
             raise gr.Error("nothing to save: generate, then tick the images to keep")
         (output / "images").mkdir(parents=True, exist_ok=True)
         (output / "masks").mkdir(parents=True, exist_ok=True)
-        write_csv(generator.training, output / GENERATOR_SUBJECTS)  # the leak check's record
+        record = output / GENERATOR_SUBJECTS  # the leak check's: every generator that made images here
+        earlier_record = pd.read_csv(record, dtype={"subject_id": str}) if record.is_file() else None
+        write_csv(pd.concat([earlier_record, generator.training]).drop_duplicates("subject_id"), record)
         rows = []
         for item in chosen:
-            sid = subject_id(item["prompt"], item["seed"], item["source"])
+            sid = subject_id(item)
             row = {"subject_id": sid, "image": f"images/{sid}.png", "mask": f"masks/{sid}.png"}
             row.update(_cell(item["attributes"], generator.training, item["source"]))
             row.update(prompt=item["prompt"], seed=item["seed"], model_id=generator.model_id, **item["settings"])
@@ -162,7 +171,8 @@ def build_app(generator: Generator, settings, output: Path) -> gr.Blocks:
         manifest = output / MANIFEST
         earlier = pd.read_csv(manifest, dtype=str) if manifest.is_file() else pd.DataFrame()
         plan = pd.concat([earlier, pd.DataFrame(rows).astype(str)], ignore_index=True)
-        write_manifest(plan.drop_duplicates("subject_id", keep="last"), output)
+        plan = plan.drop_duplicates("subject_id", keep="last")
+        write_manifest(plan, output)
         return f"saved {len(rows)} image(s) to {output} ({manifest.name}: {len(plan)} subject(s))"
 
     with gr.Blocks(title="fairaug: generate") as app:
@@ -185,8 +195,10 @@ def build_app(generator: Generator, settings, output: Path) -> gr.Blocks:
                     parts.append(gr.Dropdown(choices, value=choices[-1] if attribute == "diagnosis" else choices[0],
                                              label=attribute))  # fmt: skip
                 prompt = gr.Textbox(compose(*[p.value for p in parts]), label="prompt (composed; edit freely)")
-                steps = gr.Slider(1, 100, value=int(settings.steps), step=1, label="sampling steps")
-                guidance = gr.Slider(1.0, 10.0, value=float(settings.guidance_scale), step=0.5, label="guidance")
+                steps = gr.Slider(1, max(100, int(settings.steps)), value=int(settings.steps), step=1,
+                                  label="sampling steps")  # fmt: skip
+                scale = float(settings.guidance_scale)
+                guidance = gr.Slider(1.0, max(10.0, scale), value=scale, step=0.05, label="guidance")
                 control = gr.Slider(0.0, 2.0, value=float(settings.control_scale), step=0.1, label="control strength")
                 seed = gr.Number(int(settings.seed), precision=0, label="seed")
                 count = gr.Slider(1, 8, value=1, step=1, label="images")
@@ -214,7 +226,7 @@ def _cell(attributes: dict, training: pd.DataFrame, source: str) -> dict:
     """A saved image's cohort attributes: the prompt's, and the site of its mask donor."""
     donor = training[training.subject_id == source]
     site = {c: str(donor[c].iloc[0]) if len(donor) and c in donor else UNKNOWN for c in ("vendor", "centre")}
-    label = LABELS[attributes["diagnosis"]] if "diagnosis" in attributes else 1
+    label = LABELS[attributes["diagnosis"]]
     cell = {"label": label, "sex": UNKNOWN, "age_group": UNKNOWN, "bmi_group": UNKNOWN, "source_subject": source}
     cell.update({k: v for k, v in attributes.items() if k in ("sex", "age_group", "bmi_group")})
     return {**cell, **site, **{k: v for k, v in attributes.items() if k in ("vendor", "centre")}}

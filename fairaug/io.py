@@ -50,16 +50,21 @@ def building(target: Path):
     exits, however it ends, and the next one in line removes the staging folder it left."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target.with_name(f".{target.name}.lock"), "a") as lock:
+    try:
+        lock = open(target.with_name(f".{target.name}.lock"), "a")
+    except OSError as error:  # a folder this user may not write (the build itself then says so)
+        log.warning("No build lock for %s (%s): concurrent jobs may build it twice", target, error.strerror)
+        yield
+        return
+    with lock:  # closing the file drops the lock
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             log.info("Waiting for another process that is building %s", target)
             fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+        except OSError as error:  # e.g. ENOLCK on a network file system without locks
+            log.warning("No build lock for %s (%s): concurrent jobs may build it twice", target, error.strerror)
+        yield
 
 
 def publish(staging: Path, target: Path, marker: str) -> None:

@@ -263,9 +263,9 @@ class TrainerConfig:
     max_epochs: Optional[int] = at_least(12, -1)  # -1: no limit (then max_steps bounds training)
     min_epochs: Optional[int] = at_least(1, 0)
     max_steps: int = at_least(-1, -1)
-    accelerator: str = one_of("auto", ACCELERATORS)
+    accelerator: Optional[str] = one_of("auto", ACCELERATORS)
     devices: Any = "auto"
-    precision: str = one_of("32-true", PRECISIONS)
+    precision: Optional[str] = one_of("32-true", PRECISIONS)
     gradient_clip_val: Optional[float] = at_least(None, 0)
     accumulate_grad_batches: int = at_least(1, 1)
     check_val_every_n_epoch: Optional[int] = at_least(1, 1)

@@ -44,9 +44,9 @@ def app(model, tmp_path_factory):
     blocks.close()
 
 
-def generate(client: Client, subject: str, prompt: str, seed: int, count: int = 1, upload=None):
+def generate(client: Client, subject: str, prompt: str, seed: int, count: int = 1, upload=None, steps: int = 3):
     return client.predict(
-        subject, upload, prompt, 3, 2.0, 1.0, seed, count, "ddim", "heart failure", "female", "60s", "obese",
+        subject, upload, prompt, steps, 2.0, 1.0, seed, count, "ddim", "heart failure", "female", "60s", "obese",
         api_name="/generate",
     )  # fmt: skip
 
@@ -73,8 +73,10 @@ def test_saved_images_form_a_synthetic_dataset_classify_can_read(app, model):
     generate(client, subject, "Female, age in 60s, obese BMI, heart failure", seed=5, count=2)
     message = client.predict(["1", "2"], api_name="/save")
     assert "saved 2 image(s)" in message
+    generate(client, subject, "Female, age in 60s, obese BMI, heart failure", seed=5, count=1, steps=4)
+    assert "saved 1 image(s)" in client.predict(["1"], api_name="/save")  # other settings: another image, kept
     table, problems = read_synthetic(output, None, 0, "raise")
-    assert len(table) == 2 and problems == [] and set(table.sex) == {"female"} and set(table.label) == {1}
+    assert len(table) == 3 and problems == [] and set(table.sex) == {"female"} and set(table.label) == {1}
     assert set(table.bmi_group) == {"obese"} and set(table.source_subject) == {subject}
 
 

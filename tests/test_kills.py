@@ -175,3 +175,27 @@ def test_checkpoint_never_left_truncated_under_its_final_name(make_cfg, tmp_path
     with pytest.raises(OSError, match=re.escape(str(fresh))):
         trainer.save_checkpoint(fresh)
     assert [p.name for p in path.parent.iterdir()] == ["best.ckpt"]  # no staging file, no truncated last.ckpt
+
+
+def test_a_built_cache_is_read_without_its_lock_and_a_lockless_folder_still_builds(
+    tmp_path, make_cfg, tiny_cohort, monkeypatch, caplog
+):
+    import errno
+    import fcntl
+
+    from fairaug.data import cache as cache_module
+    from fairaug.io import building
+
+    view = make_cfg("input=edes").input
+    build_view_cache(tiny_cohort.head(4), view, tmp_path / "views", "raise")
+    monkeypatch.setattr(cache_module, "building", lambda target: pytest.fail("a built cache needs no lock"))
+    assert len(build_view_cache(tiny_cohort.head(4), view, tmp_path / "views", "raise").index) == 4
+
+    def no_locks(*args):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)  # a network file system without locks
+    caplog.set_level("WARNING", logger="fairaug")
+    with building(tmp_path / "target"):
+        (tmp_path / "target").mkdir()
+    assert "No build lock for" in caplog.text and (tmp_path / "target").is_dir()

@@ -127,8 +127,9 @@ class CohortDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         sampler = build_sampler(self.sampler_cfg, self.datasets["train"].table, self.seed)
-        if self._sampler_state is not None:
+        if self._sampler_state is not None:  # once: a reloaded loader later continues, it does not repeat
             sampler.generator.set_state(self._sampler_state)
+            self._sampler_state = None
         self._sampler = sampler
         # A last batch of one sample would break batch norm.
         drop_last = len(self.datasets["train"]) > int(self.loader_cfg.batch_size)

@@ -80,9 +80,10 @@ def _job(folder: Path) -> Job | None:
     parallel launcher is starting right now counts as not started yet)."""
     files = RunDir(folder)
     try:
-        overrides = yaml.safe_load(files.hydra_overrides.read_text()) or []
-        config = yaml.safe_load(files.hydra_config.read_text()) or {}
+        overrides, config = (yaml.safe_load(f.read_text()) for f in (files.hydra_overrides, files.hydra_config))
     except (FileNotFoundError, yaml.YAMLError):
+        return None
+    if overrides is None or config is None:  # created, not yet written
         return None
     status = json.loads(files.job_status.read_text()) if files.job_status.exists() else {}
     # without a status file (folders assembled by hand) results alone count; "started" results

@@ -14,6 +14,12 @@ def trainer_arguments(cfg) -> dict:
     with checkpoints written atomically."""
     arguments = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items() if v is not None}
     check_accelerator(arguments.get("accelerator", "auto"), arguments.get("devices", "auto"))
+    strategy = str(arguments.get("strategy", "auto"))
+    if strategy.startswith(("ddp", "fsdp", "deepspeed")) and "spawn" not in strategy:
+        raise ConfigError(
+            f"trainer.strategy={strategy} would start every process from the command line again, each "
+            "running the whole task into the same run folder: use trainer=ddp (ddp_spawn)"
+        )
     return {**arguments, "plugins": [AtomicCheckpointIO()]}
 
 

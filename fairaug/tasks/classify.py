@@ -47,8 +47,10 @@ def run(cfg) -> dict:
         return json.loads(earlier.metrics.read_text())
     resume, trained_split = _resume_point(cfg)
     folder = start_run(cfg)
-    if not resume and folder.checkpoints.exists():
-        shutil.rmtree(folder.checkpoints)  # a rerun: Lightning would save best-v1.ckpt beside the stale one
+    if not resume:  # a fresh start: no earlier record may pass for this run's (a sweep rerun would keep it)
+        folder.metrics.unlink(missing_ok=True)
+        if folder.checkpoints.exists():
+            shutil.rmtree(folder.checkpoints)  # Lightning would save best-v1.ckpt beside the stale one
 
     data = CohortDataModule.from_config(cfg)
     data.prepare()

@@ -251,6 +251,11 @@ def test_a_sweep_rerun_into_its_folder_keeps_finished_jobs_and_continues_interru
     with monkeypatch.context() as patch:
         patch.setattr(L.Trainer, "fit", lambda *args, **kwargs: pytest.fail("a finished job was trained again"))
         assert classify.run(sweep_job("job")) == resumed  # finished with this config: its results stand
+    with monkeypatch.context() as patch:  # another config, killed: the earlier config's results go with it
+        patch.setattr(classify, "progress_bars", lambda arguments: [KilledAfterTheFirstEpoch()])
+        with pytest.raises(RuntimeError, match="killed"):
+            classify.run(sweep_job("job", "model.lr=0.01"))
+    assert not (tmp_path / "job" / "metrics.json").exists()  # nothing can pass it off as this config's
     restarted = classify.run(sweep_job("job", "trainer.max_epochs=1"))  # another config: a new run
     assert torch.load(tmp_path / "job" / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 0
     assert restarted["n_test"] == resumed["n_test"]

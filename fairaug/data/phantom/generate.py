@@ -93,10 +93,11 @@ def _write_subject(job: tuple[dict, dict, dict, int, str]) -> None:
 def generate(spec: dict, root: Path, workers: int) -> Path:
     """Build the cohort described by `spec` under `root` unless it exists; return its folder."""
     target = Path(root) / f"phantom-{spec_hash(spec)}"
-    with building(target):  # a concurrent job that needs the same cohort waits, then finds it
-        remove_abandoned(target)  # a killed run's half-built cohort
-        if not (target / "metadata.csv").exists():
-            _build(spec, target, workers)
+    remove_abandoned(target)  # a killed run's half-built cohort
+    if not (target / "metadata.csv").exists():  # a built cohort is read, even from a folder this user cannot write
+        with building(target):  # a concurrent job that needs the same cohort waits, then finds it
+            if not (target / "metadata.csv").exists():
+                _build(spec, target, workers)
     return target
 
 
