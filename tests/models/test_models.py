@@ -111,3 +111,12 @@ def test_a_gpu_asked_for_where_there_is_none_names_the_setting(monkeypatch):
     assert trainer_arguments(compose_config(["trainer=gpu"]))["precision"] == "bf16-mixed"
     with pytest.raises(ConfigError, match="trainer.devices=2, but this machine has 1 CUDA GPU"):
         trainer_arguments(compose_config(["trainer=gpu", "trainer.devices=2"]))
+
+
+def test_a_strategy_that_would_rerun_the_task_in_every_process_is_refused():
+    from fairaug.config import compose_config
+    from fairaug.models.trainer import trainer_arguments
+
+    with pytest.raises(ConfigError, match="trainer.strategy=ddp would start every process .* use trainer=ddp"):
+        trainer_arguments(compose_config(["+trainer.strategy=ddp"]))
+    assert trainer_arguments(compose_config(["trainer=ddp"]))["strategy"] == "ddp_spawn"
