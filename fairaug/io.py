@@ -67,6 +67,18 @@ def building(target: Path):
         yield
 
 
+def build_once(target: Path, marker: str, build) -> None:
+    """Call build() unless `target` already holds `marker` (written last): a killed run's staging
+    folders are removed, a concurrent job needing the same target waits for the first and then
+    finds it built, and a built target is read without the lock (even where it cannot be taken)."""
+    remove_abandoned(target)
+    if (target / marker).exists():
+        return
+    with building(target):
+        if not (target / marker).exists():
+            build()
+
+
 def publish(staging: Path, target: Path, marker: str) -> None:
     """Rename a finished build (a folder holding `marker` last) onto its name; a process on
     another host sharing the folder, where the lock may not reach, can have published the same

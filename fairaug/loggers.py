@@ -98,9 +98,14 @@ def _keep_earlier_rows(logger: CSVLogger) -> None:
         warnings.filterwarnings("ignore", message="Experiment logs directory")
         writer = logger.experiment
     if aside.is_file():
-        with aside.open(newline="") as file:
-            writer.metrics_keys = sorted(next(csv.reader(file), []))
+        writer.metrics_keys = _columns(aside)
         os.replace(aside, earlier)
+
+
+def _columns(written: Path) -> list[str]:
+    """The header of a metrics.csv, as Lightning's CSV writer keeps its keys."""
+    with written.open(newline="") as file:
+        return sorted(next(csv.reader(file), []))
 
 
 def adopt_written_metrics(logger) -> None:
@@ -109,8 +114,7 @@ def adopt_written_metrics(logger) -> None:
     if isinstance(logger, CSVLogger):
         written = Path(logger.log_dir) / "metrics.csv"
         if written.is_file():
-            with written.open(newline="") as file:
-                logger.experiment.metrics_keys = sorted(next(csv.reader(file), []))
+            logger.experiment.metrics_keys = _columns(written)
 
 
 @contextmanager

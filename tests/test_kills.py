@@ -183,12 +183,12 @@ def test_a_built_cache_is_read_without_its_lock_and_a_lockless_folder_still_buil
     import errno
     import fcntl
 
-    from fairaug.data import cache as cache_module
+    from fairaug import io as io_module
     from fairaug.io import building
 
     view = make_cfg("input=edes").input
     build_view_cache(tiny_cohort.head(4), view, tmp_path / "views", "raise")
-    monkeypatch.setattr(cache_module, "building", lambda target: pytest.fail("a built cache needs no lock"))
+    monkeypatch.setattr(io_module, "building", lambda target: pytest.fail("a built cache needs no lock"))
     assert len(build_view_cache(tiny_cohort.head(4), view, tmp_path / "views", "raise").index) == 4
 
     def no_locks(*args):

@@ -26,7 +26,7 @@ from fairaug.data.cohort import Problems, settle_problems
 from fairaug.data.readers import NIFTI_READERS, reader_for
 from fairaug.data.views import ViewBuilder
 from fairaug.errors import ConfigError, DataError
-from fairaug.io import building, publish, remove_abandoned, staging_folder
+from fairaug.io import build_once, publish, staging_folder
 from fairaug.processes import worker_pool
 
 log = logging.getLogger(__name__)
@@ -185,11 +185,7 @@ def _build(cohort: pd.DataFrame, input_cfg, folder: Path, on_error: str) -> None
 def build_view_cache(cohort: pd.DataFrame, input_cfg, cache_dir: Path, on_error: str) -> ViewCache:
     """Open the cache for this cohort and view, building it first if needed."""
     folder = Path(cache_dir) / f"{input_cfg.name}-{cache_key(cohort, input_cfg)}"
-    remove_abandoned(folder)  # a killed run's half-built cache
-    if not (folder / "meta.json").exists():  # a built cache is read, even from a folder this user cannot write
-        with building(folder):  # a concurrent job that needs the same cache waits, then finds it
-            if not (folder / "meta.json").exists():
-                _build(cohort, input_cfg, folder, on_error)
+    build_once(folder, "meta.json", lambda: _build(cohort, input_cfg, folder, on_error))
     cache = ViewCache.open(folder)
     settle_problems(cache.skipped, on_error, f"preparing the {input_cfg.name} view")
     return cache

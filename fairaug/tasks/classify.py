@@ -42,10 +42,11 @@ MONITOR = "val/balanced_accuracy"
 def run(cfg) -> dict:
     check_attributes(cfg.fairness)
     earlier = RunDir(cfg.paths.output_dir)
-    if earlier.holds_sweep_job_of(cfg) and earlier.metrics.exists():
+    same_sweep_job = earlier.holds_sweep_job_of(cfg)
+    if same_sweep_job and earlier.metrics.exists():
         log.info("%s finished this job with the same config earlier: its results stand", earlier.path)
         return json.loads(earlier.metrics.read_text())
-    resume, trained_split = _resume_point(cfg)
+    resume, trained_split = _resume_point(cfg, earlier if same_sweep_job else None)
     folder = start_run(cfg)
     if not resume:  # a fresh start: no earlier record may pass for this run's (a sweep rerun would keep it)
         folder.metrics.unlink(missing_ok=True)
@@ -85,16 +86,15 @@ def best_score(checkpoint: ModelCheckpoint, best: str | None) -> float | None:
     return float(scores[0]) if scores and scores[0] is not None else None
 
 
-def _resume_point(cfg) -> tuple[Path | None, str | None]:
+def _resume_point(cfg, interrupted: RunDir | None) -> tuple[Path | None, str | None]:
     """ckpt_path, checked, and the split its run trained on (None where that run left no split.json).
-    A sweep job interrupted earlier with the same config (killed, preempted) continues from its
-    last.ckpt without being told."""
-    earlier = RunDir(cfg.paths.output_dir)
+    A sweep job interrupted earlier with the same config (`interrupted`: killed, preempted)
+    continues from its last.ckpt without being told."""
     if cfg.get("ckpt_path"):
         resume = Path(cfg.ckpt_path)
-    elif earlier.holds_sweep_job_of(cfg) and earlier.last_checkpoint.is_file():
-        log.info("Continuing this sweep job from %s (its earlier run was interrupted)", earlier.last_checkpoint)
-        resume = earlier.last_checkpoint
+    elif interrupted is not None and interrupted.last_checkpoint.is_file():
+        resume = interrupted.last_checkpoint
+        log.info("Continuing this sweep job from %s (its earlier run was interrupted)", resume)
     else:
         return None, None
     if not resume.is_file():

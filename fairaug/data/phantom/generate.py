@@ -22,7 +22,7 @@ from tqdm import tqdm
 from fairaug.data.phantom.physiology import Composition, sample_subjects
 from fairaug.data.phantom.render import Geometry, SubjectRenderer
 from fairaug.errors import ConfigError
-from fairaug.io import building, publish, remove_abandoned, staging_folder
+from fairaug.io import build_once, publish, staging_folder
 from fairaug.processes import worker_pool
 from fairaug.schemas import AppearanceConfig
 
@@ -93,11 +93,7 @@ def _write_subject(job: tuple[dict, dict, dict, int, str]) -> None:
 def generate(spec: dict, root: Path, workers: int) -> Path:
     """Build the cohort described by `spec` under `root` unless it exists; return its folder."""
     target = Path(root) / f"phantom-{spec_hash(spec)}"
-    remove_abandoned(target)  # a killed run's half-built cohort
-    if not (target / "metadata.csv").exists():  # a built cohort is read, even from a folder this user cannot write
-        with building(target):  # a concurrent job that needs the same cohort waits, then finds it
-            if not (target / "metadata.csv").exists():
-                _build(spec, target, workers)
+    build_once(target, "metadata.csv", lambda: _build(spec, target, workers))
     return target
 
 
