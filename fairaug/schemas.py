@@ -226,17 +226,22 @@ class InputConfig:
 
 @dataclass
 class SplitConfig:
+    name: str = one_of("holdout", ("holdout", "external"))
     seed: int = at_least(0, 0)  # the yaml sets ${seed}; fix it to vary the seed of a run but keep its split
     test_size: float = between(0.25, 0, 1, open_low=True, open_high=True)
     val_size: float = between(0.1, 0, 1, open_low=True, open_high=True)
     n_splits: int = at_least(5, 2)  # k-fold (when the top-level `fold` is set): the test set is fold `fold`
     prevalence: dict[str, Optional[float]] = field(default_factory=lambda: {"train": None, "val": None, "test": None})
+    val: Optional[dict[str, Any]] = None  # split=external: the validation cohort, `data` with these changes
+    test: Optional[dict[str, Any]] = None  # split=external: the test cohort, `data` with these changes
 
 
 @dataclass
 class SamplerConfig:
     name: str = one_of(MISSING, SAMPLERS)
     attributes: list[str] = field(default_factory=list)
+    samples_per_epoch: Optional[int] = at_least(None, 1)  # null: one per training subject
+    added_fraction: Optional[float] = between(None, 0, 1, open_high=True)  # null: added subjects pooled with real
 
 
 @dataclass

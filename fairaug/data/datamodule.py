@@ -9,15 +9,17 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import torch
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from torch.utils.data import DataLoader, Dataset
 
 from fairaug.data.cache import ViewCache, build_view_cache
 from fairaug.data.samplers import build_sampler, check_sampler
-from fairaug.data.sources import load_cohort
+from fairaug.data.sources import cohort_identity, load_cohort
 from fairaug.data.sources.synthetic import TrainingAddition, load_synthetic
-from fairaug.data.splits import SPLITS, make_split
+from fairaug.data.splits import SPLITS, external_split, make_split
 from fairaug.data.views import check_view_available
-from fairaug.errors import DataError
+from fairaug.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -98,15 +100,35 @@ class CohortDataModule(L.LightningDataModule):
         cached = set(self.cache.index.subject_id)
         self.cohort = cohort[cohort.subject_id.isin(cached)].reset_index(drop=True)
         self.added = added.table[added.table.subject_id.isin(cached)].reset_index(drop=True)
-        self.split = make_split(self.cohort, self.split_cfg, int(self.split_cfg.seed), self.fold)
+        caches = dict.fromkeys(SPLITS, self.cache)
+        if self.split_cfg.name == "external":
+            scored = {name: self._external(name) for name in ("val", "test")}
+            caches.update({name: cache for name, (_, cache) in scored.items()})
+            parts = {"train": self.cohort, **{name: table for name, (table, _) in scored.items()}}
+            self.split = external_split(parts, self.split_cfg, int(self.split_cfg.seed))
+            self.cohort = pd.concat(parts.values(), ignore_index=True)
+        else:
+            self.split = make_split(self.cohort, self.split_cfg, int(self.split_cfg.seed), self.fold)
         _check_held_out(self.split, added)
         for name in SPLITS:
             ids = set(self.split.subject_id[self.split.split == name])
             table = self.cohort[self.cohort.subject_id.isin(ids)]
             if name == "train":  # added subjects only ever join the training split
                 table = pd.concat([table if data.use_real else table.iloc[:0], self.added], ignore_index=True)
-            self.datasets[name] = CachedViewDataset(self.cache, table)
+            self.datasets[name] = CachedViewDataset(caches[name], table)
         log.info("Split sizes: %s (added to train: %d)", {k: len(v) for k, v in self.datasets.items()}, len(self.added))
+
+    def _external(self, name: str) -> tuple[pd.DataFrame, ViewCache]:
+        """split=external's `name` cohort (ids prefixed with the split's name: cohorts of one
+        source may reuse ids) and its view cache, which every run scoring this cohort shares."""
+        if self.fold is not None:
+            raise ConfigError(f"fold={self.fold} makes a k-fold split; split=external scores other cohorts instead")
+        data = external_data(self.data_cfg, self.split_cfg, name)
+        cohort, problems = load_cohort(data)
+        cohort = cohort.assign(subject_id=f"{name}-" + cohort.subject_id.astype(str))
+        cache = build_view_cache(cohort, self.view_cfg, self.cache_dir, data.on_error)
+        self.skipped += [*problems, *cache.skipped]
+        return cohort[cohort.subject_id.isin(set(cache.index.subject_id))].reset_index(drop=True), cache
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -147,6 +169,32 @@ class CohortDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test")
+
+
+def external_data(data_cfg, split_cfg, name: str):
+    """`data` with split.<name>'s changes: the cohort split=external validates or tests on."""
+    changes = split_cfg.get(name)
+    if changes is None:
+        raise ConfigError("split=external needs split.val and split.test: the changes to `data` that make them")
+    data = data_cfg.copy()
+    try:  # leaf by leaf: OmegaConf cannot merge a nested dict into a typed Dict[str, Dict[str, float]]
+        for key, value in _leaves(OmegaConf.to_container(changes, resolve=True)):
+            OmegaConf.update(data, key, value, merge=True)
+    except OmegaConfBaseException as error:
+        raise ConfigError(f"split.{name}={OmegaConf.to_container(changes)}: {error}") from error
+    if cohort_identity(data) == cohort_identity(data_cfg):
+        raise ConfigError(
+            f"split.{name} makes the training cohort itself; change its seed or source (e.g. split.{name}.seed)"
+        )
+    return data
+
+
+def _leaves(changes: dict, prefix: str = ""):
+    for key, value in changes.items():
+        if isinstance(value, dict) and value:
+            yield from _leaves(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
 
 
 def _check_held_out(split: pd.DataFrame, added: TrainingAddition) -> None:

@@ -86,6 +86,18 @@ def make_split(cohort: pd.DataFrame, cfg, seed: int, fold: int | None) -> pd.Dat
     return table
 
 
+def external_split(parts: dict[str, pd.DataFrame], cfg, seed: int) -> pd.DataFrame:
+    """A (subject_id, split) table of split=external: every subject of each cohort in its split
+    (`parts`: split name -> cohort), less any `prevalence.<split>` subsampling."""
+    table = pd.concat(
+        _with_prevalence(part, cfg.prevalence.get(name), seed, name).assign(split=name) for name, part in parts.items()
+    )
+    for name, part in parts.items():
+        if part.label.nunique() < 2:
+            raise DataError(f"the {name} cohort of split=external has no subjects of one class")
+    return table[["subject_id", "split"]].reset_index(drop=True)
+
+
 def split_hash(split: pd.DataFrame) -> str:
     ids = {name: sorted(split.subject_id[split.split == name]) for name in SPLITS}
     return hashlib.sha256(json.dumps(ids).encode()).hexdigest()[:16]

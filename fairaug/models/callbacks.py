@@ -7,8 +7,11 @@ import time
 
 import lightning as L
 import numpy as np
+import pandas as pd
 import torch
 from lightning.pytorch.callbacks import TQDMProgressBar
+
+from fairaug.models.metrics import worst_group_balanced_accuracy
 
 
 class RandomState(L.Callback):
@@ -68,6 +71,37 @@ class DataWaitMonitor(L.Callback):
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         pl_module.log("train/data_wait_fraction", self.fraction, sync_dist=True)  # the ranks' mean
+
+
+class WorstGroupValidation(L.Callback):
+    """Logs val/worst_group_balanced_accuracy, the lowest balanced accuracy over the validation
+    subjects' groups of `attributes`, so that checkpoints can be selected on it."""
+
+    NAME = "val/worst_group_balanced_accuracy"
+
+    def __init__(self, validation: pd.DataFrame, attributes: list[str]):
+        self.labels = validation.label.to_numpy()
+        self.groups = {attribute: validation[attribute].astype(str).to_numpy() for attribute in attributes}
+        worst_group_balanced_accuracy(self.labels, self.labels, self.groups)  # raises if no group can be scored
+        self._batches: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def on_validation_epoch_start(self, trainer, pl_module) -> None:
+        self._batches = []
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        self._batches.append((batch["index"], outputs["prob"]))
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        if trainer.sanity_checking:  # a couple of batches: not every group is there
+            return
+        index, probs = (torch.cat(parts) for parts in zip(*self._batches))
+        if trainer.world_size > 1:  # each rank scored its share of the validation subjects
+            index, probs = pl_module.all_gather(index).flatten(), pl_module.all_gather(probs).flatten()
+        index, first = np.unique(index.cpu().numpy(), return_index=True)  # a distributed sampler pads
+        probs = probs.float().cpu().numpy()[first]
+        groups = {attribute: values[index] for attribute, values in self.groups.items()}
+        score = worst_group_balanced_accuracy(probs, self.labels[index], groups)
+        pl_module.log(self.NAME, score, on_epoch=True, prog_bar=False)
 
 
 class ProgressBar(TQDMProgressBar):

@@ -43,7 +43,7 @@ class HeartFailureClassifier(L.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
-    def _step(self, batch: dict, stage: str) -> torch.Tensor:
+    def _step(self, batch: dict, stage: str) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self(batch["image"])
         loss = self.loss(logits, batch["label"])
         probs = torch.sigmoid(logits.detach())
@@ -58,13 +58,13 @@ class HeartFailureClassifier(L.LightningModule):
             self.log(name, metric, on_step=False, on_epoch=True, prog_bar=name == "val/balanced_accuracy")
         if stage == "test":
             self._test_batches.append((batch["index"].cpu(), probs.float().cpu()))
-        return loss
+        return loss, probs
 
     def training_step(self, batch, batch_idx):
-        return self._step(batch, "train")
+        return self._step(batch, "train")[0]
 
     def validation_step(self, batch, batch_idx):
-        self._step(batch, "val")
+        return {"prob": self._step(batch, "val")[1]}  # for callbacks that score validation groups
 
     def on_test_epoch_start(self) -> None:
         self._test_batches = []

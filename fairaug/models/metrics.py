@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+from sklearn.metrics import balanced_accuracy_score
 from torchmetrics import MetricCollection
 from torchmetrics.classification import (
     BinaryAccuracy,
@@ -37,3 +39,20 @@ def classification_metrics() -> MetricCollection:
             "auroc": BinaryAUROC(),
         }
     )
+
+
+def worst_group_balanced_accuracy(probs: np.ndarray, labels: np.ndarray, groups: dict[str, np.ndarray]) -> float:
+    """The lowest balanced accuracy (threshold 0.5, as the metrics above) over the groups of every
+    attribute in `groups` (attribute -> each subject's group) that hold both classes."""
+    calls = np.asarray(probs) >= 0.5
+    labels = np.asarray(labels).astype(int)
+    scores = []
+    for values in groups.values():
+        values = np.asarray(values)
+        for group in np.unique(values):
+            members = values == group
+            if len(np.unique(labels[members])) == 2:
+                scores.append(balanced_accuracy_score(labels[members], calls[members]))
+    if not scores:
+        raise ValueError(f"no group of {list(groups)} holds both healthy and heart-failure subjects")
+    return float(min(scores))

@@ -27,7 +27,7 @@ from fairaug.errors import ConfigError
 from fairaug.fairness.report import check_attributes, evaluate, write_report
 from fairaug.io import load_checkpoint, write_csv, write_json
 from fairaug.loggers import adopt_written_metrics, log_config, log_fairness, log_final_metrics, run_logger
-from fairaug.models.callbacks import DataWaitMonitor, RandomState, progress_bars
+from fairaug.models.callbacks import DataWaitMonitor, RandomState, WorstGroupValidation, progress_bars
 from fairaug.models.classifier import HeartFailureClassifier
 from fairaug.models.predictions import predictions_table
 from fairaug.models.trainer import logged_test_metrics, trainer_arguments
@@ -36,11 +36,20 @@ from fairaug.runtime import RunDir, start_run
 
 log = logging.getLogger(__name__)
 
-MONITOR = "val/balanced_accuracy"
+SELECTION_METRICS = ("balanced_accuracy", "worst_group_balanced_accuracy")
+
+
+def check_selection(selection) -> None:
+    if selection.metric not in SELECTION_METRICS:
+        raise ConfigError(f"task.selection.metric must be one of {list(SELECTION_METRICS)}, got '{selection.metric}'")
+    unknown = [a for a in selection.attributes if a not in ATTRIBUTES]
+    if selection.metric == "worst_group_balanced_accuracy" and (unknown or not selection.attributes):
+        raise ConfigError(f"task.selection.attributes must name some of {list(ATTRIBUTES)}, got {unknown or '[]'}")
 
 
 def run(cfg) -> dict:
     check_attributes(cfg.fairness)
+    check_selection(cfg.task.selection)
     earlier = RunDir(cfg.paths.output_dir)
     same_sweep_job = earlier.holds_sweep_job_of(cfg)
     if same_sweep_job and earlier.metrics.exists():
@@ -82,7 +91,7 @@ def best_score(checkpoint: ModelCheckpoint, best: str | None) -> float | None:
     if best is None:
         return None
     states = load_checkpoint(Path(best), "the tested checkpoint").get("callbacks", {})
-    scores = [s["best_model_score"] for s in states.values() if s.get("monitor") == MONITOR]
+    scores = [s["best_model_score"] for s in states.values() if s.get("monitor") == checkpoint.monitor]
     return float(scores[0]) if scores and scores[0] is not None else None
 
 
@@ -103,18 +112,38 @@ def _resume_point(cfg, interrupted: RunDir | None) -> tuple[Path | None, str | N
     return resume, checkpoint_split(resume)
 
 
+def _selection_scores(selection, data) -> list[L.Callback]:
+    """The callback that logs the selection metric, where the module does not log it itself."""
+    if selection.metric != "worst_group_balanced_accuracy":
+        return []
+    validation = data.datasets["val"].table
+    try:
+        return [WorstGroupValidation(validation, list(selection.attributes))]
+    except ValueError as error:
+        raise ConfigError(f"task.selection.attributes={list(selection.attributes)}: {error} in validation") from error
+
+
 def _train_and_test(cfg, data, module, logger, folder: RunDir, split_id: str, resume: Path | None) -> dict:
     log_config(logger, cfg)
     # best.ckpt is what gets tested; last.ckpt, every epoch's, is where a killed run continues from
     # (ckpt_path=). Lightning's own save_last only writes when best.ckpt improves.
-    checkpoint = ModelCheckpoint(dirpath=folder.checkpoints, filename="best", monitor=MONITOR, mode="max")
+    selection = cfg.task.selection
+    monitor = f"val/{selection.metric}"
+    checkpoint = ModelCheckpoint(dirpath=folder.checkpoints, filename="best", monitor=monitor, mode="max")
     latest = ModelCheckpoint(dirpath=folder.checkpoints, filename="last", save_top_k=1, enable_version_counter=False)
     data_wait = DataWaitMonitor()
     arguments = trainer_arguments(cfg)
     trainer = L.Trainer(
         **arguments,
         logger=logger,
-        callbacks=[checkpoint, latest, data_wait, RandomState(), *progress_bars(arguments)],
+        callbacks=[
+            *_selection_scores(selection, data),
+            checkpoint,
+            latest,
+            data_wait,
+            RandomState(),
+            *progress_bars(arguments),
+        ],  # fmt: skip
         default_root_dir=str(folder.path),
     )
     start = time.perf_counter()
@@ -139,7 +168,8 @@ def _train_and_test(cfg, data, module, logger, folder: RunDir, split_id: str, re
             "best_checkpoint": str(Path(best).relative_to(folder.path.resolve())) if best else None,
             "best_checkpoint_sha256": file_sha256(best) if best else None,
             "train_data_wait_fraction": None if distributed else data_wait.fraction,  # measured in the workers
-            "best_val_balanced_accuracy": best_score(checkpoint, best),
+            "selected_by": monitor,
+            "best_val_score": best_score(checkpoint, best),
         }
     )
     write_csv(predictions, folder.predictions)

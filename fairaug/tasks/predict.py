@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 
 from fairaug.data.cache import build_view_cache
 from fairaug.data.datamodule import CachedViewDataset
-from fairaug.data.sources import load_cohort
+from fairaug.data.sources import cohort_identity, load_cohort
 from fairaug.data.views import check_view_available
 from fairaug.errors import ConfigError, DataError
 from fairaug.fairness.report import check_attributes, evaluate, write_report
@@ -34,18 +34,10 @@ from fairaug.runtime import RunDir, start_run
 
 log = logging.getLogger(__name__)
 
-# Settings of the data group that change how a cohort is read, not who is in it.
-NOT_COHORT = ("workers", "on_error", "synthetic", "use_real")
-
-
-def _cohort_identity(data_cfg) -> dict:
-    data = OmegaConf.to_container(data_cfg, resolve=True)
-    return {key: value for key, value in data.items() if key not in NOT_COHORT}
-
 
 def seen_subjects(trained, run_dir: Path, data_cfg) -> set[str]:
     """The subjects the run trained or validated on, if `data_cfg` is the run's own cohort."""
-    if _cohort_identity(trained.data) != _cohort_identity(data_cfg):
+    if cohort_identity(trained.data) != cohort_identity(data_cfg):
         return set()
     split = pd.read_csv(RunDir(run_dir).split)
     return set(split.subject_id[split.split != "test"].astype(str))

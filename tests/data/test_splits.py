@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from omegaconf import OmegaConf
 
 from fairaug.data.splits import make_split, save_split
@@ -66,3 +67,56 @@ def test_saved_ids_and_hash(cohort, tmp_path):
     assert summary["hash"] == digest and summary["splits"]["test"]["n"] == 75
     assert pd.read_csv(tmp_path / "split.csv").shape == (300, 3)
     assert save_split(make_split(cohort, split_cfg(), 1, None), cohort, RunDir(tmp_path)) != digest
+
+
+EXTERNAL = [
+    "split=external",
+    "split.val={seed:101,n_subjects:24}",
+    "split.test={seed:102,n_subjects:30}",
+    "+split.test.composition.p_female=0.8",
+]
+
+
+def test_external_split_trains_on_the_cohort_and_scores_other_cohorts_of_its_source(make_cfg):
+    from fairaug.data.datamodule import CohortDataModule
+
+    def prepared(*overrides):
+        data = CohortDataModule.from_config(make_cfg("input=edes", *EXTERNAL, *overrides))
+        data.prepare()
+        return data
+
+    first, second = prepared(), prepared("data.seed=1")
+    train = first.datasets["train"].table
+    assert len(train) == 40 and not train.subject_id.str.contains("-").any()
+    assert len(first.datasets["val"]) == 24 and len(first.datasets["test"]) == 30
+    assert first.datasets["test"].table.subject_id.str.startswith("test-").all()
+    assert (first.datasets["test"].table.sex == "female").mean() > 0.6  # the test cohort's own composition
+    # another training cohort (data.seed), the same validation and test subjects and images
+    assert not train.age.equals(second.datasets["train"].table.age)
+    for name in ("val", "test"):
+        assert first.datasets[name].table.equals(second.datasets[name].table)
+        assert torch.equal(first.datasets[name][3]["image"], second.datasets[name][3]["image"])
+    split = first.split
+    assert (split.split == "test").sum() == 30 and split.subject_id.is_unique
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["split.val=null"], r"split=external needs split.val and split.test"),
+        (["+split.val.n_subject=3"], r"split.val.*n_subject"),
+        (
+            [
+                "split.val={seed:0,n_subjects:40}",
+                "split.val.composition.hf_odds_ratio.sex.female=${data.composition.hf_odds_ratio.sex.female}",
+            ],
+            r"split.val makes the training cohort itself",
+        ),
+        (["fold=1"], r"fold=1.*split=external"),
+    ],
+)
+def test_external_split_refuses_what_cannot_be_scored_honestly(make_cfg, overrides, message):
+    from fairaug.data.datamodule import CohortDataModule
+
+    with pytest.raises(ConfigError, match=message):
+        CohortDataModule.from_config(make_cfg("input=edes", *EXTERNAL, *overrides)).prepare()

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -120,3 +121,19 @@ def test_a_strategy_that_would_rerun_the_task_in_every_process_is_refused():
     with pytest.raises(ConfigError, match="trainer.strategy=ddp would start every process .* use trainer=ddp"):
         trainer_arguments(compose_config(["+trainer.strategy=ddp"]))
     assert trainer_arguments(compose_config(["trainer=ddp"]))["strategy"] == "ddp_spawn"
+
+
+def test_worst_group_balanced_accuracy_is_the_lowest_over_groups_holding_both_classes():
+    from fairaug.models.metrics import worst_group_balanced_accuracy
+
+    labels = np.array([1, 1, 0, 0, 1, 1, 0, 0, 1, 0])
+    probs = np.array([0.9, 0.2, 0.1, 0.3, 0.8, 0.7, 0.6, 0.1, 0.9, 0.9])
+    sex = np.array(["f", "f", "f", "f", "m", "m", "m", "m", "x", "x"])
+    # f: sensitivity 1/2, specificity 1 -> 0.75; m: 1, 1/2 -> 0.75; x: 1, 0 -> 0.5; a: 3/4, 3/4
+    assert worst_group_balanced_accuracy(probs, labels, {"sex": sex}) == pytest.approx(0.5)
+    assert worst_group_balanced_accuracy(probs[:8], labels[:8], {"sex": sex[:8]}) == pytest.approx(0.75)
+    only_one_class = np.array(["b"] * 8 + ["a"] * 2)
+    # group b holds both classes (0.75 over 8), group a (labels 1, 0) too: 0.5
+    assert worst_group_balanced_accuracy(probs, labels, {"bmi": only_one_class}) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="no group of"):
+        worst_group_balanced_accuracy(probs[:2], labels[:2], {"sex": sex[:2]})

@@ -279,3 +279,21 @@ def test_training_resumes_from_its_last_checkpoint_the_lightning_way(make_cfg):
         classify.run(make_cfg("input=edes", f"ckpt_path={out / 'nowhere.ckpt'}"))
     with pytest.raises(ConfigError, match="ckpt_path=.*split.*seed=1"):
         classify.run(make_cfg("input=edes", "seed=1", "trainer.max_epochs=3", f"ckpt_path={last}"))
+
+
+def test_checkpoints_can_be_selected_on_the_worst_validation_group(make_cfg):
+    cfg = make_cfg("input=edes", "trainer.max_epochs=3", "task.selection.metric=worst_group_balanced_accuracy")
+    metrics = classify.run(cfg)
+    log = pd.read_csv(Path(cfg.paths.output_dir) / "logs" / "metrics.csv")
+    logged = log["val/worst_group_balanced_accuracy"].dropna()
+    assert len(logged) == 3 and (logged <= log["val/balanced_accuracy"].dropna().to_numpy() + 1e-9).all()
+    assert metrics["selected_by"] == "val/worst_group_balanced_accuracy"
+    assert metrics["best_val_score"] == pytest.approx(logged.max())
+
+
+def test_selection_settings_are_checked(make_cfg):
+    with pytest.raises(ConfigError, match=r"task.selection.metric must be one of"):
+        classify.run(make_cfg("task.selection.metric=auroc"))
+    with pytest.raises(ConfigError, match=r"task.selection.attributes.*'height'"):
+        worst = "task.selection.metric=worst_group_balanced_accuracy"
+        classify.run(make_cfg(worst, "task.selection.attributes=[height]"))

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import pandas as pd
+from omegaconf import OmegaConf
 
 from fairaug.data.cohort import Problems, settle_problems
 from fairaug.data.groups import age_groups
@@ -21,6 +22,16 @@ SOURCES = {
     "mnms": load_mnms,
     "sunnybrook": load_sunnybrook,
 }
+
+
+# Settings of the data group that change how a cohort is read, not who is in it.
+NOT_COHORT = ("workers", "on_error", "synthetic", "use_real")
+
+
+def cohort_identity(data_cfg) -> dict:
+    """The settings that decide who is in a cohort (two configs with the same identity read the same subjects)."""
+    data = OmegaConf.to_container(data_cfg, resolve=True)
+    return {key: value for key, value in data.items() if key not in NOT_COHORT}
 
 
 def load_cohort(data_cfg) -> tuple[pd.DataFrame, Problems]:
