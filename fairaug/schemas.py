@@ -110,6 +110,17 @@ class PhenotypesConfig:
 
 
 @dataclass
+class CellConfig:
+    """`count` phantom subjects of one label, sex, age decade ('60s') and BMI group ('normal')."""
+
+    label: int = MISSING
+    sex: str = MISSING
+    age_group: str = MISSING
+    bmi_group: str = MISSING
+    count: int = MISSING
+
+
+@dataclass
 class CompositionConfig:
     p_female: float = between(0.5, 0, 1)
     age_weights: dict[str, float] = field(default_factory=lambda: {"40s": 0.08, "50s": 0.22, "60s": 0.38, "70s": 0.32})
@@ -118,6 +129,7 @@ class CompositionConfig:
     hf_base_prevalence: float = between(0.35, 0, 1, open_low=True, open_high=True)
     hf_odds_ratio: dict[str, dict[str, float]] = field(default_factory=dict)
     phenotypes: PhenotypesConfig = field(default_factory=PhenotypesConfig)
+    cells: Optional[list[CellConfig]] = None  # null: sample the population; else exactly these subjects
 
 
 @dataclass

@@ -17,6 +17,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 from isal import igzip
+from omegaconf import OmegaConf
 from tqdm import tqdm
 
 from fairaug.data.phantom.physiology import Composition, sample_subjects
@@ -40,24 +41,28 @@ def phantom_spec(cfg) -> dict:
             f"version 1, before heart-failure phenotypes); version {GENERATOR_VERSION} cannot "
             "regenerate that cohort: rerun the task (e.g. retrain the classifier) on the current phantom"
         )
+    cells = cfg.composition.get("cells")  # absent from configs saved before cells existed
+    composition = {
+        "n_subjects": int(cfg.n_subjects) if cells is None else None,  # cells set the subjects
+        "p_female": float(cfg.composition.p_female),
+        "age_weights": dict(cfg.composition.age_weights),
+        "bmi_mean": float(cfg.composition.bmi_mean),
+        "bmi_sd": float(cfg.composition.bmi_sd),
+        "hf_base_prevalence": float(cfg.composition.hf_base_prevalence),
+        "hf_odds_ratio": {k: dict(v) for k, v in cfg.composition.hf_odds_ratio.items()},
+        "phenotype_weights": dict(cfg.composition.phenotypes.weights),
+        "phenotype_odds_ratio": {
+            phenotype: {k: dict(v) for k, v in by_attribute.items()}
+            for phenotype, by_attribute in cfg.composition.phenotypes.odds_ratio.items()
+        },
+    }
+    if cells is not None:  # only then: the default cohort keeps its hash
+        composition["cells"] = OmegaConf.to_container(cells)
     return {
         "version": GENERATOR_VERSION,
         "seed": int(cfg.seed),
         "geometry": {k: cfg.geometry[k] for k in ("matrix", "pixel_mm", "n_slices", "slice_mm", "n_frames")},
-        "composition": {
-            "n_subjects": int(cfg.n_subjects),
-            "p_female": float(cfg.composition.p_female),
-            "age_weights": dict(cfg.composition.age_weights),
-            "bmi_mean": float(cfg.composition.bmi_mean),
-            "bmi_sd": float(cfg.composition.bmi_sd),
-            "hf_base_prevalence": float(cfg.composition.hf_base_prevalence),
-            "hf_odds_ratio": {k: dict(v) for k, v in cfg.composition.hf_odds_ratio.items()},
-            "phenotype_weights": dict(cfg.composition.phenotypes.weights),
-            "phenotype_odds_ratio": {
-                phenotype: {k: dict(v) for k, v in by_attribute.items()}
-                for phenotype, by_attribute in cfg.composition.phenotypes.odds_ratio.items()
-            },
-        },
+        "composition": composition,
         "appearance": {k: float(v) for k, v in cfg.appearance.items()},
     }
 

@@ -14,16 +14,22 @@ values and equally severe in both sexes:
   mid to apex; RCA: inferior; LCx: lateral) akinetic and thinned by scar.
 - ``hfpef``: preserved EF (≥ 50 %), concentric hypertrophy (mass up 35-80 %), a smaller
   cavity, and slow relaxation (less early diastolic filling).
+
+``data.composition.cells`` swaps the population for given cells (label x sex x age decade x
+BMI group): each cell's subjects are drawn from the population given their cell, and
+everything downstream of the demographics and diagnosis is drawn exactly as for the population.
 """
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.stats import truncnorm
 
-from fairaug.data.groups import BMI_GROUPS, age_decade, bmi_group
+from fairaug.data.groups import BMI_CUTS, BMI_GROUPS, age_decade, bmi_group
 from fairaug.errors import ConfigError
 
 # Petersen et al. 2017 (healthy Caucasians, UK Biobank), as means and SDs per sex.
@@ -38,17 +44,21 @@ HEALTHY_EARLY_FILLING = 0.8  # share of diastolic filling before the atrial kick
 
 PHENOTYPES = ("hfref", "ischaemic", "hfpef")
 AGE_RANGE = (45, 82)  # UK Biobank imaging visits
+BMI_RANGE = (16.0, 50.0)
+RECORDED_HALF_STEP = 0.05  # age and BMI are recorded to 0.1; their groups are those of the recorded values
 DECADES = ("40s", "50s", "60s", "70s", "80s")
 GROUPS = {"sex": ("female", "male"), "age_group": DECADES, "bmi_group": BMI_GROUPS}
+CELL = ("label", *GROUPS)
 # Culprit coronary territories of ischaemic heart failure and how often each is the culprit.
 TERRITORIES = {"LAD": 0.5, "RCA": 0.3, "LCx": 0.2}
 
 
 @dataclass(frozen=True)
 class Composition:
-    """Subgroup make-up of the cohort, heart-failure odds and phenotype mixture per subgroup."""
+    """Subgroup make-up of the cohort, heart-failure odds and phenotype mixture per subgroup;
+    or, with `cells`, exactly the subjects of those cells (`n_subjects` is then unused)."""
 
-    n_subjects: int
+    n_subjects: int | None
     p_female: float
     age_weights: dict[str, float]
     bmi_mean: float
@@ -57,6 +67,7 @@ class Composition:
     hf_odds_ratio: dict[str, dict[str, float]]
     phenotype_weights: dict[str, float]
     phenotype_odds_ratio: dict[str, dict[str, dict[str, float]]]
+    cells: list[dict] | None = None  # {label, sex, age_group, bmi_group, count} each
 
 
 def _body_surface_area(height_cm: np.ndarray, weight_kg: np.ndarray) -> np.ndarray:
@@ -64,14 +75,36 @@ def _body_surface_area(height_cm: np.ndarray, weight_kg: np.ndarray) -> np.ndarr
     return np.sqrt(height_cm * weight_kg / 3600.0)
 
 
+def _decade_starts(decades) -> np.ndarray:
+    return np.array([int(d.rstrip("s")) for d in decades])
+
+
+def _uniform_in_decades(rng: np.random.Generator, starts: np.ndarray) -> np.ndarray:
+    """Uniform within each decade's share of UK Biobank's imaging ages."""
+    low, high = np.maximum(starts, AGE_RANGE[0]), np.minimum(starts + 10, AGE_RANGE[1])
+    return low + rng.uniform(0, 1, len(starts)) * (high - low)
+
+
 def _sample_age(rng: np.random.Generator, weights: dict[str, float], n: int) -> np.ndarray:
     decades = list(weights)
     p = np.array([weights[d] for d in decades], dtype=float)
-    starts = np.array([int(d.rstrip("s")) for d in decades])
     chosen = rng.choice(len(decades), size=n, p=p / p.sum())
-    # Uniform within each decade's share of UK Biobank's imaging ages.
-    low, high = np.maximum(starts[chosen], AGE_RANGE[0]), np.minimum(starts[chosen] + 10, AGE_RANGE[1])
-    return low + rng.uniform(0, 1, n) * (high - low)
+    return _uniform_in_decades(rng, _decade_starts(decades)[chosen])
+
+
+def _sample_bmi(rng: np.random.Generator, comp: Composition, n: int) -> np.ndarray:
+    return np.clip(rng.lognormal(np.log(comp.bmi_mean), comp.bmi_sd / comp.bmi_mean, n), *BMI_RANGE)
+
+
+def _sample_bmi_within(rng: np.random.Generator, comp: Composition, groups: pd.Series) -> np.ndarray:
+    """_sample_bmi's log-normal truncated to each subject's BMI group (inverse CDF)."""
+    edges = np.array([0.0, *BMI_CUTS, np.inf]) - RECORDED_HALF_STEP  # so rounding keeps the group
+    group = groups.map(BMI_GROUPS.index).to_numpy()
+    mu, sigma = np.log(comp.bmi_mean), comp.bmi_sd / comp.bmi_mean
+    with np.errstate(divide="ignore", invalid="ignore"):  # log(0) = -inf; sigma 0: bounds ±inf
+        low, high = ((np.log(np.maximum(edges[i], 0.0)) - mu) / sigma for i in (group, group + 1))
+    z = truncnorm.ppf(rng.uniform(size=len(group)), low, high)
+    return np.clip(np.exp(mu + sigma * z), *BMI_RANGE)
 
 
 def _odds(cohort: pd.DataFrame, ratios: dict[str, dict[str, float]]) -> np.ndarray:
@@ -93,10 +126,36 @@ def _check_odds_ratios(ratios: dict[str, dict[str, float]], key: str) -> None:
                 raise ConfigError(f"{key}.{attribute}.{group} must be a positive odds ratio, got {ratio}")
 
 
+def _check_cells(comp: Composition) -> None:
+    key = "data.composition.cells"
+    if not comp.cells:
+        raise ConfigError(f"{key} must list at least one cell, or be null to sample the population")
+    choices = {"label": (0, 1), **GROUPS}
+    seen = set()
+    for i, cell in enumerate(comp.cells):
+        entry = f"{key}[{i}] {dict(cell)}"
+        if set(cell) != {*CELL, "count"}:
+            raise ConfigError(f"{entry}: a cell has exactly the keys {[*CELL, 'count']}")
+        for name, allowed in choices.items():
+            if cell[name] not in allowed:
+                ages = f" (UK Biobank imaging ages {AGE_RANGE[0]}-{AGE_RANGE[1]})" if name == "age_group" else ""
+                raise ConfigError(f"{entry}: {name} must be one of {list(allowed)}{ages}, got {cell[name]!r}")
+        if not (isinstance(cell["count"], numbers.Integral) and cell["count"] >= 1):
+            raise ConfigError(f"{entry}: count must be an integer of at least 1, got {cell['count']!r}")
+        if comp.bmi_sd == 0 and bmi_group(pd.Series([comp.bmi_mean])).iloc[0] != cell["bmi_group"]:
+            raise ConfigError(f"{entry}: with data.composition.bmi_sd=0 every BMI is bmi_mean={comp.bmi_mean}")
+        name = tuple(cell[c] for c in CELL)
+        if name in seen:
+            raise ConfigError(f"{entry} repeats an earlier cell: give each cell once, with its total count")
+        seen.add(name)
+
+
 def check_composition(comp: Composition) -> None:
     """A clear error naming the setting for every value that would give a wrong or no cohort."""
     key = "data.composition"
-    if comp.n_subjects < 1:
+    if comp.cells is not None:
+        _check_cells(comp)
+    elif comp.n_subjects < 1:
         raise ConfigError(f"data.n_subjects must be at least 1, got {comp.n_subjects}")
     if not 0.0 <= comp.p_female <= 1.0:
         raise ConfigError(f"{key}.p_female must lie in [0, 1], got {comp.p_female}")
@@ -150,20 +209,55 @@ def _phenotype(rng: np.random.Generator, cohort: pd.DataFrame, comp: Composition
     return np.asarray(PHENOTYPES)[np.minimum(chosen, len(PHENOTYPES) - 1)]
 
 
+def cells_from_counts(counts: pd.DataFrame) -> list[dict]:
+    """`data.composition.cells` for the cells a balance plan fills (`generate` > 0; columns
+    label, sex, age_group, bmi_group, generate): real subjects in place of synthetic ones."""
+    wanted = counts[counts["generate"] > 0]
+    return [
+        {"label": int(row.label), **{c: str(getattr(row, c)) for c in GROUPS}, "count": int(row.generate)}
+        for row in wanted.itertuples()
+    ]
+
+
+def _demographics(sex: np.ndarray, age: np.ndarray, bmi: np.ndarray) -> pd.DataFrame:
+    """The subjects as recorded (age and BMI to 0.1) and their groups."""
+    cohort = pd.DataFrame(
+        {"subject_id": [f"PH{i:05d}" for i in range(len(sex))], "sex": sex, "age": age.round(1), "bmi": bmi.round(1)}
+    )
+    cohort["age_group"] = age_decade(cohort["age"])
+    cohort["bmi_group"] = bmi_group(cohort["bmi"])
+    return cohort
+
+
+def _population(rng: np.random.Generator, comp: Composition) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Subjects drawn from the population, with their unrounded age and BMI."""
+    n = comp.n_subjects
+    sex = np.where(rng.uniform(size=n) < comp.p_female, "female", "male")
+    age = _sample_age(rng, comp.age_weights, n)
+    bmi = _sample_bmi(rng, comp, n)
+    cohort = _demographics(sex, age, bmi)
+    cohort["label"] = _heart_failure(rng, cohort, comp)
+    return cohort, age, bmi
+
+
+def _cells(rng: np.random.Generator, comp: Composition) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Subjects of `comp.cells` drawn from the population given their cell, with their unrounded
+    age and BMI; bounds half a recording step low, so rounding never moves one out of its cell."""
+    cells = pd.DataFrame(comp.cells, columns=[*CELL, "count"])
+    subjects = cells.loc[cells.index.repeat(cells["count"])].reset_index(drop=True)
+    age = _uniform_in_decades(rng, _decade_starts(subjects["age_group"]) - RECORDED_HALF_STEP)
+    bmi = _sample_bmi_within(rng, comp, subjects["bmi_group"])
+    cohort = _demographics(subjects["sex"].to_numpy(), age, bmi)
+    cohort["label"] = subjects["label"].to_numpy(dtype=int)
+    return cohort, age, bmi
+
+
 def sample_subjects(comp: Composition, n_frames: int, seed: int) -> pd.DataFrame:
     """One row per subject: demographics, diagnosis, phenotype, ED/ES frames, LV/RV function."""
     check_composition(comp)
     rng = np.random.default_rng(seed)
-    n = comp.n_subjects
-    sex = np.where(rng.uniform(size=n) < comp.p_female, "female", "male")
-    age = _sample_age(rng, comp.age_weights, n)
-    bmi = np.clip(rng.lognormal(np.log(comp.bmi_mean), comp.bmi_sd / comp.bmi_mean, n), 16.0, 50.0)
-    cohort = pd.DataFrame(
-        {"subject_id": [f"PH{i:05d}" for i in range(n)], "sex": sex, "age": age.round(1), "bmi": bmi.round(1)}
-    )
-    cohort["age_group"] = age_decade(cohort["age"])
-    cohort["bmi_group"] = bmi_group(cohort["bmi"])
-    cohort["label"] = _heart_failure(rng, cohort, comp)
+    cohort, age, bmi = _population(rng, comp) if comp.cells is None else _cells(rng, comp)
+    n, sex = len(cohort), cohort["sex"].to_numpy()
     phenotype = np.where(cohort["label"] == 1, _phenotype(rng, cohort, comp), "healthy")
 
     def per_sex(table: dict[str, tuple[float, float]]) -> np.ndarray:
