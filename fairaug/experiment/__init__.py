@@ -1,0 +1,1 @@
+"""The capstone experiment: arms, paired statistics and the report."""
