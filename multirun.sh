@@ -10,13 +10,16 @@
 #   ./multirun.sh data=ukbb data.root=... data.metadata=...   # any override passes through
 #   SWEEP_DIR=/path ./multirun.sh      # where the sweep goes (default under ~/.fairaug/runs/protocol)
 #
-# Whole pipeline (PIPELINE=1): train the ControlNet once on the training split of split.seed
-# SPLIT_SEED (default 0), generate a copy and a balanced synthetic dataset, judge their quality,
-# run the four arms (real only, real + copy, real + balance, synthetic only) over SEEDS seeds
-# (default 8), all on the generator's split, and compare the arms. Every stage is skipped or
-# resumed when its output is already complete, so an interrupted pipeline is rerun as is.
-#   PIPELINE=1 ./multirun.sh
-#   PIPELINE=1 SEEDS=3 SWEEP_DIR=/path ./multirun.sh diffusion.steps=500   # overrides go to every stage
+# Whole pipeline (PIPELINE=1): the capstone experiment, task=pipeline. Per training set (built-in
+# cohort: independent cohorts data.seed, data.seed+1, ...; real data: split seeds) a ControlNet,
+# its synthetic datasets, classical augmentation and (built-in cohort only) new real subjects of
+# the planned cells (the oracle); every arm over the seeds with equal optimizer steps; report.md
+# with paired tests against real_only and the share of the oracle's gain each arm recovers.
+# Every stage is reused when finished with the same config, so an interrupted run is rerun as is.
+#   PIPELINE=1 ./multirun.sh                       # 5 training sets x 3 seeds, 9 arms + doses
+#   PIPELINE=1 SEEDS=8 DOSES=0.5,2,4 SCENARIOS=default,distinct_phenotype ./multirun.sh
+#   PIPELINE=1 SEEDS=2 QUICK=1 ./multirun.sh       # laptop profile, numbers not meaningful
+#   PIPELINE=1 ./multirun.sh data=ukbb data.root=... data.metadata=...   # every arm but the oracle's
 set -euo pipefail
 # the pid ($$) keeps two protocols started in the same second apart
 sweep_dir="${SWEEP_DIR:-${FAIRAUG_HOME:-$HOME/.fairaug}/runs/protocol/$(date +%Y-%m-%d_%H-%M-%S)_$$}"
@@ -44,57 +47,20 @@ classification() {
 }
 
 pipeline() {
-  local split_seed="${SPLIT_SEED:-0}" seeds="${SEEDS:-8}"
-  local generator="$sweep_dir/controlnet" arms=() names=()
-  if [[ -f "$generator/model/fairaug.json" ]]; then
-    echo "== ControlNet training: $generator/model exists, reused (delete it to retrain)"
-  else
-    echo "== ControlNet training ($generator)"
-    local resume=()
-    [[ -f "$generator/checkpoints/last.ckpt" ]] && resume=(diffusion.resume="$generator")
-    python -m fairaug task=controlnet_train seed="$split_seed" ${resume[@]+"${resume[@]}"} \
-      hydra.run.dir="$generator" "$@"
+  local design=()
+  [[ -n "${SEEDS:-}" ]] && design+=("task.seeds=${SEEDS}")
+  [[ -n "${TRAINING_SETS:-}" ]] && design+=("task.training_sets=${TRAINING_SETS}")
+  [[ -n "${DOSES:-}" ]] && design+=("task.doses=[${DOSES}]")
+  [[ -n "${SCENARIOS:-}" ]] && design+=("task.scenarios=[${SCENARIOS}]")
+  if [[ -n "${QUICK:-}" ]]; then
+    # Small enough for 2 CPU cores in well under 20 minutes; the report says its numbers are not meaningful.
+    design=(task.training_sets=2 task.doses=[2] task.n_boot=500 data.n_subjects=100 data.geometry.n_frames=20
+            split=external ++split.val.n_subjects=60 ++split.test.n_subjects=150 trainer.max_epochs=6
+            diffusion.steps=200 generation.steps=10 generation.max_samples=100 ${design[@]+"${design[@]}"})
   fi
-  for mode in copy balance; do
-    echo "== generation=$mode ($sweep_dir/synth_$mode)"
-    python -m fairaug task=synth_generate generation="$mode" generation.model="$generator" \
-      hydra.run.dir="$sweep_dir/synth_$mode" "$@"
-  done
-  # Classifiers see the images at the generator's size (PAPER=1: at 224 px), and every arm keeps
-  # the generator's split.
-  local common=(task=classify input=edes "input.size=\${diffusion.size}" sampler=group_balanced
-                split.seed="$split_seed" "seed=range($seeds)")
-  for arm in real copy balance synth_only; do
-    case "$arm" in
-      real) extra=() ;;
-      copy) extra=(data.synthetic.path="$sweep_dir/synth_copy") ;;
-      balance) extra=(data.synthetic.path="$sweep_dir/synth_balance") ;;
-      synth_only) extra=(data.synthetic.path="$sweep_dir/synth_copy" data.use_real=false) ;;
-    esac
-    if [[ ! -f "$sweep_dir/arms/$arm/summary.json" ]] || \
-       ! python -c "import json,sys; s=json.load(open(sys.argv[1])); sys.exit(s['completed'] != $seeds)" \
-         "$sweep_dir/arms/$arm/summary.json"; then
-      echo "== arm $arm ($sweep_dir/arms/$arm)"
-      python -m fairaug -m "${common[@]}" ${extra[@]+"${extra[@]}"} ${size[@]+"${size[@]}"} \
-        hydra.sweep.dir="$sweep_dir/arms/$arm" "$@"
-    else
-      echo "== arm $arm: all $seeds runs complete in $sweep_dir/arms/$arm, reused"
-    fi
-    arms+=("$sweep_dir/arms/$arm")
-    names+=("$arm")
-  done
-  for mode in copy balance; do
-    echo "== quality of generation=$mode"
-    python -m fairaug task=synth_quality quality.synthetic="$sweep_dir/synth_$mode" \
-      quality.classifier="$sweep_dir/arms/real/0" hydra.run.dir="$sweep_dir/quality_$mode" "$@"
-  done
-  local joined_arms joined_names
-  joined_arms=$(IFS=,; echo "${arms[*]}")
-  joined_names=$(IFS=,; echo "${names[*]}")
-  python -m fairaug task=evaluate "compare=[$joined_arms]" "compare_names=[$joined_names]" \
-    hydra.run.dir="$sweep_dir/comparison" "$@"
-  cat "$sweep_dir/quality_copy/quality.md" "$sweep_dir/quality_balance/quality.md" "$sweep_dir/comparison/comparison.md"
-  echo "Pipeline: $sweep_dir (controlnet/, synth_copy/, synth_balance/, quality_*/, arms/, comparison/)"
+  python -m fairaug task=pipeline ${design[@]+"${design[@]}"} ${size[@]+"${size[@]}"} hydra.run.dir="$sweep_dir" "$@"
+  cat "$sweep_dir/report.md"
+  echo "Pipeline: $sweep_dir (report.md, runs.csv, predictions.csv, <scenario>/train<r>/...)"
 }
 
 if [[ -n "${PIPELINE:-}" ]]; then

@@ -17,6 +17,7 @@ TASKS = (
     "controlnet_train",
     "evaluate",
     "montage",
+    "pipeline",
     "predict",
     "synth_generate",
     "synth_quality",

@@ -1,0 +1,68 @@
+"""Running the experiment's stages (fairaug tasks) in this process, each in its own folder, and
+reusing any stage an earlier, interrupted run of the experiment already finished with the same
+config."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from fairaug.io import write_json
+
+log = logging.getLogger(__name__)
+DONE = "stage.json"  # written last: the stage finished, with the hash of its config
+
+
+def compose(overrides: list[str]):
+    """The root config with `overrides`: through the running Hydra app's config search path
+    when there is one (python -m fairaug task=pipeline), directly otherwise (tests, scripts)."""
+    from hydra import compose as hydra_compose
+    from hydra.core.global_hydra import GlobalHydra
+
+    from fairaug.config import compose_config
+
+    if GlobalHydra.instance().is_initialized():
+        return hydra_compose(config_name="config", overrides=overrides)
+    return compose_config(overrides)
+
+
+def config_hash(cfg) -> str:
+    text = OmegaConf.to_yaml(cfg, resolve=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class Stages:
+    """Every stage gets the experiment's own overrides (the user's data, trainer, diffusion ...
+    settings), then its own, and writes into `folder`."""
+
+    def __init__(self, base: list[str]):
+        self.base = list(base)
+
+    def config(self, folder: Path, overrides: list[str]):
+        return compose([*self.base, *overrides, f"paths.output_dir={folder}"])
+
+    def run(self, folder: Path, overrides: list[str]) -> dict:
+        from fairaug.tasks.registry import run_task
+
+        cfg = self.config(folder, overrides)
+        done = Path(folder) / DONE
+        digest = config_hash(cfg)
+        if done.is_file():
+            record = json.loads(done.read_text())
+            if record["config"] == digest:
+                log.info("%s: finished earlier with the same config, reused", folder)
+                return record["result"]
+            done.unlink()  # another config: the stage runs again (each task refuses what it cannot redo)
+        log.info("== %s (%s)", folder, cfg.task.name)
+        result = run_task(cfg)
+        write_json({"config": digest, "result": _plain(result)}, done)
+        return _plain(result)
+
+
+def _plain(result) -> dict:
+    """What of a task's result JSON can hold (numbers, strings, lists, mappings)."""
+    return json.loads(json.dumps(result, default=lambda value: None))
