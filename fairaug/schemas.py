@@ -398,6 +398,8 @@ class GenerationConfig:
     per_sample_multiplier: int = at_least(1, 1)
     num_samples: int = at_least(100, 1)
     max_samples: int = at_least(500, 0)
+    fill_empty_cells: bool = False
+    shuffle_attributes: bool = False
     scheduler: str = one_of("ddim", SCHEDULERS)
     steps: int = at_least(25, 1)
     guidance_scale: float = at_least(2.0, 0)

@@ -15,20 +15,24 @@ from pathlib import Path
 from omegaconf import OmegaConf
 from tqdm import tqdm
 
+from fairaug.data.cohort import PERSON_ATTRIBUTES
 from fairaug.data.sources.synthetic import GENERATOR_SUBJECTS, MANIFEST
 from fairaug.diffusion.generator import Generator, write_manifest, write_subject
-from fairaug.diffusion.planning import make_plan
-from fairaug.diffusion.prompts import prompt_for
+from fairaug.diffusion.planning import PROMPT_ATTRIBUTES, make_plan
+from fairaug.diffusion.prompts import prompts_for
 from fairaug.errors import ConfigError
 from fairaug.io import write_csv, write_json
 
 log = logging.getLogger(__name__)
 SPEC = "generation.json"
+OLDER_DEFAULTS = {"dtype": "float32", "shuffle_attributes": False}  # settings older folders do not record
 SETTINGS = (
     "mode",
     "per_sample_multiplier",
     "num_samples",
     "max_samples",
+    "fill_empty_cells",
+    "shuffle_attributes",
     "scheduler",
     "steps",
     "guidance_scale",
@@ -60,7 +64,9 @@ def _prepare_folder(folder: Path, spec: dict) -> None:
             "folder (generation.output=...)"
         )
     if (folder / SPEC).exists():
-        previous = {"dtype": "float32", **json.loads((folder / SPEC).read_text())}  # older folders lack dtype
+        previous = {**OLDER_DEFAULTS, **json.loads((folder / SPEC).read_text())}
+        if previous["mode"] == "copy":  # the planner's rules on empty cells and donors never touched copy
+            previous.setdefault("fill_empty_cells", spec["fill_empty_cells"])
         if previous != spec:
             raise ConfigError(
                 f"{folder} holds a different generation ({folder / SPEC}); resume with the same "
@@ -91,7 +97,8 @@ def run(cfg) -> dict:
             counts[counts.generate > 0].to_string(index=False),
         )
     template = generator.parts.meta["prompt_template"]
-    plan["prompt"] = [prompt_for(row, template) for _, row in plan.iterrows()]
+    said = plan.drop(columns=PERSON_ATTRIBUTES).rename(columns=dict(zip(PROMPT_ATTRIBUTES, PERSON_ATTRIBUTES)))
+    plan["prompt"] = prompts_for(said, template)  # the planned attributes, or shuffled ones
     generator.check_prompts([*plan.prompt.unique(), gen.negative_prompt])
     plan["image"] = [f"images/{s}.png" for s in plan.subject_id]
     plan["mask"] = [f"masks/{s}.png" for s in plan.subject_id]

@@ -66,31 +66,78 @@ def test_prompts_leave_out_what_the_data_does_not_record():
 
 @pytest.fixture
 def training():
-    rows = [(0, "male", "60s", "obese")] * 6 + [(1, "male", "60s", "obese")] * 4 + [(0, "female", "60s", "obese")] * 3
+    """Cells (label, sex, age group): three of the eight hold no subject, e.g. heart-failure women in their 60s."""
+    cells = {(0, "male", "60s"): 6, (1, "male", "60s"): 4, (0, "female", "60s"): 3, (1, "female", "50s"): 1}
+    cells[(0, "male", "50s")] = 2
+    rows = [(*cell, "obese") for cell, n in cells.items() for _ in range(n)]
     table = pd.DataFrame(rows, columns=["label", "sex", "age_group", "bmi_group"])
     table.insert(0, "subject_id", [f"R{i}" for i in range(len(table))])
     return table
 
 
-def test_balance_plan_fills_every_cell_to_the_largest(training):
+def _donors_match(plan, training, columns):
+    donors = training.set_index("subject_id").loc[plan.source_subject, columns]
+    return (donors.to_numpy() == plan[columns].to_numpy()).all()
+
+
+def _balance(training, **settings):
+    return make_plan("balance", training, OmegaConf.create({"max_samples": None, **settings}), seed=0)
+
+
+def test_balance_plan_fills_the_observed_cells_to_the_largest(training, caplog):
     counts = balance_counts(training, None)
-    assert len(counts) == 4  # 2 labels x 2 sexes x 1 age group x 1 BMI group, including the empty cell
-    assert ((counts["count"] + counts.generate) == 6).all()
+    assert len(counts) == 8  # 2 labels x 2 sexes x 2 age groups x 1 BMI group
+    observed = counts[counts["count"] > 0]
+    assert (observed.cell == "observed").all() and ((observed["count"] + observed.generate) == 6).all()
+    assert (counts.cell[counts["count"] == 0] == "empty_left_out").all() and counts.generate.sum() == 14
     capped = balance_counts(training, 5)
     assert capped.generate.sum() == 5 and (capped.generate <= counts.generate).all()
-    plan, _ = make_plan("balance", training, OmegaConf.create({"max_samples": None}), seed=0)
-    donors = training.set_index("subject_id")
-    empty_cell = plan[(plan.sex == "female") & (plan.label == 1)]
-    assert len(empty_cell) == 6 and (donors.loc[empty_cell.source_subject, "label"] == 1).all()
+    with caplog.at_level("INFO", logger="fairaug.diffusion.planning"):
+        plan, _ = _balance(training)
+    assert "3 of 8 cells hold no training subject and are left out" in caplog.text
+    assert len(plan) == 14 and plan.merge(observed[["label", "sex", "age_group"]]).shape[0] == 14
+    assert _donors_match(plan, training, ["label", "sex", "age_group", "bmi_group"])  # from the cell itself
     assert plan.subject_id.is_unique and plan.seed.is_unique
+
+
+def test_empty_cells_are_filled_only_when_asked_with_donors_of_the_same_label_and_sex(training, caplog):
+    with caplog.at_level("INFO", logger="fairaug.diffusion.planning"):
+        plan, counts = _balance(training, fill_empty_cells=True)
+    assert "3 of 8 cells hold no training subject; filled anyway" in caplog.text and "18 synthetic" in caplog.text
+    assert (counts.cell[counts["count"] == 0] == "empty_invented").all() and counts.generate.sum() == 14 + 3 * 6
+    women_hf_60s = plan[(plan.sex == "female") & (plan.label == 1) & (plan.age_group == "60s")]
+    assert len(women_hf_60s) == 6
+    assert _donors_match(plan, training, ["label", "sex"])  # never a man's masks for a woman
+    no_women_hf = training[~((training.sex == "female") & (training.label == 1))]
+    assert _donors_match(_balance(no_women_hf)[0], no_women_hf, ["label", "sex"])  # their cells left out
+    with pytest.raises(DataError, match=r"no training subject with label=1, sex=female .*age_group=50s"):
+        _balance(no_women_hf, fill_empty_cells=True)
 
 
 def test_copy_and_random_prompt_plans(training):
     copy, _ = make_plan("copy", training, OmegaConf.create({"per_sample_multiplier": 2}), seed=0)
-    assert len(copy) == 26 and (copy.source_subject.value_counts() == 2).all()
+    assert len(copy) == 32 and (copy.source_subject.value_counts() == 2).all()
     random, _ = make_plan("random_prompt", training, OmegaConf.create({"num_samples": 40}), seed=1)
-    donors = training.set_index("subject_id")
-    assert len(random) == 40 and (donors.loc[random.source_subject, "label"].to_numpy() == random.label).all()
+    assert len(random) == 40 and _donors_match(random, training, ["label", "sex"])
+    assert set(zip(random.label, random.sex)) == {(0, "male"), (1, "male"), (0, "female"), (1, "female")}
+    no_women_hf = training[~((training.sex == "female") & (training.label == 1))]
+    with pytest.raises(DataError, match="no training subject with label=1, sex=female"):
+        make_plan("random_prompt", no_women_hf, OmegaConf.create({"num_samples": 40}), seed=1)
+
+
+def test_shuffled_prompts_say_other_planned_attributes_but_keep_label_donor_and_plan(training):
+    prompted = ["prompt_sex", "prompt_age_group", "prompt_bmi_group"]
+    person = ["sex", "age_group", "bmi_group"]
+    plan, _ = _balance(training, fill_empty_cells=True)
+    assert (plan[prompted].to_numpy() == plan[person].to_numpy()).all()
+    shuffled, _ = _balance(training, fill_empty_cells=True, shuffle_attributes=True)
+    pd.testing.assert_frame_equal(shuffled.drop(columns=prompted), plan.drop(columns=prompted))
+    said, planned = (sorted(map(tuple, shuffled[c].to_numpy())) for c in (prompted, person))
+    assert said == planned  # a permutation of the planned attributes
+    differ = (shuffled[prompted].to_numpy() != shuffled[person].to_numpy()).any(axis=1)
+    assert differ.mean() > 0.4
+    again, _ = _balance(training, fill_empty_cells=True, shuffle_attributes=True)
+    pd.testing.assert_frame_equal(again, shuffled)
 
 
 @pytest.fixture(scope="module")
@@ -211,6 +258,11 @@ def test_generation_writes_a_dataset_that_classify_can_train_on(trained, make_cf
     manifest.iloc[:-2].to_csv(out / "manifest.csv", index=False)
     synth_generate.run(make_cfg(*settings))
     assert len(pd.read_csv(out / "manifest.csv")) == len(manifest)
+    # a copy folder written before fill_empty_cells and shuffle_attributes existed resumes: they never touched copy
+    spec = json.loads((out / "generation.json").read_text())
+    del spec["fill_empty_cells"], spec["shuffle_attributes"]
+    (out / "generation.json").write_text(json.dumps(spec))
+    synth_generate.run(make_cfg(*settings))
 
     with pytest.raises(ConfigError, match="different generation"):
         synth_generate.run(make_cfg(*settings, "generation.guidance_scale=3"))
@@ -223,6 +275,39 @@ def test_generation_writes_a_dataset_that_classify_can_train_on(trained, make_cf
         "input=edes", f"data.synthetic.path={out}", "data.use_real=false", f"paths.output_dir={tmp_path / 'classify'}"
     )
     assert 0 <= classify.run(cfg)["balanced_accuracy"] <= 1
+
+
+def test_balance_generation_with_shuffled_prompts_records_what_the_prompts_said(trained, make_cfg, tmp_path):
+    run_dir, _ = trained
+    out = tmp_path / "shuffled"
+    settings = [
+        "task=synth_generate",
+        "generation=balance",
+        "generation.max_samples=8",
+        "generation.shuffle_attributes=true",
+        f"generation.model={run_dir}",
+        f"generation.output={out}",
+        "generation.steps=1",
+        "generation.batch_size=8",
+    ]
+    synth_generate.run(make_cfg(*settings))
+    manifest = pd.read_csv(out / "manifest.csv")
+    counts = pd.read_csv(out / "plan_counts.csv")
+    assert len(manifest) == 8 and set(counts.cell) <= {"observed", "empty_left_out"}
+    training = pd.read_csv(run_dir / "training_subjects.csv").set_index("subject_id")
+    assert (training.loc[manifest.source_subject, "sex"].to_numpy() == manifest.sex).all()
+    said = manifest.drop(columns=["sex", "age_group", "bmi_group"])
+    said.columns = [c.removeprefix("prompt_") for c in said.columns]
+    assert list(manifest.prompt) == [prompt_for(row, DEFAULT_TEMPLATE) for _, row in said.iterrows()]
+    assert (said[["sex", "age_group", "bmi_group"]] != manifest[["sex", "age_group", "bmi_group"]]).any(axis=None)
+    assert json.loads((out / "generation.json").read_text())["shuffle_attributes"] is True
+    with pytest.raises(ConfigError, match="different generation"):
+        synth_generate.run(make_cfg(*settings, "generation.shuffle_attributes=false"))
+    spec = json.loads((out / "generation.json").read_text())  # a balance plan from before the donor rules
+    del spec["fill_empty_cells"]
+    (out / "generation.json").write_text(json.dumps(spec))
+    with pytest.raises(ConfigError, match="different generation"):
+        synth_generate.run(make_cfg(*settings))
 
 
 def test_bad_model_folder(make_cfg, tmp_path):

@@ -9,8 +9,8 @@ not be held out for validation or test.
 
 manifest.csv columns: subject_id, image, mask (file names relative to the folder), label
 (0/1 or healthy / heart failure), sex, age_group, bmi_group ("unknown" where the real data
-does not record it); optional vendor and centre; others (prompt, source_subject, seed,
-model_id) are kept for the record.
+does not record it); optional vendor and centre; others (prompt, prompt_sex, prompt_age_group,
+prompt_bmi_group, source_subject, seed, model_id) are kept for the record.
 """
 
 from __future__ import annotations
