@@ -54,7 +54,7 @@ pipeline() {
   [[ -n "${SCENARIOS:-}" ]] && design+=("task.scenarios=[${SCENARIOS}]")
   if [[ -n "${QUICK:-}" ]]; then
     # Small enough for 2 CPU cores in well under 20 minutes; the report says its numbers are not meaningful.
-    design=(task.training_sets=2 task.doses=[2] task.n_boot=500 data.n_subjects=100 data.geometry.n_frames=20
+    design=(task.quick=true task.training_sets=2 task.doses=[2] task.n_boot=500 data.n_subjects=100 data.geometry.n_frames=20
             split=external ++split.val.n_subjects=60 ++split.test.n_subjects=150 trainer.max_epochs=6
             diffusion.steps=200 generation.steps=10 generation.max_samples=100 ${design[@]+"${design[@]}"})
   fi

@@ -400,6 +400,7 @@ class GenerationConfig:
     max_samples: int = at_least(500, 0)
     fill_empty_cells: bool = False
     shuffle_attributes: bool = False
+    dose: float = above(1.0, 0)  # balance: this many times the planner's counts per cell
     scheduler: str = one_of("ddim", SCHEDULERS)
     steps: int = at_least(25, 1)
     guidance_scale: float = at_least(2.0, 0)

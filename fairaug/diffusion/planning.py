@@ -48,6 +48,18 @@ def balance_counts(training: pd.DataFrame, max_samples: int | None, fill_empty_c
     return cells
 
 
+def scaled_counts(counts: pd.DataFrame, dose: float) -> pd.DataFrame:
+    """The plan's per-cell counts times `dose` (largest remainders keep the total at
+    round(dose x total)); cells planned nothing stay at nothing."""
+    if dose == 1:
+        return counts
+    planned = counts.generate.to_numpy(float) * dose
+    scaled = np.floor(planned)
+    remainder = int(round(planned.sum()) - scaled.sum())
+    scaled[np.argsort(-(planned - scaled), kind="stable")[:remainder]] += 1
+    return counts.assign(generate=scaled.astype(int))
+
+
 def log_empty_cells(counts: pd.DataFrame) -> None:
     """Say how many cells of the grid hold no training subject, and what became of them."""
     left_out, invented = (counts[counts.cell == kind] for kind in (LEFT_OUT, INVENTED))
@@ -131,6 +143,7 @@ def make_plan(mode: str, training: pd.DataFrame, cfg, seed: int) -> tuple[pd.Dat
         plan = _random_prompt_plan(training, int(cfg.num_samples), rng)
     else:
         counts = balance_counts(training, cfg.max_samples, bool(cfg.get("fill_empty_cells", False)))
+        counts = scaled_counts(counts, float(cfg.get("dose", 1.0)))
         log_empty_cells(counts)
         plan = _balance_plan(training, counts, rng)
     plan = plan.reset_index(drop=True)

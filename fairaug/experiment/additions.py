@@ -31,16 +31,6 @@ log = logging.getLogger(__name__)
 COMPLETE = "manifest.csv"
 
 
-def scaled_counts(counts: pd.DataFrame, dose: float) -> pd.DataFrame:
-    """The planner's per-cell counts times `dose` (largest remainders keep the total at
-    round(dose x total)); cells planned nothing stay at nothing."""
-    planned = counts.generate.to_numpy(float) * dose
-    scaled = np.floor(planned)
-    remainder = int(round(planned.sum()) - scaled.sum())
-    scaled[np.argsort(-(planned - scaled), kind="stable")[:remainder]] += 1
-    return counts.assign(generate=scaled.astype(int))
-
-
 def _write(folder: Path, cohort: pd.DataFrame, view_cfg, cache_dir: Path, prefix: str, note: str) -> None:
     """The cohort's subjects, in `view_cfg` (edes with masks), as a synthetic-layout dataset."""
     cache = build_view_cache(cohort, view_cfg, cache_dir, "raise")
@@ -94,9 +84,7 @@ def draw_real_subjects(
     return folder
 
 
-def augment_real_subjects(
-    folder: Path, training: CachedViewDataset, counts: pd.DataFrame, seed: int, augment
-) -> Path:
+def augment_real_subjects(folder: Path, training: CachedViewDataset, counts: pd.DataFrame, seed: int, augment) -> Path:
     """Classical augmentation up to the planner's counts: each planned subject is a random real
     training subject of its cell (planned cells always hold one), augmented by `augment`
     (images, masks, seeds -> images, masks)."""

@@ -159,6 +159,11 @@ def _design(cfg, runs, predictions, left_out) -> str:
         "and, for paired differences, test subjects; p: Wilcoxon signed-rank over the pairs, Holm-corrected over "
         "every comparison of a scenario's primary endpoints."
     )
+    if task.quick:
+        text = (
+            "**Quick profile** (`QUICK=1`): a small cohort, few training sets and seeds, a briefly trained "
+            "ControlNet. It shows that every stage runs; its numbers are not meaningful.\n\n" + text
+        )
     if left_out:
         text += (
             f"\n\nLeft out: {', '.join(left_out)}. The oracle arms add new real subjects, which only the built-in "
@@ -271,8 +276,12 @@ def _paired(table, extra, names, n_boot) -> tuple[list[dict], list[str]]:
 
 def _auroc_difference(extra, arm: str) -> dict:
     column = f"auroc_{SCARCE[1]}"
-    pairs = extra[extra.arm.isin([arm, BASELINE])].pivot_table(index=["training_set", "seed"], columns="arm", values=column)
-    differences = (pairs[arm] - pairs[BASELINE]).dropna() if arm in pairs and BASELINE in pairs else pd.Series(dtype=float)
+    pairs = extra[extra.arm.isin([arm, BASELINE])].pivot_table(
+        index=["training_set", "seed"], columns="arm", values=column
+    )
+    differences = (
+        (pairs[arm] - pairs[BASELINE]).dropna() if arm in pairs and BASELINE in pairs else pd.Series(dtype=float)
+    )
     if differences.empty:
         return {"difference": np.nan, "ci_low": np.nan, "ci_high": np.nan, "p": np.nan, "pairs": 0}
     rng = np.random.default_rng(0)
@@ -343,11 +352,13 @@ def _dose_response(folder, scenario, table, runs, names) -> list[str]:
         values.append({"arm": arm, "kind": arm.split("@")[0], "added": added, "mean": np.nanmean(per_run),
                        "sem": np.nanstd(per_run, ddof=1) / np.sqrt(len(per_run)) if len(per_run) > 1 else 0.0})  # fmt: skip
     values = pd.DataFrame(values).sort_values("added")
-    baseline = np.nanmean([WORST.evaluate(run) for _, run in table[table.arm == BASELINE].groupby(["training_set", "seed"])])
+    baseline = np.nanmean(
+        [WORST.evaluate(run) for _, run in table[table.arm == BASELINE].groupby(["training_set", "seed"])]
+    )
     figure, axis = plt.subplots(figsize=(5, 3.5))
     for kind, label in (("balance", "synthetic (balance)"), (ORACLE, "real (oracle)")):
         part = values[values.kind == kind]
-        axis.errorbar(part.added, part["mean"], yerr=part.sem, marker="o", capsize=3, label=label)
+        axis.errorbar(part.added, part["mean"], yerr=part["sem"], marker="o", capsize=3, label=label)
     axis.axhline(baseline, color="grey", linestyle="--", label="real only")
     axis.set(xlabel="subjects added to training", ylabel="worst-group balanced accuracy (sex)",
              title=f"Dose-response, scenario {scenario}")  # fmt: skip
@@ -356,7 +367,7 @@ def _dose_response(folder, scenario, table, runs, names) -> list[str]:
     name = f"dose_response_{scenario}.png"
     figure.savefig(folder / name, dpi=120)
     plt.close(figure)
-    rows = [[r.arm, f"{r.added:.0f}", f"{r.mean:.3f} ± {r.sem:.3f}"] for r in values.itertuples()]
+    rows = [[r.arm, f"{r.added:.0f}", f"{r[4]:.3f} ± {r[5]:.3f}"] for r in values.itertuples()]
     return ["### Dose-response", "", f"![dose-response]({name})", "",
             *markdown_table(["arm", "added", "worst group (sex), mean ± s.e.m."], rows), ""]  # fmt: skip
 

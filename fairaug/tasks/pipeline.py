@@ -23,11 +23,11 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import OmegaConf
 
+from fairaug.data.augment import classical_augment
 from fairaug.data.datamodule import CohortDataModule
-from fairaug.diffusion.classical import augment
-from fairaug.diffusion.planning import balance_counts
+from fairaug.diffusion.planning import balance_counts, scaled_counts
 from fairaug.errors import ConfigError
-from fairaug.experiment.additions import augment_real_subjects, draw_real_subjects, scaled_counts
+from fairaug.experiment.additions import augment_real_subjects, draw_real_subjects
 from fairaug.experiment.arms import Arm, chosen_arms
 from fairaug.experiment.report import write_experiment_report
 from fairaug.experiment.stages import Stages
@@ -155,7 +155,9 @@ class TrainingSet:
                     "balance": ["generation=balance", f"generation.dose={dose or 1}"],
                     "shuffled": ["generation=balance", "generation.shuffle_attributes=true"],
                 }[kind]
-                self.stages.run(folders[name], ["task=synth_generate", *self.data, *settings, f"generation.model={model}"])
+                self.stages.run(
+                    folders[name], ["task=synth_generate", *self.data, *settings, f"generation.model={model}"]
+                )
         table = training.table[training.table.origin == "real"]
         counts = balance_counts(table, gen.max_samples, gen.fill_empty_cells)
         seed = int(self.cfg.data.seed) + self.index + int(task.oracle_seed)
@@ -163,7 +165,7 @@ class TrainingSet:
         for name in sorted(needed - diffusion):
             kind, _, dose = name.partition("@")
             if kind == "classical":
-                augment_real_subjects(folders[name], training, counts, seed, augment)
+                augment_real_subjects(folders[name], training, counts, seed, classical_augment)
             elif kind == "oracle":
                 dosed = scaled_counts(counts, float(dose or 1))
                 draw_real_subjects(folders[name], real.data_cfg, real.view_cfg, cache, seed, counts=dosed)

@@ -25,7 +25,7 @@ from fairaug.io import write_csv, write_json
 
 log = logging.getLogger(__name__)
 SPEC = "generation.json"
-OLDER_DEFAULTS = {"dtype": "float32", "shuffle_attributes": False}  # settings older folders do not record
+OLDER_DEFAULTS = {"dtype": "float32", "shuffle_attributes": False, "dose": 1.0}  # settings older folders do not record
 SETTINGS = (
     "mode",
     "per_sample_multiplier",
@@ -33,6 +33,7 @@ SETTINGS = (
     "max_samples",
     "fill_empty_cells",
     "shuffle_attributes",
+    "dose",
     "scheduler",
     "steps",
     "guidance_scale",

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 from omegaconf import OmegaConf
+from torch.utils.data import ConcatDataset
 
 from fairaug.data.datamodule import CachedViewDataset, CohortDataModule
 from fairaug.errors import ConfigError, DataError
@@ -97,7 +98,9 @@ def run(cfg) -> dict:
 
     real_f, real_img, real_masks = extract(network, CachedViewDataset(data.cache, real), "real training images")
     syn_f, syn_img, syn_masks = extract(network, CachedViewDataset(data.cache, synthetic), "synthetic images")
-    held_f, held_img, _ = extract(network, CachedViewDataset(data.cache, held_out), "real held-out images")
+    # validation and test, each read from its own cache (split=external's cohorts have theirs)
+    held_out_views = ConcatDataset([data.datasets["val"], data.datasets["test"]])
+    held_f, held_img, _ = extract(network, held_out_views, "real held-out images")
     attributes = list(quality.attributes)
     settings = (int(quality.min_count), int(quality.kid_subset_size), int(cfg.seed))
     groups = by_group(real, real_f, synthetic, syn_f, held_out, held_f, attributes, *settings)

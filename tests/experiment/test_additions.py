@@ -9,8 +9,8 @@ import torch
 
 from fairaug.data.datamodule import CohortDataModule
 from fairaug.data.sources.synthetic import read_synthetic
-from fairaug.diffusion.planning import CELL, balance_counts
-from fairaug.experiment.additions import augment_real_subjects, draw_real_subjects, scaled_counts
+from fairaug.diffusion.planning import CELL, balance_counts, scaled_counts
+from fairaug.experiment.additions import augment_real_subjects, draw_real_subjects
 
 EXTERNAL = ["input=edes", "split=external", "split.val={seed:101,n_subjects:24}", "split.test={seed:102,n_subjects:30}"]
 
