@@ -177,11 +177,9 @@ def _scenario(folder, scenario, table, extra, runs, names, n_boot) -> tuple[list
     added = runs.groupby("arm").added.mean()
     rows = []
     for arm in names:
-        scarce_auroc = extra[extra.arm == arm][f"auroc_{SCARCE[1]}"]
-        rows.append(
-            [arm, f"{added.get(arm, 0):.0f}", *(_arm_row(table, arm, m, n_boot) for m in (OVERALL, SCARCE_BA, OTHER_BA, WORST, GAP)),
-             _mean_std(scarce_auroc)]
-        )  # fmt: skip
+        accuracies = [_arm_row(table, arm, metric, n_boot) for metric in (OVERALL, SCARCE_BA, OTHER_BA, WORST, GAP)]
+        scarce_auroc = _mean_std(extra[extra.arm == arm][f"auroc_{SCARCE[1]}"])
+        rows.append([arm, f"{added.get(arm, 0):.0f}", *accuracies, scarce_auroc])
     lines += [
         "### Arms",
         "",
@@ -206,23 +204,25 @@ def _scenario(folder, scenario, table, extra, runs, names, n_boot) -> tuple[list
 
 
 def _subgroups(table, names) -> list[str]:
-    per_run = (
-        table.groupby(["arm", "training_set", "seed"])
-        .apply(lambda run: _group_accuracies(run), include_groups=False)
-        .reset_index()
+    """One table per attribute: balanced accuracy per group, mean ± std over runs."""
+    per_run = pd.DataFrame(
+        [{"arm": arm, **_group_accuracies(run)} for (arm, _, _), run in table.groupby(["arm", "training_set", "seed"])]
     )
-    columns = [c for c in per_run.columns if c not in ("arm", "training_set", "seed")]
-    rows = [[arm, *(_mean_std(per_run[per_run.arm == arm][c]) for c in columns)] for arm in names]
-    return ["### Subgroups", "", "Balanced accuracy per subgroup, mean ± std over runs.", "",
-            *markdown_table(["arm", *columns], rows), ""]  # fmt: skip
+    lines = ["### Subgroups", "", "Balanced accuracy per subgroup, mean ± std over runs.", ""]
+    for attribute in SUBGROUP_ATTRIBUTES:
+        columns = sorted(c for c in per_run.columns if c.startswith(f"{attribute}="))
+        rows = [[arm, *(_mean_std(per_run[per_run.arm == arm][c]) for c in columns)] for arm in names]
+        header = ["arm", *(c.split("=", 1)[1] for c in columns)]
+        lines += [f"`{attribute}`:", "", *markdown_table(header, rows), ""]
+    return lines
 
 
-def _group_accuracies(run: pd.DataFrame) -> pd.Series:
+def _group_accuracies(run: pd.DataFrame) -> dict[str, float]:
     values = {}
     for attribute in SUBGROUP_ATTRIBUTES:
         for group in sorted(run[attribute].astype(str).unique()):
             values[f"{attribute}={group}"] = Metric(attribute=attribute, group=group).evaluate(run)
-    return pd.Series(values)
+    return values
 
 
 def _secondary(extra, names) -> list[str]:
@@ -237,10 +237,16 @@ def _secondary(extra, names) -> list[str]:
         "equalized_odds_difference",
     ]
     rows = [[arm, *(_mean_std(extra[extra.arm == arm][c]) for c in columns)] for arm in names]
-    return ["### Secondary endpoints and fairness criteria (sex)", "",
-            f"Normal-BMI heart-failure sensitivity, expected calibration error per sex, sensitivity at a "
-            f"false-positive rate of {FIXED_FPR:g} per sex, and fairlearn's differences between the sexes; "
-            "mean ± std over runs.", "", *markdown_table(["arm", *columns], rows), ""]  # fmt: skip
+    return [
+        "### Secondary endpoints and fairness criteria (sex)",
+        "",
+        f"Normal-BMI heart-failure sensitivity, expected calibration error per sex, sensitivity at a "
+        f"false-positive rate of {FIXED_FPR:g} per sex, and fairlearn's differences between the sexes; "
+        "mean ± std over runs.",
+        "",
+        *markdown_table(["arm", *columns], rows),
+        "",
+    ]
 
 
 def _paired(table, extra, names, n_boot) -> tuple[list[dict], list[str]]:
@@ -251,17 +257,33 @@ def _paired(table, extra, names, n_boot) -> tuple[list[dict], list[str]]:
             continue
         for metric in PRIMARY:
             d = paired_difference(table, arm, metric, n_boot=n_boot)
-            results.append({"arm": arm, "endpoint": metric.name, "difference": d.estimate, "ci_low": d.ci_low,
-                            "ci_high": d.ci_high, "p": d.p_value, "pairs": d.n_pairs})  # fmt: skip
+            results.append(
+                {
+                    "arm": arm,
+                    "endpoint": metric.name,
+                    "difference": d.estimate,
+                    "ci_low": d.ci_low,
+                    "ci_high": d.ci_high,
+                    "p": d.p_value,
+                    "pairs": d.n_pairs,
+                }
+            )
         results.append({"arm": arm, "endpoint": f"AUROC ({SCARCE[0]}={SCARCE[1]})", **_auroc_difference(extra, arm)})
     adjusted = holm([r["p"] for r in results])
     for result, p in zip(results, adjusted):
         result["p_holm"] = float(p)
     rows = [
-        [r["arm"], r["endpoint"], _signed(r["difference"]), f"[{_signed(r['ci_low'])}, {_signed(r['ci_high'])}]",
-         _p(r["p"]), _p(r["p_holm"]), r["pairs"]]
+        [
+            r["arm"],
+            r["endpoint"],
+            _signed(r["difference"]),
+            f"[{_signed(r['ci_low'])}, {_signed(r['ci_high'])}]",
+            _p(r["p"]),
+            _p(r["p_holm"]),
+            r["pairs"],
+        ]
         for r in results
-    ]  # fmt: skip
+    ]
     section = [
         f"### Paired differences against `{BASELINE}` (primary endpoints)",
         "",
@@ -311,9 +333,14 @@ def _non_inferiority(table, names, n_boot) -> list[str]:
             verdict = "non-inferior" if non_inferior(d.ci_low, NI_MARGIN) else "not shown"
             cells.append(f"{_signed(d.estimate)} [{_signed(d.ci_low)}, {_signed(d.ci_high)}]: {verdict}")
         rows.append(cells)
-    return [f"### Non-inferiority (margin {NI_MARGIN})", "",
-            "Shown where the lower end of the difference's 95 % interval lies above the margin.", "",
-            *markdown_table(["arm", "overall", "men"], rows), ""]  # fmt: skip
+    return [
+        f"### Non-inferiority (margin {NI_MARGIN})",
+        "",
+        "Shown where the lower end of the difference's 95 % interval lies above the margin.",
+        "",
+        *markdown_table(["arm", "overall", "men"], rows),
+        "",
+    ]
 
 
 def _recovered(table, names, n_boot) -> tuple[list[dict], list[str]]:
@@ -324,9 +351,17 @@ def _recovered(table, names, n_boot) -> tuple[list[dict], list[str]]:
         if arm in (BASELINE, ORACLE) or arm.startswith(f"{ORACLE}"):
             continue
         r = recovered_fraction(table, arm, WORST, n_boot=n_boot)
-        results.append({"arm": arm, "fraction": r.estimate, "ci_low": r.ci_low, "ci_high": r.ci_high,
-                        "oracle_gain": r.oracle_gain, "oracle_gain_ci": [r.oracle_gain_ci_low, r.oracle_gain_ci_high],
-                        "oracle_gain_significant": r.oracle_gain_significant})  # fmt: skip
+        results.append(
+            {
+                "arm": arm,
+                "fraction": r.estimate,
+                "ci_low": r.ci_low,
+                "ci_high": r.ci_high,
+                "oracle_gain": r.oracle_gain,
+                "oracle_gain_ci": [r.oracle_gain_ci_low, r.oracle_gain_ci_high],
+                "oracle_gain_significant": r.oracle_gain_significant,
+            }
+        )
     gain = results[0] if results else None
     lines = ["### Recovered share of the oracle's gain", ""]
     if gain is not None:
@@ -349,8 +384,15 @@ def _dose_response(folder, scenario, table, runs, names) -> list[str]:
     for arm in dosed:
         per_run = [WORST.evaluate(run) for _, run in table[table.arm == arm].groupby(["training_set", "seed"])]
         added = runs[runs.arm == arm].added.mean()
-        values.append({"arm": arm, "kind": arm.split("@")[0], "added": added, "mean": np.nanmean(per_run),
-                       "sem": np.nanstd(per_run, ddof=1) / np.sqrt(len(per_run)) if len(per_run) > 1 else 0.0})  # fmt: skip
+        values.append(
+            {
+                "arm": arm,
+                "kind": arm.split("@")[0],
+                "added": added,
+                "mean": np.nanmean(per_run),
+                "sem": np.nanstd(per_run, ddof=1) / np.sqrt(len(per_run)) if len(per_run) > 1 else 0.0,
+            }
+        )
     values = pd.DataFrame(values).sort_values("added")
     baseline = np.nanmean(
         [WORST.evaluate(run) for _, run in table[table.arm == BASELINE].groupby(["training_set", "seed"])]
@@ -360,16 +402,25 @@ def _dose_response(folder, scenario, table, runs, names) -> list[str]:
         part = values[values.kind == kind]
         axis.errorbar(part.added, part["mean"], yerr=part["sem"], marker="o", capsize=3, label=label)
     axis.axhline(baseline, color="grey", linestyle="--", label="real only")
-    axis.set(xlabel="subjects added to training", ylabel="worst-group balanced accuracy (sex)",
-             title=f"Dose-response, scenario {scenario}")  # fmt: skip
+    axis.set(
+        xlabel="subjects added to training",
+        ylabel="worst-group balanced accuracy (sex)",
+        title=f"Dose-response, scenario {scenario}",
+    )
     axis.legend()
     figure.tight_layout()
     name = f"dose_response_{scenario}.png"
     figure.savefig(folder / name, dpi=120)
     plt.close(figure)
-    rows = [[r.arm, f"{r.added:.0f}", f"{r[4]:.3f} ± {r[5]:.3f}"] for r in values.itertuples()]
-    return ["### Dose-response", "", f"![dose-response]({name})", "",
-            *markdown_table(["arm", "added", "worst group (sex), mean ± s.e.m."], rows), ""]  # fmt: skip
+    rows = [[r["arm"], f"{r['added']:.0f}", f"{r['mean']:.3f} ± {r['sem']:.3f}"] for _, r in values.iterrows()]
+    return [
+        "### Dose-response",
+        "",
+        f"![dose-response]({name})",
+        "",
+        *markdown_table(["arm", "added", "worst group (sex), mean ± s.e.m."], rows),
+        "",
+    ]
 
 
 def _quality(runs) -> list[str]:
@@ -380,13 +431,25 @@ def _quality(runs) -> list[str]:
         if report.is_file():
             quality = json.loads(report.read_text())
             overall, fidelity = quality["overall"], quality["mask_fidelity"]
-            rows.append([name, _fmt(overall["fid"], 2), _fmt(overall["fid_floor"], 2), _fmt(overall["kid"], 4),
-                         quality["memorisation"].get("n_flagged"), _fmt(fidelity["synthetic_ED"], 2),
-                         _fmt(fidelity["real_ED"], 2)])  # fmt: skip
+            rows.append(
+                [
+                    name,
+                    _fmt(overall["fid"], 2),
+                    _fmt(overall["fid_floor"], 2),
+                    _fmt(overall["kid"], 4),
+                    quality["memorisation"].get("n_flagged"),
+                    _fmt(fidelity["synthetic_ED"], 2),
+                    _fmt(fidelity["real_ED"], 2),
+                ]
+            )
     if not rows:
         return []
-    return ["### Synthetic data quality (training set 0)", "",
-            *markdown_table(["added data", "FID", "FID floor", "KID", "flagged copies", "mask contrast ED", "real"], rows), ""]  # fmt: skip
+    return [
+        "### Synthetic data quality (training set 0)",
+        "",
+        *markdown_table(["added data", "FID", "FID floor", "KID", "flagged copies", "mask contrast ED", "real"], rows),
+        "",
+    ]
 
 
 def diagnosis(table, differences: list[dict], recovered: list[dict], names) -> list[str]:
@@ -401,8 +464,10 @@ def diagnosis(table, differences: list[dict], recovered: list[dict], names) -> l
     base = mean(BASELINE, WORST)
     reweight = mean("reweight", WORST)
     if np.isfinite(reweight):
-        lines.append(f"- Group-balanced sampling alone (reweight) moves worst-group balanced accuracy from "
-                     f"{base:.3f} to {reweight:.3f}.")  # fmt: skip
+        lines.append(
+            f"- Group-balanced sampling alone (reweight) moves worst-group balanced accuracy from "
+            f"{base:.3f} to {reweight:.3f}."
+        )
     gain = next((r for r in recovered if r["arm"] == "balance"), recovered[0] if recovered else None)
     if gain is None:
         lines.append("- Without an oracle arm the experiment cannot say how much any augmentation could gain.")
@@ -417,29 +482,40 @@ def diagnosis(table, differences: list[dict], recovered: list[dict], names) -> l
         )
         return lines
     share = gain["fraction"]
-    lines.append(f"- The oracle gains {_signed(gain['oracle_gain'])}; `{gain['arm']}` recovers "
-                 f"{_fmt(share, 2)} of it (95 % CI {_fmt(gain['ci_low'], 2)} to {_fmt(gain['ci_high'], 2)}).")  # fmt: skip
+    lines.append(
+        f"- The oracle gains {_signed(gain['oracle_gain'])}; `{gain['arm']}` recovers "
+        f"{_fmt(share, 2)} of it (95 % CI {_fmt(gain['ci_low'], 2)} to {_fmt(gain['ci_high'], 2)})."
+    )
     if share >= 0.5:
         lines.append("- Augmentation recovers most of what perfect extra data gives.")
         return lines
     synth_only, real_only = mean("synth_only", SCARCE_BA), mean(BASELINE, SCARCE_BA)
     if np.isfinite(synth_only):
         verdict = "far less" if synth_only < real_only - 0.05 else "about as much"
-        lines.append(f"- Image quality: trained on synthetic images alone, women's balanced accuracy is "
-                     f"{synth_only:.3f} against {real_only:.3f} with real images: the synthetic images carry {verdict} "
-                     "of the diagnosis for women.")  # fmt: skip
+        lines.append(
+            f"- Image quality: trained on synthetic images alone, women's balanced accuracy is "
+            f"{synth_only:.3f} against {real_only:.3f} with real images: the synthetic images carry {verdict} "
+            "of the diagnosis for women."
+        )
     doses = sorted((n for n in names if n.startswith("balance@")), key=lambda n: float(n.split("@")[1]))
     if doses:
         top = doses[-1]
         rise = mean(top, WORST) - mean("balance", WORST)
-        lines.append(f"- Quantity: {top} against balance changes worst-group balanced accuracy by {rise:+.3f}: "
-                     + ("more synthetic data helps." if rise > 0.01 else "more of the same synthetic data does not help."))  # fmt: skip
+        lines.append(
+            f"- Quantity: {top} against balance changes worst-group balanced accuracy by {rise:+.3f}: "
+            + ("more synthetic data helps." if rise > 0.01 else "more of the same synthetic data does not help.")
+        )
     if "shuffled" in names:
         shuffle = mean("balance", WORST) - mean("shuffled", WORST)
-        lines.append(f"- Attributes: balance minus shuffled prompts {shuffle:+.3f}: "
-                     + ("the prompts' attributes matter." if shuffle > 0.01 else
-                        "the prompts' attributes make no measurable difference: the generator does not render what "
-                        "distinguishes the scarce group (or the planner fills the wrong cells)."))  # fmt: skip
+        lines.append(
+            f"- Attributes: balance minus shuffled prompts {shuffle:+.3f}: "
+            + (
+                "the prompts' attributes matter."
+                if shuffle > 0.01
+                else "the prompts' attributes make no measurable difference: the generator does not render what "
+                "distinguishes the scarce group (or the planner fills the wrong cells)."
+            )
+        )
     if "classical" in names:
         classical = mean("classical", WORST) - mean("balance", WORST)
         lines.append(f"- Classical augmentation of the same cells minus balance: {classical:+.3f}.")

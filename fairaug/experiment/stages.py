@@ -45,12 +45,14 @@ class Stages:
     def config(self, folder: Path, overrides: list[str]):
         return compose([*self.base, *overrides, f"paths.output_dir={folder}"])
 
-    def run(self, folder: Path, overrides: list[str]) -> dict:
+    def run(self, folder: Path, overrides: list[str], resume: list[str] = ()) -> dict:
+        """The stage's result, from its earlier run with the same config if there was one. `resume`:
+        overrides that continue an interrupted stage without making it another stage."""
         from fairaug.tasks.registry import run_task
 
-        cfg = self.config(folder, overrides)
+        digest = config_hash(self.config(folder, overrides))
+        cfg = self.config(folder, [*overrides, *resume])
         done = Path(folder) / DONE
-        digest = config_hash(cfg)
         if done.is_file():
             record = json.loads(done.read_text())
             if record["config"] == digest:

@@ -8,6 +8,7 @@ correct for testing many subgroups, and too few pairs for any significance are s
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -20,16 +21,43 @@ from fairaug.fairness.plots import plot_arms
 from fairaug.fairness.runs import CRITERIA, OVERALL, find_jobs, results_table
 from fairaug.io import write_csv, write_text
 from fairaug.markdown import format_mean_std, format_value, markdown_table
+from fairaug.runtime import RunDir
 
 log = logging.getLogger(__name__)
 
 SIGNIFICANCE = 0.05  # below which a comparison needs enough pairs to be able to reach
 
 
-def _runs(sweep_dir: Path, metric: str) -> pd.DataFrame:
+def _splits(jobs) -> pd.Series:
+    """The split each completed job trained on (its metrics.json's split_hash), by (seed, fold)."""
+    hashes = {}
+    for job in jobs:
+        if job.status == "completed":
+            recorded = json.loads(RunDir(job.folder).metrics.read_text()).get("split_hash")
+            key = (-1 if job.seed is None else job.seed, -1 if job.fold is None else job.fold)
+            hashes[key] = recorded
+    return pd.Series(hashes, dtype=object)
+
+
+def _check_same_splits(splits: dict[str, pd.Series], baseline: str) -> None:
+    """Paired runs must differ in their arm only: the same (seed, fold) on another split is refused."""
+    for name, hashes in splits.items():
+        common = hashes.index.intersection(splits[baseline].index)
+        differ = [key for key in common if hashes[key] != splits[baseline][key]]
+        if differ and name != baseline:
+            seed, fold = differ[0]
+            raise ConfigError(
+                f"compare: {name}'s run (seed {seed}, fold {fold}) trained on another split than {baseline}'s "
+                f"({len(differ)} of {len(common)} pairs differ): pair arms trained on the same split, e.g. with "
+                "the same fixed split.seed in every arm"
+            )
+
+
+def _runs(sweep_dir: Path, metric: str) -> tuple[pd.DataFrame, pd.Series]:
     """`metric` overall and per subgroup, a row per completed job keyed by its (seed, fold): the
-    sweep's long table pivoted."""
-    results = results_table(find_jobs(sweep_dir))
+    sweep's long table pivoted; and the split each job trained on."""
+    jobs = find_jobs(sweep_dir)
+    results = results_table(jobs)
     completed = results[results.status == "completed"].fillna({"seed": -1, "fold": -1})
     if completed.empty:
         raise ConfigError(f"{sweep_dir} has no completed job to compare")
@@ -43,7 +71,7 @@ def _runs(sweep_dir: Path, metric: str) -> pd.DataFrame:
         for attribute, group in zip(values.attribute, values.group)
     ]
     table = values.assign(label=labels).pivot(index=["seed", "fold"], columns="label", values="value")
-    return table[list(dict.fromkeys(labels))]  # the jobs' order: overall first, groups as the reports list them
+    return table[list(dict.fromkeys(labels))], _splits(jobs)  # the jobs' order: overall first, then groups
 
 
 def smallest_p(pairs: int) -> float:
@@ -79,7 +107,9 @@ def compare(sweep_dirs: list[str], names: list[str] | None, output_dir: Path, me
     names = list(names) if names else [Path(d).name for d in sweep_dirs]
     if len(names) != len(sweep_dirs) or len(set(names)) != len(names):
         raise ConfigError(f"compare_names must give one distinct name per sweep, got {names}")
-    arms = {name: _runs(Path(d), metric) for name, d in zip(names, sweep_dirs)}
+    runs = {name: _runs(Path(d), metric) for name, d in zip(names, sweep_dirs)}
+    arms = {name: values for name, (values, _) in runs.items()}
+    _check_same_splits({name: splits for name, (_, splits) in runs.items()}, names[0])
     baseline_name, baseline = names[0], arms[names[0]]
     rows = []
     for label in dict.fromkeys(label for table in arms.values() for label in table.columns):

@@ -55,6 +55,7 @@ def simulated_run(folder: Path, seed: int, fold: int, error_rate: float, failed:
     metrics = {
         "balanced_accuracy": balanced_accuracy_score(table.label, table.pred),
         "auroc": roc_auc_score(table.label, table.prob),
+        "split_hash": f"simulated-seed{seed}-fold{fold}",  # as classify records it: seed and fold make the split
     }
     folder.metrics.write_text(json.dumps(metrics))
     return table

@@ -38,13 +38,14 @@ log = logging.getLogger(__name__)
 BUILT_IN = "phantom"  # the one source that can draw new real subjects
 
 
-def run(cfg) -> dict:
+def run(cfg, overrides: list[str] | None = None) -> dict:
+    """`overrides`: what every stage gets (default: this command line's, less the pipeline's own)."""
     task = cfg.task
     folder = start_run(cfg)
     built_in = cfg.data.name == BUILT_IN
     arms, left_out = chosen_arms(list(task.arms), list(task.doses), built_in)
     scenarios = _scenarios(task, built_in)
-    stages = Stages(_user_overrides())
+    stages = Stages(_user_overrides() if overrides is None else overrides)
     runs = []
     for scenario, changes in scenarios.items():
         for r in range(int(task.training_sets)):
@@ -134,9 +135,17 @@ class TrainingSet:
                 out = self.path / "arms" / arm.name / f"seed{seed}"
                 self.stages.run(out, [*self.classify(extra), f"seed={seed}"])
                 runs.append(
-                    {"scenario": scenario, "arm": arm.name, "training_set": self.index, "seed": seed, "run": str(out),
-                     "dose": arm.dose, "added": _added_count(added.get(arm.added)), "n_train_real": len(training)}
-                )  # fmt: skip
+                    {
+                        "scenario": scenario,
+                        "arm": arm.name,
+                        "training_set": self.index,
+                        "seed": seed,
+                        "run": str(out),
+                        "dose": arm.dose,
+                        "added": _added_count(added.get(arm.added)),
+                        "n_train_real": len(training),
+                    }
+                )
         if task.quality and self.index == 0:
             self.quality(added, self.path / "arms" / "real_only" / "seed0")
         return runs
@@ -160,7 +169,8 @@ class TrainingSet:
                 )
         table = training.table[training.table.origin == "real"]
         counts = balance_counts(table, gen.max_samples, gen.fill_empty_cells)
-        seed = int(self.cfg.data.seed) + self.index + int(task.oracle_seed)
+        # every training set's draws (oracle, control, augmentation) on seeds of their own
+        seed = int(task.oracle_seed) + 2 * (int(self.cfg.data.get("seed", 0)) + self.index)
         cache = Path(self.cfg.paths.cache_dir) / "views"
         for name in sorted(needed - diffusion):
             kind, _, dose = name.partition("@")
@@ -179,7 +189,7 @@ class TrainingSet:
         resume = []
         if RunDir(folder).last_checkpoint.is_file() and not (folder / "model" / "fairaug.json").is_file():
             resume = [f"diffusion.resume={folder}"]  # an interrupted training continues
-        self.stages.run(folder, ["task=controlnet_train", *self.data, f"seed={self.index}", *resume])
+        self.stages.run(folder, ["task=controlnet_train", *self.data, f"seed={self.index}"], resume)
         return folder
 
     def quality(self, added: dict[str, Path], classifier: Path) -> None:
@@ -187,9 +197,13 @@ class TrainingSet:
             if name in added:
                 self.stages.run(
                     self.path / "quality" / name,
-                    ["task=synth_quality", *self.data, f"quality.synthetic={added[name]}",
-                     f"quality.classifier={classifier}"],
-                )  # fmt: skip
+                    [
+                        "task=synth_quality",
+                        *self.data,
+                        f"quality.synthetic={added[name]}",
+                        f"quality.classifier={classifier}",
+                    ],
+                )
 
 
 def _added_count(folder: Path | None) -> int:

@@ -235,6 +235,16 @@ def test_compare_needs_two_pairable_sweeps(tmp_path):
         compare([str(tmp_path / "a"), str(tmp_path / "b")], None, tmp_path, "balanced_accuracy")
 
 
+def test_compare_refuses_to_pair_runs_trained_on_different_splits(tmp_path):
+    fake_sweep(tmp_path / "real", 0.3, seeds=range(3))
+    fake_sweep(tmp_path / "synth", 0.1, seeds=range(3))
+    compare([str(tmp_path / "real"), str(tmp_path / "synth")], None, tmp_path / "same", "balanced_accuracy")
+    metrics = RunDir(tmp_path / "synth" / "1").metrics
+    metrics.write_text(json.dumps({**json.loads(metrics.read_text()), "split_hash": "another"}))
+    with pytest.raises(ConfigError, match=r"synth.*\(seed 1, fold 0\).*another split.*split.seed"):
+        compare([str(tmp_path / "real"), str(tmp_path / "synth")], None, tmp_path / "differ", "balanced_accuracy")
+
+
 def test_evaluate_task_modes(make_cfg, tmp_path):
     fake_sweep(tmp_path / "sweep", 0.2, seeds=range(3))
     fake_sweep(tmp_path / "other", 0.1, seeds=range(3))

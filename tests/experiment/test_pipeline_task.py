@@ -1,0 +1,46 @@
+"""task=pipeline in this process on real data (the tiny phantom read as UK Biobank data): every
+arm but the oracle's, said so in the report, and a rerun that reuses every finished stage. The
+whole design with the ControlNet and the oracle runs in the slow tier (tests/test_pipeline.py)."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from fairaug.experiment.stages import DONE
+from fairaug.tasks import pipeline
+from tests.conftest import TINY_RUN
+
+
+def test_real_data_runs_every_arm_but_the_oracle_and_a_rerun_reuses_every_stage(
+    make_cfg, tiny_cohort, fairaug_home, monkeypatch
+):
+    root = Path(tiny_cohort.subject_dir[0]).parent  # the phantom is written in the UK Biobank layout
+    data = ["data=ukbb", f"data.root={root}", f"data.metadata={root / 'metadata.csv'}", "trainer.max_epochs=2"]
+    design = ["task.arms=[real_only,reweight,oracle]", "task.training_sets=2", "task.seeds=1", "task.doses=[]"]
+    cfg = make_cfg(*data, "task=pipeline", *design, "task.n_boot=50")
+    stages = [*TINY_RUN, f"paths.home={fairaug_home}", *data]
+    pipeline.run(cfg, stages)
+
+    out = Path(cfg.paths.output_dir)
+    runs = pd.read_csv(out / "runs.csv")
+    assert sorted(set(runs.arm)) == ["real_only", "reweight"] and sorted(set(runs.training_set)) == [0, 1]
+    report = (out / "report.md").read_text()
+    assert "Left out: oracle" in report and "no generator of real subjects" in report
+    assert "| reweight | balanced accuracy (sex=female) |" in report
+    predictions = pd.read_csv(out / "predictions.csv")
+    by_set = predictions.groupby("training_set").subject_id.apply(frozenset)
+    assert by_set[0] != by_set[1]  # real data: each training set is another split, with its own test subjects
+    for run in runs.run:  # equal compute: every arm drew as many samples per epoch
+        assert (
+            json.loads((Path(run) / "metrics.json").read_text())["selected_by"] == "val/worst_group_balanced_accuracy"
+        )
+    steps = {arm: pd.read_csv(Path(r) / "logs" / "metrics.csv").step.max() for arm, r in zip(runs.arm, runs.run)}
+    assert len(set(steps.values())) == 1
+    finished = {p: p.stat().st_mtime_ns for p in out.rglob(DONE)}
+    assert len(finished) == 4
+
+    monkeypatch.setattr("fairaug.tasks.registry.run_task", lambda cfg: pytest.fail(f"{cfg.task.name} ran again"))
+    pipeline.run(cfg, stages)
+    assert {p: p.stat().st_mtime_ns for p in out.rglob(DONE)} == finished
