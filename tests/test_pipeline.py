@@ -69,9 +69,11 @@ def test_the_quick_profile_runs_every_arm_with_the_oracle_and_its_paired_tests(t
     train0 = sweep / "default" / "train0"
     planned = pd.read_csv(train0 / "added" / "balance" / "plan_counts.csv")
     planned = planned[planned.generate > 0].set_index(CELL).generate.sort_index()
-    oracle = pd.read_csv(train0 / "added" / "oracle" / "manifest.csv").groupby(CELL).size().sort_index()
+    (oracle_folder,) = (train0 / "added").glob("oracle-*")
+    oracle = pd.read_csv(oracle_folder / "manifest.csv").groupby(CELL).size().sort_index()
     assert oracle.to_dict() == planned.to_dict()
-    doubled = pd.read_csv(train0 / "added" / "oracle@2" / "manifest.csv")
+    (doubled_folder,) = (train0 / "added").glob("oracle@2-*")
+    doubled = pd.read_csv(doubled_folder / "manifest.csv")
     assert len(doubled) == 2 * planned.sum()
 
     report = (sweep / "report.md").read_text()

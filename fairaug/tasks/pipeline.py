@@ -15,6 +15,7 @@ predictions.csv (every run's test predictions, long), runs.csv (a row per run), 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -25,10 +26,11 @@ from omegaconf import OmegaConf
 
 from fairaug.data.augment import classical_augment
 from fairaug.data.datamodule import CohortDataModule
+from fairaug.data.sources import cohort_identity
 from fairaug.diffusion.planning import balance_counts, scaled_counts
 from fairaug.errors import ConfigError
 from fairaug.experiment.additions import augment_real_subjects, draw_real_subjects
-from fairaug.experiment.arms import Arm, chosen_arms
+from fairaug.experiment.arms import DIFFUSION_ADDITIONS, Arm, chosen_arms
 from fairaug.experiment.report import write_experiment_report
 from fairaug.experiment.stages import Stages
 from fairaug.io import write_csv
@@ -154,7 +156,7 @@ class TrainingSet:
         """Every addition an arm needs, built unless complete."""
         task, gen = self.cfg.task, self.cfg.generation
         folders = {name: self.path / "added" / name for name in needed}
-        diffusion = {name for name in needed if name.split("@")[0] in ("copy", "balance", "shuffled")}
+        diffusion = {name for name in needed if name.split("@")[0] in DIFFUSION_ADDITIONS}
         if diffusion:
             model = self.controlnet()
             for name in sorted(diffusion):
@@ -174,6 +176,16 @@ class TrainingSet:
         cache = Path(self.cfg.paths.cache_dir) / "views"
         for name in sorted(needed - diffusion):
             kind, _, dose = name.partition("@")
+            # named by what they hold: another design (counts, seed, data, view) builds another folder,
+            # and the classify stages that read it see another config
+            spec = [
+                name,
+                seed,
+                counts.to_dict("list"),
+                cohort_identity(real.data_cfg),
+                OmegaConf.to_container(real.view_cfg, resolve=True),
+            ]
+            folders[name] = folders[name].with_name(f"{name}-{_digest(spec)}")
             if kind == "classical":
                 augment_real_subjects(folders[name], training, counts, seed, classical_augment)
             elif kind == "oracle":
@@ -193,7 +205,7 @@ class TrainingSet:
         return folder
 
     def quality(self, added: dict[str, Path], classifier: Path) -> None:
-        for name in ("copy", "balance", "shuffled"):
+        for name in DIFFUSION_ADDITIONS:
             if name in added:
                 self.stages.run(
                     self.path / "quality" / name,
@@ -204,6 +216,10 @@ class TrainingSet:
                         f"quality.classifier={classifier}",
                     ],
                 )
+
+
+def _digest(spec) -> str:
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
 def _added_count(folder: Path | None) -> int:
