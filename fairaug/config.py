@@ -54,6 +54,15 @@ def compose_config(overrides=()) -> DictConfig:
         return compose(config_name="config", overrides=list(overrides))
 
 
+def dotted_leaves(changes: dict, prefix: str = ""):
+    """(dotted key, value) of every leaf of a nested mapping: {"a": {"b": 1}} -> ("a.b", 1)."""
+    for key, value in changes.items():
+        if isinstance(value, dict) and value:
+            yield from dotted_leaves(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
 def register_configs() -> None:
     # `${required:key,what}` in a preset: unlike `???`, which a merge onto an existing null
     # silently drops, it refuses to resolve until the user sets the key.

@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from torch.utils.data import DataLoader, Dataset
 
+from fairaug.config import dotted_leaves
 from fairaug.data.cache import ViewCache, build_view_cache
 from fairaug.data.samplers import build_sampler, check_sampler
 from fairaug.data.sources import cohort_identity, load_cohort
@@ -178,7 +179,7 @@ def external_data(data_cfg, split_cfg, name: str):
         raise ConfigError("split=external needs split.val and split.test: the changes to `data` that make them")
     data = data_cfg.copy()
     try:  # leaf by leaf: OmegaConf cannot merge a nested dict into a typed Dict[str, Dict[str, float]]
-        for key, value in _leaves(OmegaConf.to_container(changes, resolve=True)):
+        for key, value in dotted_leaves(OmegaConf.to_container(changes, resolve=True)):
             OmegaConf.update(data, key, value, merge=True)
     except OmegaConfBaseException as error:
         raise ConfigError(f"split.{name}={OmegaConf.to_container(changes)}: {error}") from error
@@ -187,14 +188,6 @@ def external_data(data_cfg, split_cfg, name: str):
             f"split.{name} makes the training cohort itself; change its seed or source (e.g. split.{name}.seed)"
         )
     return data
-
-
-def _leaves(changes: dict, prefix: str = ""):
-    for key, value in changes.items():
-        if isinstance(value, dict) and value:
-            yield from _leaves(value, f"{prefix}{key}.")
-        else:
-            yield f"{prefix}{key}", value
 
 
 def _check_held_out(split: pd.DataFrame, added: TrainingAddition) -> None:

@@ -24,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import OmegaConf
 
+from fairaug.config import dotted_leaves
 from fairaug.data.augment import classical_augment
 from fairaug.data.datamodule import CohortDataModule
 from fairaug.data.sources import cohort_identity
@@ -70,17 +71,9 @@ def _scenarios(task, built_in: bool) -> dict[str, list[str]]:
     if not built_in and list(task.scenarios) != ["default"]:
         raise ConfigError("task.scenarios other than [default] are variants of the built-in cohort (data=phantom)")
     return {
-        name: [f"++data.{key}={_value(value)}" for key, value in _leaves(OmegaConf.to_container(known[name]))]
+        name: [f"++data.{key}={_value(value)}" for key, value in dotted_leaves(OmegaConf.to_container(known[name]))]
         for name in task.scenarios
     }
-
-
-def _leaves(changes: dict, prefix: str = ""):
-    for key, value in changes.items():
-        if isinstance(value, dict) and value:
-            yield from _leaves(value, f"{prefix}{key}.")
-        else:
-            yield f"{prefix}{key}", value
 
 
 def _value(value) -> str:
