@@ -91,6 +91,8 @@ class CohortDataModule(L.LightningDataModule):
         """Load the cohort, split it and build (or reuse) the view cache. Idempotent."""
         if self.datasets:
             return
+        if self.split_cfg.name == "external" and self.fold is not None:  # before any data is read
+            raise ConfigError(f"fold={self.fold} makes a k-fold split; split=external scores other cohorts instead")
         data = self.data_cfg
         cohort, problems = load_cohort(data)
         check_view_available(cohort, self.view_cfg, data.name)
@@ -122,8 +124,6 @@ class CohortDataModule(L.LightningDataModule):
     def _external(self, name: str) -> tuple[pd.DataFrame, ViewCache]:
         """split=external's `name` cohort (ids prefixed with the split's name: cohorts of one
         source may reuse ids) and its view cache, which every run scoring this cohort shares."""
-        if self.fold is not None:
-            raise ConfigError(f"fold={self.fold} makes a k-fold split; split=external scores other cohorts instead")
         data = external_data(self.data_cfg, self.split_cfg, name)
         cohort, problems = load_cohort(data)
         cohort = cohort.assign(subject_id=f"{name}-" + cohort.subject_id.astype(str))

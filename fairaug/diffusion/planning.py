@@ -131,6 +131,11 @@ def with_prompt_attributes(plan: pd.DataFrame, shuffle: bool, rng) -> pd.DataFra
     return plan.assign(**dict(zip(PROMPT_ATTRIBUTES, prompted.T)))
 
 
+def subject_seeds(seed: int, n: int) -> list[int]:
+    """A seed per planned subject, from the plan's seed and its position (independent of batching)."""
+    return [int(np.random.SeedSequence([seed, i]).generate_state(1)[0]) for i in range(n)]
+
+
 def make_plan(mode: str, training: pd.DataFrame, cfg, seed: int) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """One row per synthetic subject: its attributes, the attributes its prompt says and the
     training subject whose masks it uses."""
@@ -150,5 +155,5 @@ def make_plan(mode: str, training: pd.DataFrame, cfg, seed: int) -> tuple[pd.Dat
     donors = training.set_index("subject_id").reindex(columns=FROM_DONOR).fillna(UNKNOWN)
     plan[FROM_DONOR] = donors.loc[plan.source_subject].to_numpy()
     plan.insert(0, "subject_id", [f"S{i:06d}" for i in range(len(plan))])
-    plan["seed"] = [int(np.random.SeedSequence([seed, i]).generate_state(1)[0]) for i in range(len(plan))]
+    plan["seed"] = subject_seeds(seed, len(plan))
     return with_prompt_attributes(plan, bool(cfg.get("shuffle_attributes", False)), rng), counts

@@ -23,7 +23,7 @@ from fairaug.data.datamodule import CachedViewDataset
 from fairaug.data.phantom.physiology import cells_from_counts
 from fairaug.data.sources import load_cohort
 from fairaug.diffusion.generator import write_manifest, write_subject
-from fairaug.diffusion.planning import CELL
+from fairaug.diffusion.planning import CELL, subject_seeds
 from fairaug.errors import DataError
 from fairaug.io import build_once, publish, staging_folder, write_csv
 
@@ -31,20 +31,27 @@ log = logging.getLogger(__name__)
 COMPLETE = "manifest.csv"
 
 
-def _write(folder: Path, cohort: pd.DataFrame, view_cfg, cache_dir: Path, prefix: str, note: str) -> None:
-    """The cohort's subjects, in `view_cfg` (edes with masks), as a synthetic-layout dataset."""
-    cache = build_view_cache(cohort, view_cfg, cache_dir, "raise")
-    views = CachedViewDataset(cache, cohort)
-    plan = cohort[["label", *PERSON_ATTRIBUTES]].copy()
+def _manifest_rows(subjects: pd.DataFrame, prefix: str, folder: Path) -> pd.DataFrame:
+    """Manifest rows for `subjects` (label and attributes kept, ids `<prefix>000000`...) with
+    their PNG file names; the image and mask folders are created in `folder`."""
+    plan = subjects[["label", *PERSON_ATTRIBUTES]].reset_index(drop=True)
     for column in SITE_ATTRIBUTES:
-        plan[column] = cohort[column] if column in cohort else "unknown"
-    plan.insert(0, "subject_id", [f"{prefix}{i:06d}" for i in range(len(cohort))])
-    plan["origin_subject"] = cohort.subject_id.to_numpy()  # the drawn subject, for the record
-    plan["note"] = note
+        plan[column] = subjects[column].to_numpy() if column in subjects else "unknown"
+    plan.insert(0, "subject_id", [f"{prefix}{i:06d}" for i in range(len(plan))])
     plan["image"] = [f"images/{s}.png" for s in plan.subject_id]
     plan["mask"] = [f"masks/{s}.png" for s in plan.subject_id]
     (folder / "images").mkdir(parents=True)
     (folder / "masks").mkdir()
+    return plan
+
+
+def _write(folder: Path, cohort: pd.DataFrame, view_cfg, cache_dir: Path, prefix: str, note: str) -> None:
+    """The cohort's subjects, in `view_cfg` (edes with masks), as a synthetic-layout dataset."""
+    cache = build_view_cache(cohort, view_cfg, cache_dir, "raise")
+    views = CachedViewDataset(cache, cohort)
+    plan = _manifest_rows(cohort, prefix, folder)
+    plan["origin_subject"] = cohort.subject_id.to_numpy()  # the drawn subject, for the record
+    plan["note"] = note
     for i, row in enumerate(plan.itertuples()):
         item = views[i]
         write_subject(folder, row.image, row.mask, item["image"], item["masks"])
@@ -99,16 +106,9 @@ def augment_real_subjects(folder: Path, training: CachedViewDataset, counts: pd.
             if not len(same):
                 raise DataError(f"classical augmentation: no real training subject in the planned cell {cell}")
             rows += list(rng.choice(same.to_numpy(), cell.generate))
-        plan = table.loc[rows, ["label", *PERSON_ATTRIBUTES]].reset_index(drop=True)
-        for column in SITE_ATTRIBUTES:
-            plan[column] = table.loc[rows, column].to_numpy() if column in table else "unknown"
-        plan.insert(0, "subject_id", [f"A{i:06d}" for i in range(len(plan))])
+        plan = _manifest_rows(table.loc[rows], "A", staging)
         plan["source_subject"] = table.subject_id.loc[rows].to_numpy()
-        plan["seed"] = [int(np.random.SeedSequence([seed, i]).generate_state(1)[0]) for i in range(len(plan))]
-        plan["image"] = [f"images/{s}.png" for s in plan.subject_id]
-        plan["mask"] = [f"masks/{s}.png" for s in plan.subject_id]
-        (staging / "images").mkdir(parents=True)
-        (staging / "masks").mkdir()
+        plan["seed"] = subject_seeds(seed, len(plan))
         for start in range(0, len(plan), 64):
             chunk = plan.iloc[start : start + 64]
             items = [training[int(i)] for i in rows[start : start + 64]]

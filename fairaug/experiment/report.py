@@ -27,6 +27,7 @@ from fairaug.experiment.statistics import (
     holm,
     non_inferior,
     paired_difference,
+    per_run,
     recovered_fraction,
 )
 from fairaug.figures import plt
@@ -199,7 +200,7 @@ def _scenario(folder, scenario, table, extra, runs, names, n_boot) -> tuple[list
     lines += section
     lines += _dose_response(folder, scenario, table, runs, names)
     lines += _quality(runs)
-    lines += ["### Diagnosis", "", *diagnosis(table, differences, recovered, names), ""]
+    lines += ["### Diagnosis", "", *diagnosis(table, recovered, names), ""]
     return lines, {"differences": differences, "recovered": recovered}
 
 
@@ -380,23 +381,22 @@ def _dose_response(folder, scenario, table, runs, names) -> list[str]:
     dosed = [n for n in names if n.split("@")[0] in ("balance", ORACLE)]
     if len(dosed) < 2:
         return []
+    worst = per_run(table, WORST).groupby("arm").value
     values = []
     for arm in dosed:
-        per_run = [WORST.evaluate(run) for _, run in table[table.arm == arm].groupby(["training_set", "seed"])]
+        scores = worst.get_group(arm).to_numpy()
         added = runs[runs.arm == arm].added.mean()
         values.append(
             {
                 "arm": arm,
                 "kind": arm.split("@")[0],
                 "added": added,
-                "mean": np.nanmean(per_run),
-                "sem": np.nanstd(per_run, ddof=1) / np.sqrt(len(per_run)) if len(per_run) > 1 else 0.0,
+                "mean": np.nanmean(scores),
+                "sem": np.nanstd(scores, ddof=1) / np.sqrt(len(scores)) if len(scores) > 1 else 0.0,
             }
         )
     values = pd.DataFrame(values).sort_values("added")
-    baseline = np.nanmean(
-        [WORST.evaluate(run) for _, run in table[table.arm == BASELINE].groupby(["training_set", "seed"])]
-    )
+    baseline = np.nanmean(worst.get_group(BASELINE).to_numpy())
     figure, axis = plt.subplots(figsize=(5, 3.5))
     for kind, label in (("balance", "synthetic (balance)"), (ORACLE, "real (oracle)")):
         part = values[values.kind == kind]
@@ -452,14 +452,14 @@ def _quality(runs) -> list[str]:
     ]
 
 
-def diagnosis(table, differences: list[dict], recovered: list[dict], names) -> list[str]:
+def diagnosis(table, recovered: list[dict], names) -> list[str]:
     """Sentences that follow from the numbers: is there an oracle gain, and if the synthetic arms
     recover little of it, is it image quality, quantity or the planner."""
     lines = []
+    means = {metric: per_run(table, metric).groupby("arm").value.mean() for metric in (WORST, SCARCE_BA)}
 
     def mean(arm, metric):
-        runs = table[table.arm == arm].groupby(["training_set", "seed"])
-        return np.nanmean([metric.evaluate(run) for _, run in runs]) if arm in names else np.nan
+        return means[metric].get(arm, np.nan)
 
     base = mean(BASELINE, WORST)
     reweight = mean("reweight", WORST)

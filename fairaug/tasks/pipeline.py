@@ -121,6 +121,7 @@ class TrainingSet:
         added = self.additions({arm.added for arm in arms if arm.added}, training, real)
         runs = []
         for arm in arms:
+            n_added = _added_count(added.get(arm.added))
             extra = [f"sampler={arm.sampler}", *steps]
             if arm.added:
                 extra += [f"data.synthetic.path={added[arm.added]}", f"data.use_real={str(arm.use_real).lower()}"]
@@ -137,7 +138,7 @@ class TrainingSet:
                         "seed": seed,
                         "run": str(out),
                         "dose": arm.dose,
-                        "added": _added_count(added.get(arm.added)),
+                        "added": n_added,
                         "n_train_real": len(training),
                     }
                 )
