@@ -309,12 +309,12 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
-    from fairaug.diffusion.tiny_sd import save_tiny_stable_diffusion
+    from fairaug.diffusion.random_sd import save_stable_diffusion
 
     print(f"torch threads: {torch.get_num_threads()}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
-        base = save_tiny_stable_diffusion(home / "sd", size=64)
+        base = save_stable_diffusion(home / "sd", size=64)
         bench_training("tiny (default)", compose(home), home, args.steps, 3, args.rounds)
         bench_training(
             "SD 2.1 path, miniature SD",

@@ -12,8 +12,10 @@ import pandas as pd
 import pytest
 import torch
 
+from fairaug.diffusion.components import load_components
 from fairaug.tasks.registry import TASKS
 from tests.conftest import TINY_PHANTOM, TINY_RUN
+from tests.diffusion.test_diffusion import TINY_DIFFUSION
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
@@ -118,6 +120,38 @@ def test_ddp_over_two_cpu_processes_writes_one_run_that_tests_each_subject_once(
     assert 2 * ddp["global_step"] <= single["global_step"] + 2  # each rank took half the batches
     assert runs["ddp"].keys() == runs["default"].keys() and runs["ddp"]["train_data_wait_fraction"] is None
     assert abs(runs["ddp"]["balanced_accuracy"] - runs["default"]["balanced_accuracy"]) <= 0.25  # 10 test subjects
+
+
+def test_controlnet_training_over_two_cpu_processes_saves_rank_zeros_model_once(tmp_path, fairaug_home):
+    """task=controlnet_train trainer=ddp: gloo over 2 processes, one run folder whose model/ holds
+    the weights the workers trained (those of last.ckpt), grids drawn once, and a resume under DDP."""
+    run_dir = tmp_path / "run"
+    common = [*TINY_DIFFUSION, *TINY_PHANTOM, "trainer=ddp", "trainer.enable_progress_bar=false",
+              f"paths.home={fairaug_home}", f"hydra.run.dir={run_dir}"]  # fmt: skip
+    result = fairaug(*common, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Starting with 2 processes" in result.stdout + result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    assert sorted(p.name for p in (run_dir / "grids").iterdir()) == ["final.png", "step_000004.png"]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert (metrics["start_step"], metrics["steps"]) == (0, 6) and metrics["final_loss"] is not None
+    saved = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert saved["global_step"] == 6 and saved["optimizer_states"]  # resumable
+    at_6 = _controlnet_weights(run_dir)
+    assert all(torch.equal(v, saved["state_dict"][k]) for k, v in at_6.items())  # the workers' weights
+
+    resumed = fairaug(*common, "trainer.max_steps=8", f"diffusion.resume={run_dir}", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert (metrics["start_step"], metrics["steps"], len(metrics["sessions"])) == (6, 8, 2)
+    at_8, saved = _controlnet_weights(run_dir), torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert all(torch.equal(v, saved["state_dict"][k]) for k, v in at_8.items())
+    assert not all(torch.equal(at_8[k], at_6[k]) for k in at_6)  # it trained on
+
+
+def _controlnet_weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    """model/'s ControlNet, keyed as in the run's checkpoints."""
+    return {f"controlnet.{k}": v for k, v in load_components(run_dir).controlnet.state_dict().items()}
 
 
 def test_multirun_over_seeds_builds_the_summary(tmp_path, fairaug_home):

@@ -168,10 +168,13 @@ def load_base(folder: str | Path) -> dict:
         raise ConfigError(f"diffusion.pretrained: cannot load {folder}: {error}") from error
 
 
-def stable_diffusion_components(cfg, meta: dict) -> Components:
-    """Stable Diffusion from `cfg.pretrained` and a new ControlNet copied from its UNet, whose
-    conditioning embedding brings the full-size masks down to the latent size."""
-    base = load_base(cfg.pretrained)
+def stable_diffusion_components(cfg, meta: dict, base: dict | None = None) -> Components:
+    """Stable Diffusion from `cfg.pretrained` (or the parts `base` already holds, as load_base
+    returns them) and a new ControlNet copied from its UNet, whose conditioning embedding brings
+    the full-size masks down to the latent size."""
+    if base is None:
+        base = load_base(cfg.pretrained)
+        meta.update(pretrained=str(Path(cfg.pretrained).resolve()))
     factor = 2 ** (len(base["vae"].config.block_out_channels) - 1)
     depth = 2 ** (len(base["unet"].config.block_out_channels) - 1)
     if int(cfg.size) % (factor * depth):
@@ -182,7 +185,6 @@ def stable_diffusion_components(cfg, meta: dict) -> Components:
     embedding = (16, 32, 96, 256)[: factor.bit_length()]  # log2(factor) stride-2 stages, as SD's ControlNet
     torch.manual_seed(int(cfg.init_seed))
     controlnet = ControlNetModel.from_unet(base["unet"], conditioning_embedding_out_channels=embedding)
-    meta.update(pretrained=str(Path(cfg.pretrained).resolve()))
     return Components(
         base["unet"], controlnet, base["text_encoder"], base["tokenizer"], base["scheduler"], meta, base["vae"]
     )

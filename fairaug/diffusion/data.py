@@ -3,6 +3,7 @@ prompts' tokens, and a loader that draws rare prompts more often."""
 
 from __future__ import annotations
 
+import lightning as L
 import numpy as np
 import pandas as pd
 import torch
@@ -61,13 +62,27 @@ def training_views(cfg, folder: RunDir) -> tuple[CachedViewDataset, pd.DataFrame
     return CachedViewDataset(data.cache, train), data.cohort
 
 
-def training_loader(dataset: PromptedViews, prompts: list[str], diffusion, seed: int, num_workers: int) -> DataLoader:
-    """Batches of diffusion.batch_size drawn by inverse prompt frequency (diffusion.max_weight_ratio)."""
-    weights = torch.as_tensor(prompt_weights(prompts, float(diffusion.max_weight_ratio)), dtype=torch.double)
-    sampler = WeightedRandomSampler(
-        weights, len(dataset), replacement=True, generator=torch.Generator().manual_seed(seed)
-    )
-    batch_size = int(diffusion.batch_size)
-    return DataLoader(
-        dataset, batch_size=batch_size, sampler=sampler, drop_last=len(dataset) > batch_size, num_workers=num_workers
-    )
+class TrainingData(L.LightningDataModule):
+    """Batches of diffusion.batch_size drawn by inverse prompt frequency (diffusion.max_weight_ratio).
+    The loader is built where it is used: a spawned DDP worker cannot receive its torch.Generator."""
+
+    def __init__(self, dataset: PromptedViews, prompts: list[str], diffusion, seed: int, num_workers: int):
+        super().__init__()
+        self.dataset, self.seed, self.num_workers = dataset, seed, num_workers
+        self.weights = prompt_weights(prompts, float(diffusion.max_weight_ratio))
+        self.batch_size = int(diffusion.batch_size)
+
+    def train_dataloader(self) -> DataLoader:
+        sampler = WeightedRandomSampler(
+            torch.as_tensor(self.weights, dtype=torch.double),
+            len(self.dataset),
+            replacement=True,
+            generator=torch.Generator().manual_seed(self.seed),
+        )
+        return DataLoader(
+            self.dataset,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            drop_last=len(self.dataset) > self.batch_size,
+            num_workers=self.num_workers,
+        )

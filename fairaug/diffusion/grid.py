@@ -26,7 +26,7 @@ class ValidationGrid(L.Callback):
         self.generation, self.every, self.folder = generation, every, Path(folder)
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        if self.every and trainer.global_step % self.every == 0:
+        if self.every and trainer.is_global_zero and trainer.global_step % self.every == 0:  # once under DDP
             self.save(module, f"step_{trainer.global_step:06d}")
 
     def save(self, module, name: str) -> Path:

@@ -25,16 +25,16 @@ from fairaug.diffusion.components import build_components, check_base, save_comp
 from fairaug.diffusion.data import (
     TRAINING_COLUMNS,
     PromptedViews,
+    TrainingData,
     check_training_view,
-    training_loader,
     training_views,
 )
 from fairaug.diffusion.grid import ValidationGrid
 from fairaug.diffusion.module import ControlNetModule
 from fairaug.diffusion.prompts import check_known, prompts_for, tokenize
 from fairaug.errors import ConfigError
-from fairaug.io import write_csv, write_json
-from fairaug.loggers import log_config, run_logger
+from fairaug.io import load_checkpoint, write_csv, write_json
+from fairaug.loggers import adopt_written_metrics, log_config, run_logger
 from fairaug.models.callbacks import progress_bars
 from fairaug.models.trainer import trainer_arguments
 from fairaug.runtime import RunDir, start_run
@@ -51,9 +51,6 @@ def run(cfg) -> dict:
             "precision, where lr 1e-5 updates round away; use bf16-mixed or 16-mixed"
         )
     check_training_view(cfg)
-    if cfg.trainer.get("strategy") or (isinstance(cfg.trainer.devices, int) and cfg.trainer.devices > 1):
-        raise ConfigError("task=controlnet_train trains in one process so far: trainer=ddp (trainer.strategy, "
-                          "trainer.devices > 1) is for task=classify")  # fmt: skip
     folder = start_run(cfg)
     in_place = resuming.continues_in_place(folder, diffusion.resume)
     folder.write_config(cfg)
@@ -68,9 +65,7 @@ def run(cfg) -> dict:
     prompts = prompts_for(table, parts.meta["prompt_template"])
     check_known(prompts, parts.tokenizer)
     input_ids = tokenize(parts.tokenizer, prompts)
-    loader = training_loader(
-        PromptedViews(views, input_ids), prompts, diffusion, int(cfg.seed), int(cfg.loader.num_workers)
-    )
+    data = TrainingData(PromptedViews(views, input_ids), prompts, diffusion, int(cfg.seed), int(cfg.loader.num_workers))
     module = ControlNetModule(parts, diffusion)
     grid = ValidationGrid(views, input_ids, prompts, cfg.generation, int(diffusion.grid_every), folder.grids)
     resume, start_step = resuming.resume_point(diffusion.resume, previous_split, folder)
@@ -89,8 +84,10 @@ def run(cfg) -> dict:
             resuming.load_finished(module, resume, folder, in_place)
             steps = start_step
         else:
-            sessions.append(_train(trainer, module, loader, resume, start_step, folder))
+            sessions.append(_train(trainer, module, data, resume, start_step, folder))
             steps = sessions[-1]["steps"]
+            if trainer.world_size > 1:  # the spawned workers logged through their own copies
+                adopt_written_metrics(logger)
         model_dir = save_components(
             parts,
             folder.model,
@@ -134,22 +131,34 @@ def _trainer(cfg, folder: RunDir, logger, grid: ValidationGrid) -> L.Trainer:
     return L.Trainer(
         **arguments,
         logger=logger,
-        callbacks=[checkpoint, grid, *progress_bars(arguments, steps=True)],
+        callbacks=[checkpoint, FinalCheckpoint(folder.last_checkpoint), grid, *progress_bars(arguments, steps=True)],
         default_root_dir=str(folder.path),
     )
 
 
-def _train(trainer: L.Trainer, module, loader, resume: str | None, start_step: int, folder: RunDir) -> dict:
-    """One training session, saved resumable; what it did, as metrics.json lists sessions."""
+class FinalCheckpoint(L.Callback):
+    """The full state (optimizer too) where training ends, for a resume. Saved from inside fit:
+    under trainer=ddp (ddp_spawn) only the workers hold the optimizer, and rank 0 writes."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def on_train_end(self, trainer, module) -> None:
+        # saying weights_only=False also silences Lightning's "weights_only was not set" notice,
+        # which is about this save, not about an unsafe load
+        trainer.save_checkpoint(self.path, weights_only=False)
+
+
+def _train(trainer: L.Trainer, module, data: TrainingData, resume: str | None, start_step: int, folder: RunDir) -> dict:
+    """One training session, saved resumable; what it did, as metrics.json lists sessions. The step
+    reached is read from the checkpoint: a spawned DDP run returns weights and metrics, not its loop state."""
     start = time.perf_counter()
-    trainer.fit(module, train_dataloaders=loader, ckpt_path=resume, weights_only=True)
-    # the full state (optimizer too) for a resume; saying so also silences Lightning's "weights_only was
-    # not set" notice, which is about this save, not about an unsafe load
-    trainer.save_checkpoint(folder.last_checkpoint, weights_only=False)
+    trainer.fit(module, datamodule=data, ckpt_path=resume, weights_only=True)
+    seconds = time.perf_counter() - start
     loss = trainer.callback_metrics.get("train/loss")
     return {
         "start_step": start_step,
-        "steps": int(trainer.global_step),
-        "train_seconds": time.perf_counter() - start,
+        "steps": int(load_checkpoint(folder.last_checkpoint, "the final checkpoint")["global_step"]),
+        "train_seconds": seconds,
         "final_loss": None if loss is None else float(loss),
     }

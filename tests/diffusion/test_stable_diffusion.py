@@ -16,7 +16,7 @@ from PIL import Image
 from fairaug.diffusion.components import load_components, stable_diffusion_components
 from fairaug.diffusion.module import ControlNetModule
 from fairaug.diffusion.prompts import tokenize
-from fairaug.diffusion.tiny_sd import save_tiny_stable_diffusion
+from fairaug.diffusion.random_sd import random_stable_diffusion, save_stable_diffusion
 from fairaug.errors import ConfigError
 from fairaug.tasks import controlnet_train, synth_generate
 from tests.conftest import TINY_PHANTOM, TINY_RUN, compose_config
@@ -40,7 +40,7 @@ def sd21(base) -> list[str]:
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
-    return save_tiny_stable_diffusion(tmp_path_factory.mktemp("sd") / "stable-diffusion-2-1-base", size=SIZE)
+    return save_stable_diffusion(tmp_path_factory.mktemp("sd") / "stable-diffusion-2-1-base", size=SIZE)
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +63,19 @@ def test_the_saved_folder_has_stable_diffusions_layout(base):
     assert json.loads((base / "model_index.json").read_text())["_class_name"] == "StableDiffusionPipeline"
     for part in ("unet", "vae", "text_encoder", "tokenizer", "scheduler"):
         assert (base / part).is_dir()
+
+
+def test_the_full_size_architecture_is_stable_diffusion_2_1_bases():
+    """Built on the meta device (no memory): the parameter counts of the published model."""
+    with torch.device("meta"):
+        parts = random_stable_diffusion("sd21-base", size=512)
+        controlnet = stable_diffusion_components(OmegaConf.create({"size": 512, "init_seed": 0}), {}, parts).controlnet
+    counts = {name: sum(p.numel() for p in parts[name].parameters()) for name in ("unet", "text_encoder", "vae")}
+    assert counts == {"unet": 865_910_724, "text_encoder": 340_387_840, "vae": 83_653_863}
+    assert parts["unet"].config.sample_size == 64 and parts["unet"].config.cross_attention_dim == 1024
+    assert controlnet.config.conditioning_embedding_out_channels == (16, 32, 96, 256)  # 512 px masks to 64 latents
+    with pytest.raises(ValueError, match="architecture must be one of"):
+        random_stable_diffusion("sdxl")
 
 
 def test_sd21_trains_only_the_controlnet_and_keeps_sd_locked(base, trained):
@@ -114,7 +127,7 @@ def test_sd21_generation_decodes_full_size_images(trained, make_cfg, tmp_path):
 
 
 def test_v_prediction_targets_the_velocity(tmp_path):
-    v_base = save_tiny_stable_diffusion(tmp_path / "v", size=SIZE, prediction_type="v_prediction")
+    v_base = save_stable_diffusion(tmp_path / "v", size=SIZE, prediction_type="v_prediction")
     parts = untrained_module(v_base).parts
     latents, noise, steps = torch.randn(2, 4, 8, 8), torch.randn(2, 4, 8, 8), torch.tensor([10, 900])
     target = parts.training_target(latents, noise, steps)
