@@ -3,25 +3,31 @@
 1. Training steps/s of task=controlnet_train's loop (ControlNetModule under lightning.Trainer,
    as the task builds it) against a plain loop with the structure of diffusers'
    examples/controlnet/train_controlnet.py (encode, noise, text encoder, ControlNet, UNet,
-   MSE, backward, AdamW step, zero_grad), identical components, data, batch and trained
-   parameters. Two models: the default tiny one (pixel space, UNet + text encoder + ControlNet
-   trained) and the SD 2.1 path on a miniature SD folder (latent space, SD locked).
+   MSE, backward, AdamW step, zero_grad; the locked parts in the half-precision weight dtype and
+   the forward pass under autocast with mixed precision; no deterministic algorithms; no gradient
+   clipping, as fairaug's default), identical components, data, batch and trained parameters.
 2. Generation images/s of fairaug's sampler (what task=synth_generate runs) against diffusers'
    StableDiffusionControlNetPipeline with identical components, scheduler (DDIM), steps,
-   guidance and batch. The pipeline needs a VAE, so this runs on the SD 2.1 path.
-3. Images/s of the default generation (tiny model, 32 px, 25 DDIM steps, guidance 2, batch 16).
+   guidance, batch and seeds, and the largest pixel difference between the two outputs.
+3. (CPU suite only) Images/s of the default generation (tiny model, 32 px, 25 DDIM steps, batch 16).
 
-Both training loops run under the configured trainer.deterministic (default: warn, which costs
-about 3 % on CPU). Each comparison alternates baseline and fairaug over several rounds and keeps each side's
-best round (the least disturbed by other work on the machine).
+The CPU suite (default) runs the tiny default model and the SD 2.1 path on a miniature SD
+(64 px). `--architecture sd21-base --device cuda` builds Stable Diffusion 2.1 base's published
+architecture with random weights (nothing downloaded) and measures at 512 px: training at batch 4
+under bf16-mixed with gradient checkpointing, generation in fp16 at batch 8, with peak GPU memory.
+`--variant OVERRIDE` (repeatable) also times fairaug's loop under those overrides, so what a
+setting costs is measured in the same run. Each comparison alternates baseline and fairaug over
+several rounds and keeps each side's best round (the least disturbed by other work).
 
     python benchmarks/diffusion.py [--steps 20] [--rounds 3]
+    python benchmarks/diffusion.py --device cuda --architecture sd21-base --variant trainer.deterministic=false
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import gc
 import itertools
 import sys
 import tempfile
@@ -30,6 +36,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+TARGETS = {"training": 1.3, "generation": 1.5}  # the GPU targets, fairaug over the reference
 
 
 def compose(home: Path, *overrides: str):
@@ -45,76 +53,121 @@ def compose(home: Path, *overrides: str):
     )
 
 
-def training_setup(cfg, output_dir: Path):
-    """What controlnet_train.run builds: components, prompts and the weighted loader."""
+class Device:
+    """Where a benchmark runs: synchronised clocks and peak memory on CUDA."""
+
+    def __init__(self, name: str):
+        import torch
+
+        self.torch, self.type = torch, name
+        self.cuda = name == "cuda"
+
+    def sync(self) -> None:
+        if self.cuda:
+            self.torch.cuda.synchronize()
+
+    def fresh(self) -> None:
+        """Forget what the last measurement left behind, and its peak."""
+        gc.collect()
+        if self.cuda:
+            self.torch.cuda.empty_cache()
+            self.torch.cuda.reset_peak_memory_stats()
+
+    def peak_gib(self) -> float | None:
+        return self.torch.cuda.max_memory_allocated() / 2**30 if self.cuda else None
+
+
+def training_setup(cfg, output_dir: Path, architecture: str):
+    """What controlnet_train.run builds: components, prompts and the weighted loader. The SD 2.1
+    path gets a random-weight Stable Diffusion of `architecture`, built in memory."""
     import torch
     from torch.utils.data import DataLoader, WeightedRandomSampler
 
-    from fairaug.diffusion.components import build_components
+    from fairaug.diffusion.components import build_components, stable_diffusion_components
     from fairaug.diffusion.data import PromptedViews, prompt_weights, training_views
     from fairaug.diffusion.prompts import prompts_for, tokenize
+    from fairaug.diffusion.random_sd import random_stable_diffusion
     from fairaug.runtime import RunDir
 
     output_dir.mkdir(parents=True, exist_ok=True)
     views, cohort = training_views(cfg, RunDir(output_dir))
-    parts = build_components(cfg.diffusion, cohort, model_id=f"fairaug-{cfg.diffusion.name}-benchmark")
+    diffusion = cfg.diffusion
+    if diffusion.name == "sd21":
+        meta = {"kind": "sd21", "size": int(diffusion.size), "prompt_template": str(diffusion.prompt_template)}
+        parts = stable_diffusion_components(diffusion, meta, random_stable_diffusion(architecture, int(diffusion.size)))
+    else:
+        parts = build_components(diffusion, cohort, model_id="fairaug-tiny-benchmark")
     prompts = prompts_for(views.table, parts.meta["prompt_template"])
     dataset = PromptedViews(views, tokenize(parts.tokenizer, prompts))
-    weights = torch.as_tensor(prompt_weights(prompts, float(cfg.diffusion.max_weight_ratio)), dtype=torch.double)
+    weights = torch.as_tensor(prompt_weights(prompts, float(diffusion.max_weight_ratio)), dtype=torch.double)
     sampler = WeightedRandomSampler(weights, 10**6, replacement=True, generator=torch.Generator().manual_seed(0))
-    loader = DataLoader(dataset, batch_size=int(cfg.diffusion.batch_size), sampler=sampler, drop_last=True)
+    loader = DataLoader(dataset, batch_size=int(diffusion.batch_size), sampler=sampler, drop_last=True)
     return parts, loader, tokenize(parts.tokenizer, [""])[0]
 
 
-def plain_loop(
-    parts, loader, empty_ids, lr: float, train_base: bool, prompt_dropout: float, steps: int, warmup: int
-) -> float:
-    """Steps/s of the train_controlnet.py structure."""
+def plain_loop(parts, loader, empty_ids, diffusion, precision: str, steps: int, warmup: int, device: Device):
+    """Steps/s and peak GPU memory of the train_controlnet.py structure."""
     import torch
     import torch.nn.functional as F
 
-    trained = [parts.controlnet, *((parts.unet, parts.text_encoder) if train_base else ())]
+    from fairaug.diffusion.module import HALF_PRECISION
+
+    weight_dtype = HALF_PRECISION.get(precision)  # train_controlnet.py's weight_dtype for the locked parts
+    trained = [parts.controlnet, *((parts.unet, parts.text_encoder) if diffusion.train_base else ())]
     for module in (parts.vae, parts.unet, parts.text_encoder):
         if module is not None and module not in trained:
-            module.requires_grad_(False)
+            module.requires_grad_(False).to(device.type, weight_dtype or torch.float32)
     for module in trained:
-        module.train()
-    optimizer = torch.optim.AdamW([p for m in trained for p in m.parameters()], lr=lr, weight_decay=1e-2)
+        module.to(device.type).train()
+        if diffusion.gradient_checkpointing and module is not parts.text_encoder:
+            module.enable_gradient_checkpointing()
+    optimizer = torch.optim.AdamW(
+        [p for m in trained for p in m.parameters()], lr=float(diffusion.lr), weight_decay=1e-2
+    )
+    empty_ids = empty_ids.to(device.type)
     start = None
     for step, batch in enumerate(itertools.islice(loader, warmup + steps)):
         if step == warmup:
+            device.sync()
             start = time.perf_counter()
+        batch = {k: v.to(device.type) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
         ids = batch["input_ids"]
-        ids = torch.where((torch.rand(len(ids)) < prompt_dropout)[:, None], empty_ids.expand_as(ids), ids)
-        with torch.no_grad():
-            latents = parts.to_latents(batch["pixels"])
-        noise = torch.randn_like(latents)
-        timesteps = torch.randint(0, parts.scheduler.config.num_train_timesteps, (len(latents),))
-        noisy = parts.scheduler.add_noise(latents, noise, timesteps)
-        text = parts.text_encoder(ids)[0]
-        down, mid = parts.controlnet(
-            noisy,
-            timesteps,
-            encoder_hidden_states=text,
-            controlnet_cond=batch["masks"].float() / 3.0,
-            return_dict=False,
-        )
-        predicted = parts.unet(
-            noisy,
-            timesteps,
-            encoder_hidden_states=text,
-            down_block_additional_residuals=down,
-            mid_block_additional_residual=mid,
-        ).sample
-        loss = F.mse_loss(predicted.float(), parts.training_target(latents, noise, timesteps).float())
+        drop = torch.rand(len(ids), device=ids.device) < float(diffusion.prompt_dropout)
+        ids = torch.where(drop[:, None], empty_ids.expand_as(ids), ids)
+        with torch.autocast(device.type, dtype=weight_dtype, enabled=weight_dtype is not None):
+            with torch.no_grad():
+                latents = parts.to_latents(batch["pixels"])
+            noise = torch.randn_like(latents)
+            timesteps = torch.randint(
+                0, parts.scheduler.config.num_train_timesteps, (len(latents),), device=latents.device
+            )
+            noisy = parts.scheduler.add_noise(latents, noise, timesteps)
+            text = parts.text_encoder(ids)[0]
+            down, mid = parts.controlnet(
+                noisy,
+                timesteps,
+                encoder_hidden_states=text,
+                controlnet_cond=batch["masks"].float() / 3.0,
+                return_dict=False,
+            )
+            predicted = parts.unet(
+                noisy,
+                timesteps,
+                encoder_hidden_states=text,
+                down_block_additional_residuals=down,
+                mid_block_additional_residual=mid,
+            ).sample
+            loss = F.mse_loss(predicted.float(), parts.training_target(latents, noise, timesteps).float())
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-    return steps / (time.perf_counter() - start)
+    device.sync()
+    return steps / (time.perf_counter() - start), device.peak_gib()
 
 
-def fairaug_loop(cfg, parts, loader, steps: int, warmup: int, output_dir: Path) -> float:
-    """Steps/s of task=controlnet_train's loop: ControlNetModule under the configured Trainer."""
+def fairaug_loop(cfg, parts, loader, steps: int, warmup: int, output_dir: Path, device: Device):
+    """Steps/s and peak GPU memory of task=controlnet_train's loop: ControlNetModule under the
+    configured Trainer; the clock synchronises only at the first and last timed step."""
     import lightning as L
 
     from fairaug.diffusion.module import ControlNetModule
@@ -123,13 +176,14 @@ def fairaug_loop(cfg, parts, loader, steps: int, warmup: int, output_dir: Path) 
 
     class StepClock(L.Callback):
         def __init__(self):
-            self.times = []
+            self.times = {}
 
         def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-            self.times.append(time.perf_counter())
+            if batch_idx in (warmup, warmup + steps):
+                device.sync()
+                self.times[batch_idx] = time.perf_counter()
 
-    diffusion = cfg.diffusion
-    module = ControlNetModule(parts, diffusion)
+    module = ControlNetModule(parts, cfg.diffusion)
     arguments = trainer_arguments(cfg)
     arguments.update(
         max_epochs=-1,
@@ -147,64 +201,56 @@ def fairaug_loop(cfg, parts, loader, steps: int, warmup: int, output_dir: Path) 
         )
     finally:
         finish(logger)
-    return steps / (clock.times[warmup + steps] - clock.times[warmup])
+    return steps / (clock.times[warmup + steps] - clock.times[warmup]), device.peak_gib()
 
 
-def bench_training(name: str, cfg, home: Path, steps: int, warmup: int, rounds: int) -> None:
+def _rate(rates: list[tuple[float, float | None]]) -> str:
+    """The best round's steps/s (and the largest peak memory over the rounds)."""
+    best = max(r for r, _ in rates)
+    peaks = [p for _, p in rates if p is not None]
+    return f"{best:.2f} steps/s" + (f", peak {max(peaks):.1f} GiB" if peaks else "")
+
+
+def bench_training(name, overrides, home, architecture, steps, warmup, rounds, device: Device, variants) -> None:
+    """fairaug's loop (composed with `overrides`, and with each variant added) against the plain loop."""
     import torch
 
-    parts, loader, empty_ids = training_setup(cfg, home / f"train_{name}")
-    diffusion = cfg.diffusion
-    plain, ours = [], []
-    deterministic = cfg.trainer.deterministic
+    cfg = compose(home, *overrides)
+    parts, loader, empty_ids = training_setup(cfg, home / f"train_{name}", architecture)
+    diffusion, precision = cfg.diffusion, str(cfg.trainer.precision)
+    configs = {"fairaug": cfg, **{variant: compose(home, *overrides, variant) for variant in variants}}
+    plain, ours = [], {label: [] for label in configs}
     for r in range(rounds):
-        # the plain loop runs under the same trainer.deterministic setting that Lightning applies
-        torch.use_deterministic_algorithms(bool(deterministic), warn_only=deterministic == "warn")
-        plain.append(
-            plain_loop(
-                copy.deepcopy(parts),
-                loader,
-                empty_ids,
-                float(diffusion.lr),
-                bool(diffusion.train_base),
-                float(diffusion.prompt_dropout),
-                steps,
-                warmup,
-            )
-        )
-        ours.append(
-            fairaug_loop(cfg, copy.deepcopy(parts), loader, steps, warmup, home / f"train_{name}" / f"round{r}")
-        )
+        torch.use_deterministic_algorithms(False)  # as train_controlnet.py; fairaug's Trainer sets its own
+        device.fresh()
+        plain.append(plain_loop(copy.deepcopy(parts), loader, empty_ids, diffusion, precision, steps, warmup, device))
+        for i, (label, config) in enumerate(configs.items()):
+            device.fresh()
+            folder = home / f"train_{name}" / f"round{r}_{i}"
+            ours[label].append(fairaug_loop(config, copy.deepcopy(parts), loader, steps, warmup, folder, device))
+    best_plain = max(rate for rate, _ in plain)
     print(
-        f"training, {name} (batch {diffusion.batch_size}, {diffusion.size} px): plain loop "
-        f"{max(plain):.2f} steps/s, fairaug {max(ours):.2f} steps/s -> ratio {max(ours) / max(plain):.2f} "
-        f"(rounds: plain {[round(v, 2) for v in plain]}, fairaug {[round(v, 2) for v in ours]})",
+        f"training, {name} (batch {diffusion.batch_size}, {diffusion.size} px, {precision}, gradient checkpointing "
+        f"{'on' if diffusion.gradient_checkpointing else 'off'}): train_controlnet.py-structured loop {_rate(plain)}",
         flush=True,
     )
+    for label, rates in ours.items():
+        ratio = max(rate for rate, _ in rates) / best_plain
+        print(f"  {label}: {_rate(rates)} -> ratio {ratio:.2f} (rounds: {[round(r, 2) for r, _ in rates]})", flush=True)
 
 
-def bench_generation(base: Path, size: int, batch: int, steps: int, rounds: int) -> None:
+def bench_generation(parts, size: int, batch: int, steps: int, rounds: int, device: Device, dtype) -> None:
+    import numpy as np
     import torch
-    from diffusers import ControlNetModel, DDIMScheduler, StableDiffusionControlNetPipeline
+    from diffusers import DDIMScheduler, StableDiffusionControlNetPipeline
 
-    from fairaug.diffusion.components import Components, load_base
     from fairaug.diffusion.prompts import tokenize
     from fairaug.diffusion.sampling import sample
 
-    locked = load_base(base)
-    torch.manual_seed(0)
-    controlnet = ControlNetModel.from_unet(locked["unet"], conditioning_embedding_out_channels=(16, 32, 96)).eval()
-    parts = Components(
-        locked["unet"].eval(),
-        controlnet,
-        locked["text_encoder"].eval(),
-        locked["tokenizer"],
-        locked["scheduler"],
-        {},
-        locked["vae"].eval(),
-    )
+    for module in (parts.unet, parts.controlnet, parts.text_encoder, parts.vae):
+        module.to(device.type, dtype).eval()
     prompts = ["Female, age in 60s, obese BMI, heart failure"] * batch
-    masks = torch.randint(0, 4, (batch, 3, size, size), dtype=torch.uint8)
+    masks = torch.randint(0, 4, (batch, 3, size, size), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     ids, negative = tokenize(parts.tokenizer, prompts), tokenize(parts.tokenizer, [""] * batch)
     pipeline = StableDiffusionControlNetPipeline(
         vae=parts.vae,
@@ -218,47 +264,48 @@ def bench_generation(base: Path, size: int, batch: int, steps: int, rounds: int)
         requires_safety_checker=False,
     )
     pipeline.set_progress_bar_config(disable=True)
+    seeds = list(range(batch))
 
-    def ours() -> float:
+    def ours() -> tuple[float, np.ndarray]:
         start = time.perf_counter()
-        sample(
-            parts,
-            masks,
-            ids,
-            negative,
-            list(range(batch)),
-            steps=steps,
-            scheduler="ddim",
-            guidance=2.0,
-            control_scale=1.0,
+        images = sample(
+            parts, masks, ids, negative, seeds, steps=steps, scheduler="ddim", guidance=2.0, control_scale=1.0
         )
-        return batch / (time.perf_counter() - start)
+        return batch / (time.perf_counter() - start), images.permute(0, 2, 3, 1).numpy()
 
-    def theirs() -> float:
+    def theirs() -> tuple[float, np.ndarray]:
         start = time.perf_counter()
-        pipeline(
+        images = pipeline(
             prompt=prompts,
             negative_prompt=[""] * batch,
-            image=masks.float() / 3.0,
+            image=masks.float().to(device.type) / 3.0,
             height=size,
             width=size,
             num_inference_steps=steps,
             guidance_scale=2.0,
             controlnet_conditioning_scale=1.0,
-            generator=[torch.Generator().manual_seed(s) for s in range(batch)],
+            generator=[torch.Generator().manual_seed(s) for s in seeds],
             output_type="np",
-        )
-        return batch / (time.perf_counter() - start)
+        ).images
+        return batch / (time.perf_counter() - start), images
 
-    ours(), theirs()  # warm up
+    device.fresh()
+    _, mine = ours()
+    ours_peak = device.peak_gib()
+    device.fresh()
+    _, pipes = theirs()
+    pipe_peak = device.peak_gib()
+    difference = np.abs(mine.astype(np.float64) - pipes.astype(np.float64))
     pipe_rates, our_rates = [], []
     for _ in range(rounds):
-        pipe_rates.append(theirs())
-        our_rates.append(ours())
+        pipe_rates.append(theirs()[0])
+        our_rates.append(ours()[0])
+    memory = f"; peak {pipe_peak:.1f} vs {ours_peak:.1f} GiB" if device.cuda else ""
     print(
-        f"generation, SD 2.1 path ({size} px, batch {batch}, {steps} DDIM steps, guidance 2): "
+        f"generation, SD 2.1 path ({size} px, batch {batch}, {steps} DDIM steps, guidance 2, {dtype}): "
         f"StableDiffusionControlNetPipeline {max(pipe_rates):.2f} images/s, fairaug {max(our_rates):.2f} images/s "
-        f"-> ratio {max(our_rates) / max(pipe_rates):.2f}",
+        f"-> ratio {max(our_rates) / max(pipe_rates):.2f}{memory}; same seeds, pixel difference (of 1) "
+        f"max {difference.max():.2e}, mean {difference.mean():.2e}",
         flush=True,
     )
 
@@ -302,37 +349,66 @@ def bench_default_generation(cfg, home: Path, rounds: int) -> None:
     )
 
 
+def sd_overrides(args, accelerator: str) -> list[str]:
+    """The SD 2.1 path's training config for this run's size, batch and precision."""
+    return [
+        "diffusion=sd21",
+        f"diffusion.size={args.size}",
+        f"diffusion.batch_size={args.batch}",
+        f"diffusion.gradient_checkpointing={args.gradient_checkpointing}",
+        f"trainer.accelerator={accelerator}",
+        f"trainer.precision={args.precision}",
+        f"data.n_subjects={args.subjects}",
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=20, help="timed training steps per round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--architecture", choices=["miniature", "sd21-base"], default="miniature")
+    parser.add_argument("--size", type=int, help="image side (default: 64 miniature, 512 sd21-base)")
+    parser.add_argument("--batch", type=int, help="training batch (default: 16 miniature, 4 sd21-base)")
+    parser.add_argument("--generation-batch", type=int, help="default: 16 miniature, 8 sd21-base")
+    parser.add_argument("--precision", help="training precision (default: 32-true on CPU, bf16-mixed on CUDA)")
+    parser.add_argument("--gradient-checkpointing", choices=["true", "false"], help="default: true for sd21-base")
+    parser.add_argument("--subjects", type=int, default=100, help="phantom subjects the training views come from")
+    parser.add_argument("--variant", action="append", default=[], help="an override fairaug's loop is also timed under")
     args = parser.parse_args()
+    full = args.architecture == "sd21-base"
+    args.size = args.size or (512 if full else 64)
+    args.batch = args.batch or (4 if full else 16)
+    args.generation_batch = args.generation_batch or (8 if full else 16)
+    args.precision = args.precision or ("bf16-mixed" if args.device == "cuda" else "32-true")
+    args.gradient_checkpointing = args.gradient_checkpointing or ("true" if full else "false")
     import torch
 
-    from fairaug.diffusion.random_sd import save_stable_diffusion
-
-    print(f"torch threads: {torch.get_num_threads()}", flush=True)
+    device = Device(args.device)
+    accelerator = "gpu" if device.cuda else "cpu"
+    where = torch.cuda.get_device_name() if device.cuda else f"CPU, {torch.get_num_threads()} torch threads"
+    print(f"{where}; torch {torch.__version__}; SD 2.1 path: {args.architecture} architecture", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
-        base = save_stable_diffusion(home / "sd", size=64)
-        bench_training("tiny (default)", compose(home), home, args.steps, 3, args.rounds)
-        bench_training(
-            "SD 2.1 path, miniature SD",
-            compose(
-                home,
-                "diffusion=sd21",
-                f"diffusion.pretrained={base}",
-                "diffusion.size=64",
-                "diffusion.batch_size=16",
-                "diffusion.gradient_checkpointing=false",
-            ),
-            home,
-            args.steps,
-            3,
-            args.rounds,
+        if not full:
+            tiny = [f"trainer.accelerator={accelerator}"]
+            bench_training("tiny (default)", tiny, home, args.architecture, args.steps, 3, args.rounds, device, [])
+        overrides = sd_overrides(args, accelerator)
+        bench_training(f"SD 2.1 path, {args.architecture}", overrides, home, args.architecture, args.steps, 3,
+                       args.rounds, device, args.variant)  # fmt: skip
+        from fairaug.diffusion.components import stable_diffusion_components
+        from fairaug.diffusion.random_sd import random_stable_diffusion
+
+        diffusion = compose(home, *overrides).diffusion
+        parts = stable_diffusion_components(diffusion, {}, random_stable_diffusion(args.architecture, args.size))
+        dtype = torch.float16 if device.cuda else torch.float32
+        bench_generation(parts, args.size, args.generation_batch, 25, args.rounds, device, dtype)
+        if not full:
+            bench_default_generation(compose(home), home, args.rounds)
+    if device.cuda:
+        print(
+            f"targets on the GPU: training ratio >= {TARGETS['training']}, generation ratio >= {TARGETS['generation']}"
         )
-        bench_generation(base, size=64, batch=16, steps=25, rounds=args.rounds)
-        bench_default_generation(compose(home), home, args.rounds)
 
 
 if __name__ == "__main__":
