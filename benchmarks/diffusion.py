@@ -15,9 +15,14 @@ The CPU suite (default) runs the tiny default model and the SD 2.1 path on a min
 (64 px). `--architecture sd21-base --device cuda` builds Stable Diffusion 2.1 base's published
 architecture with random weights (nothing downloaded) and measures at 512 px: training at batch 4
 under bf16-mixed with gradient checkpointing, generation in fp16 at batch 8, with peak GPU memory.
-`--variant OVERRIDE` (repeatable) also times fairaug's loop under those overrides, so what a
-setting costs is measured in the same run. Each comparison alternates baseline and fairaug over
-several rounds and keeps each side's best round (the least disturbed by other work).
+`--variant OVERRIDE` (repeatable; trainer.* settings only, the rest is shared with the baseline)
+also times fairaug's loop under those overrides, so what a setting costs is measured in the same
+run. cuBLAS's deterministic workspace (`CUBLAS_WORKSPACE_CONFIG`, which fairaug's default
+`trainer.deterministic=warn` asks for) is set for the whole process, the baseline included: cuBLAS
+reads it once. fairaug encodes each training image once: the output says how many the latent
+cache held at the end of the timed steps (a cache still filling understates fairaug's steady
+state). Each comparison alternates baseline and fairaug over several rounds and keeps each
+side's best round (the least disturbed by other work).
 
     python benchmarks/diffusion.py [--steps 20] [--rounds 3]
     python benchmarks/diffusion.py --device cuda --architecture sd21-base --variant trainer.deterministic=false
@@ -29,6 +34,7 @@ import argparse
 import copy
 import gc
 import itertools
+import os
 import sys
 import tempfile
 import time
@@ -165,9 +171,11 @@ def plain_loop(parts, loader, empty_ids, diffusion, precision: str, steps: int, 
     return steps / (time.perf_counter() - start), device.peak_gib()
 
 
-def fairaug_loop(cfg, parts, loader, steps: int, warmup: int, output_dir: Path, device: Device):
+def fairaug_loop(cfg, parts, loader, steps: int, warmup: int, output_dir: Path, device: Device, cached: list):
     """Steps/s and peak GPU memory of task=controlnet_train's loop: ControlNetModule under the
-    configured Trainer; the clock synchronises only at the first and last timed step."""
+    configured Trainer; the clock synchronises only at the first and last timed step. Appends to
+    `cached` how many training images the latent cache held by the end (the SD path encodes each
+    image once: until every image is cached, a step can still run the VAE encoder)."""
     import lightning as L
 
     from fairaug.diffusion.module import ControlNetModule
@@ -201,6 +209,7 @@ def fairaug_loop(cfg, parts, loader, steps: int, warmup: int, output_dir: Path, 
         )
     finally:
         finish(logger)
+    cached.append(len(module.latent_cache))
     return steps / (clock.times[warmup + steps] - clock.times[warmup]), device.peak_gib()
 
 
@@ -211,6 +220,20 @@ def _rate(rates: list[tuple[float, float | None]]) -> str:
     return f"{best:.2f} steps/s" + (f", peak {max(peaks):.1f} GiB" if peaks else "")
 
 
+# What a variant may change: the plain loop, the data and the components are built once, from the base config.
+SHARED_SETTINGS = ("trainer.precision", "trainer.accelerator", "trainer.devices", "trainer.strategy")
+
+
+def check_variant(variant: str) -> None:
+    key = variant.lstrip("+~").split("=", 1)[0]
+    if not key.startswith("trainer.") or key in SHARED_SETTINGS:
+        raise SystemExit(
+            f"--variant {variant}: a variant may change fairaug's Trainer only (trainer.*, not "
+            f"{list(SHARED_SETTINGS)}): the baseline loop, the data and the components are shared; "
+            "use --precision, --batch, ... instead"
+        )
+
+
 def bench_training(name, overrides, home, architecture, steps, warmup, rounds, device: Device, variants) -> None:
     """fairaug's loop (composed with `overrides`, and with each variant added) against the plain loop."""
     import torch
@@ -219,7 +242,7 @@ def bench_training(name, overrides, home, architecture, steps, warmup, rounds, d
     parts, loader, empty_ids = training_setup(cfg, home / f"train_{name}", architecture)
     diffusion, precision = cfg.diffusion, str(cfg.trainer.precision)
     configs = {"fairaug": cfg, **{variant: compose(home, *overrides, variant) for variant in variants}}
-    plain, ours = [], {label: [] for label in configs}
+    plain, ours, cached = [], {label: [] for label in configs}, []
     for r in range(rounds):
         torch.use_deterministic_algorithms(False)  # as train_controlnet.py; fairaug's Trainer sets its own
         device.fresh()
@@ -227,11 +250,18 @@ def bench_training(name, overrides, home, architecture, steps, warmup, rounds, d
         for i, (label, config) in enumerate(configs.items()):
             device.fresh()
             folder = home / f"train_{name}" / f"round{r}_{i}"
-            ours[label].append(fairaug_loop(config, copy.deepcopy(parts), loader, steps, warmup, folder, device))
+            ours[label].append(
+                fairaug_loop(config, copy.deepcopy(parts), loader, steps, warmup, folder, device, cached)
+            )
     best_plain = max(rate for rate, _ in plain)
     print(
         f"training, {name} (batch {diffusion.batch_size}, {diffusion.size} px, {precision}, gradient checkpointing "
-        f"{'on' if diffusion.gradient_checkpointing else 'off'}): train_controlnet.py-structured loop {_rate(plain)}",
+        f"{'on' if diffusion.gradient_checkpointing else 'off'}): train_controlnet.py-structured loop {_rate(plain)}"
+        + (
+            f"; fairaug's latent cache held {min(cached)} of {len(loader.dataset)} images at the end"
+            if parts.vae
+            else ""
+        ),
         flush=True,
     )
     for label, rates in ours.items():
@@ -295,6 +325,7 @@ def bench_generation(parts, size: int, batch: int, steps: int, rounds: int, devi
     device.fresh()
     _, pipes = theirs()
     pipe_peak = device.peak_gib()
+    finite = bool(np.isfinite(mine).all() and np.isfinite(pipes).all())
     difference = np.abs(mine.astype(np.float64) - pipes.astype(np.float64))
     pipe_rates, our_rates = [], []
     for _ in range(rounds):
@@ -305,7 +336,7 @@ def bench_generation(parts, size: int, batch: int, steps: int, rounds: int, devi
         f"generation, SD 2.1 path ({size} px, batch {batch}, {steps} DDIM steps, guidance 2, {dtype}): "
         f"StableDiffusionControlNetPipeline {max(pipe_rates):.2f} images/s, fairaug {max(our_rates):.2f} images/s "
         f"-> ratio {max(our_rates) / max(pipe_rates):.2f}{memory}; same seeds, pixel difference (of 1) "
-        f"max {difference.max():.2e}, mean {difference.mean():.2e}",
+        f"max {difference.max():.2e}, mean {difference.mean():.2e}{'' if finite else ' (NOT FINITE)'}",
         flush=True,
     )
 
@@ -382,6 +413,13 @@ def main() -> None:
     args.generation_batch = args.generation_batch or (8 if full else 16)
     args.precision = args.precision or ("bf16-mixed" if args.device == "cuda" else "32-true")
     args.gradient_checkpointing = args.gradient_checkpointing or ("true" if full else "false")
+    for variant in args.variant:
+        check_variant(variant)
+    if args.precision == "16-mixed":
+        raise SystemExit("--precision 16-mixed: the baseline loop has no gradient scaler; use bf16-mixed")
+    # fairaug's default trainer.deterministic=warn has Lightning set this, but cuBLAS reads it once,
+    # at its first use (the baseline's): set here, as the task has it before any CUDA work
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     import torch
 
     device = Device(args.device)

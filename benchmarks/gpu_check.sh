@@ -2,8 +2,9 @@
 # The prepared GPU check (device tool: one CUDA GPU; its Python 3.12 image lacks some of
 # fairaug's packages and has no package index). Here, in the repository root:
 #   benchmarks/gpu_wheels.sh                       # wheels into .whl/ (git-ignored)
-# then run `bash benchmarks/gpu_check.sh` on the device with carry [".whl"] and timeout_s 540.
-# About 6 minutes on an H200. Prints, and keeps under $OUT (or /tmp/gpu_check):
+# then on the device, with carry [".whl"]: `bash benchmarks/gpu_check.sh diffusion` (timeout_s 420),
+# and if time is left `bash benchmarks/gpu_check.sh classify` (timeout_s 240); with no argument
+# both. Each prints, and keeps under $OUT (or /tmp/gpu_check):
 #   gpu.txt        the card, its memory and driver
 #   diffusion.txt  benchmarks/diffusion.py on Stable Diffusion 2.1 base's architecture (random
 #                  weights) at 512 px: ControlNet training at batch 4, bf16-mixed, gradient
@@ -24,12 +25,17 @@ else
   export PYTHONPATH="$PWD"
 fi
 export PYTHONUNBUFFERED=1 FAIRAUG_HOME=/tmp/fairaug
+parts="${*:-diffusion classify}"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1 | tee "$out/gpu.txt"
-timeout 360 python3 benchmarks/diffusion.py --device cuda --architecture sd21-base --steps 20 --rounds 2 \
-  --variant trainer.deterministic=false 2>&1 | grep -v -i warn | tee "$out/diffusion.txt"
-timeout 150 python3 -m fairaug task=classify input=edes model=resnet18 input.size=224 trainer=gpu \
-  loader.num_workers=8 loader.batch_size=32 trainer.max_epochs=10 trainer.enable_progress_bar=false \
-  data.workers=8 hydra.run.dir=/tmp/classify > "$out/classify.log" 2>&1
-tail -3 "$out/classify.log" | tee "$out/classify.txt"
-python3 -c "import json; m = json.load(open('/tmp/classify/metrics.json')); print('classify data wait fraction', \
+if [[ " $parts " == *" diffusion "* ]]; then
+  timeout 360 python3 benchmarks/diffusion.py --device cuda --architecture sd21-base --steps 20 --rounds 2 \
+    --variant trainer.deterministic=false 2>&1 | grep -v -i warn | tee "$out/diffusion.txt"
+fi
+if [[ " $parts " == *" classify "* ]]; then
+  timeout 200 python3 -m fairaug task=classify input=edes model=resnet18 input.size=224 trainer=gpu \
+    loader.num_workers=8 loader.batch_size=32 trainer.max_epochs=10 trainer.enable_progress_bar=false \
+    data.workers=8 hydra.run.dir=/tmp/classify > "$out/classify.log" 2>&1
+  tail -3 "$out/classify.log" | tee "$out/classify.txt"
+  python3 -c "import json; m = json.load(open('/tmp/classify/metrics.json')); print('classify data wait fraction', \
 m['train_data_wait_fraction'], 'balanced accuracy', m['balanced_accuracy'])" 2>&1 | tee -a "$out/classify.txt"
+fi

@@ -32,6 +32,18 @@ TINY_RUN = [
     "fairness.n_boot=20",
 ]
 
+# The tiny ControlNet trained for a few steps (task=controlnet_train)
+TINY_DIFFUSION = [
+    "task=controlnet_train",
+    "diffusion.size=16",
+    "input.size=${diffusion.size}",
+    "diffusion.widths=[16,32]",
+    "diffusion.batch_size=8",
+    "diffusion.grid_every=4",
+    "diffusion.checkpoint_every=2",
+    "trainer.max_steps=6",
+]
+
 register_configs()
 
 

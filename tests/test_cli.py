@@ -14,8 +14,7 @@ import torch
 
 from fairaug.diffusion.components import load_components
 from fairaug.tasks.registry import TASKS
-from tests.conftest import TINY_PHANTOM, TINY_RUN
-from tests.diffusion.test_diffusion import TINY_DIFFUSION
+from tests.conftest import TINY_DIFFUSION, TINY_PHANTOM, TINY_RUN
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
@@ -124,15 +123,23 @@ def test_ddp_over_two_cpu_processes_writes_one_run_that_tests_each_subject_once(
 
 def test_controlnet_training_over_two_cpu_processes_saves_rank_zeros_model_once(tmp_path, fairaug_home):
     """task=controlnet_train trainer=ddp: gloo over 2 processes, one run folder whose model/ holds
-    the weights the workers trained (those of last.ckpt), grids drawn once, and a resume under DDP."""
+    the weights the workers trained (those of last.ckpt), each grid drawn and logged once (the
+    final one by the starting process), and a resume under DDP."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     run_dir = tmp_path / "run"
-    common = [*TINY_DIFFUSION, *TINY_PHANTOM, "trainer=ddp", "trainer.enable_progress_bar=false",
+    common = [*TINY_DIFFUSION, *TINY_PHANTOM, "trainer=ddp", "trainer.enable_progress_bar=false", "logger=tensorboard",
               f"paths.home={fairaug_home}", f"hydra.run.dir={run_dir}"]  # fmt: skip
     result = fairaug(*common, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Starting with 2 processes" in result.stdout + result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
     assert sorted(p.name for p in (run_dir / "grids").iterdir()) == ["final.png", "step_000004.png"]
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    grids = {tag: [(e.step, e.width) for e in events.Images(tag)] for tag in events.Tags()["images"]}
+    assert grids.keys() == {"grid/step_000004", "grid/final"}
+    assert len(grids["grid/step_000004"]) == 1 and [step for step, _ in grids["grid/final"]] == [6]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert (metrics["start_step"], metrics["steps"]) == (0, 6) and metrics["final_loss"] is not None
     saved = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)

@@ -12,8 +12,7 @@ from PIL import Image
 from fairaug.data.sources.synthetic import read_synthetic
 from fairaug.diffusion.generator import Generator
 from fairaug.tasks import controlnet_train, synth_generate
-from tests.conftest import TINY_PHANTOM, TINY_RUN, compose_config
-from tests.diffusion.test_diffusion import TINY_DIFFUSION
+from tests.conftest import TINY_DIFFUSION, TINY_PHANTOM, TINY_RUN, compose_config
 
 gr = pytest.importorskip("gradio", reason="task=app needs the [app] extra")
 from gradio_client import Client, handle_file  # noqa: E402

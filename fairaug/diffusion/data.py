@@ -3,6 +3,8 @@ prompts' tokens, and a loader that draws rare prompts more often."""
 
 from __future__ import annotations
 
+import math
+
 import lightning as L
 import numpy as np
 import pandas as pd
@@ -79,10 +81,11 @@ class TrainingData(L.LightningDataModule):
             replacement=True,
             generator=torch.Generator().manual_seed(self.seed),
         )
+        per_process = math.ceil(len(self.dataset) / self.trainer.world_size)  # DDP: each rank draws its share
         return DataLoader(
             self.dataset,
             batch_size=self.batch_size,
             sampler=sampler,
-            drop_last=len(self.dataset) > self.batch_size,
+            drop_last=per_process > self.batch_size,
             num_workers=self.num_workers,
         )

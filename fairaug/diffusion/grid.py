@@ -27,9 +27,9 @@ class ValidationGrid(L.Callback):
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         if self.every and trainer.is_global_zero and trainer.global_step % self.every == 0:  # once under DDP
-            self.save(module, f"step_{trainer.global_step:06d}")
+            self.save(module, f"step_{trainer.global_step:06d}", trainer.loggers, trainer.global_step)
 
-    def save(self, module, name: str) -> Path:
+    def save(self, module, name: str, loggers: list, step: int) -> Path:
         from fairaug.diffusion.sampling import sample
 
         was_training = module.training
@@ -67,11 +67,9 @@ class ValidationGrid(L.Callback):
         mask_legend(fig)
         fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / fig.get_figheight()))
         path = write_figure(fig, self.folder / f"{name}.png", dpi=100)
-        for logger in module.loggers:
+        for logger in loggers:
             if hasattr(logger.experiment, "add_image"):
-                logger.experiment.add_image(
-                    f"grid/{name}", plt.imread(path)[..., :3], module.global_step, dataformats="HWC"
-                )
+                logger.experiment.add_image(f"grid/{name}", plt.imread(path)[..., :3], step, dataformats="HWC")
             elif hasattr(logger, "log_image"):
-                logger.log_image(key="grid", images=[str(path)], step=module.global_step)
+                logger.log_image(key="grid", images=[str(path)], step=step)
         return path

@@ -88,7 +88,8 @@ class ControlNetModule(L.LightningModule):
             mid_block_additional_residual=mid,
         ).sample
         loss = F.mse_loss(predicted.float(), self.parts.training_target(latents, noise, steps).float())
-        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=len(ids))
+        # the mean over DDP's processes (a no-op in one process)
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=len(ids), sync_dist=True)
         return loss
 
     @torch.no_grad()

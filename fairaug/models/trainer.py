@@ -15,12 +15,32 @@ def trainer_arguments(cfg) -> dict:
     arguments = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items() if v is not None}
     check_accelerator(arguments.get("accelerator", "auto"), arguments.get("devices", "auto"))
     strategy = str(arguments.get("strategy", "auto"))
-    if strategy.startswith(("ddp", "fsdp", "deepspeed")) and "spawn" not in strategy:
+    devices = arguments.get("devices", "auto")
+    if "spawn" not in strategy and (
+        strategy.startswith(("ddp", "fsdp", "deepspeed")) or _several(arguments.get("accelerator", "auto"), devices)
+    ):
+        setting = f"trainer.strategy={strategy}" if strategy != "auto" else f"trainer.devices={devices}"
         raise ConfigError(
-            f"trainer.strategy={strategy} would start every process from the command line again, each "
-            "running the whole task into the same run folder: use trainer=ddp (ddp_spawn)"
+            f"{setting} would start every process from the command line again, each running the whole "
+            "task into the same run folder: use trainer=ddp (ddp_spawn; trainer.devices=N)"
         )
     return {**arguments, "plugins": [AtomicCheckpointIO()]}
+
+
+def _several(accelerator: str, devices) -> bool:
+    """Whether Lightning would train on more than one device (and so pick its re-launching DDP)."""
+    if isinstance(devices, (list, tuple)):
+        return len(devices) > 1
+    if isinstance(devices, str) and "," in devices:
+        return len([d for d in devices.split(",") if d.strip()]) > 1
+    if str(devices) in ("-1", "auto"):  # every device there is: only GPUs come several to a machine
+        return accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available() and torch.cuda.device_count() > 1
+    return int(devices) > 1
+
+
+def spawns_workers(cfg) -> bool:
+    """Whether fit runs in spawned processes (trainer=ddp), which log through their own copies of the logger."""
+    return "spawn" in str(cfg.trainer.get("strategy") or "")
 
 
 def check_accelerator(accelerator: str, devices) -> None:

@@ -36,7 +36,7 @@ from fairaug.errors import ConfigError
 from fairaug.io import load_checkpoint, write_csv, write_json
 from fairaug.loggers import adopt_written_metrics, log_config, run_logger
 from fairaug.models.callbacks import progress_bars
-from fairaug.models.trainer import trainer_arguments
+from fairaug.models.trainer import spawns_workers, trainer_arguments
 from fairaug.runtime import RunDir, start_run
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ def run(cfg) -> dict:
         else:
             sessions.append(_train(trainer, module, data, resume, start_step, folder))
             steps = sessions[-1]["steps"]
-            if trainer.world_size > 1:  # the spawned workers logged through their own copies
+            if spawns_workers(cfg):  # the spawned workers logged through their own copies
                 adopt_written_metrics(logger)
         model_dir = save_components(
             parts,
@@ -98,7 +98,7 @@ def run(cfg) -> dict:
             },
         )
         module.to(trainer.strategy.root_device)  # fit's teardown leaves it on the CPU
-        grid.save(module, "final")
+        grid.save(module, "final", trainer.loggers, steps)  # a spawned run's module has no trainer here
     # the loss at the final step is known if the last session trained up to it
     final_loss = sessions[-1]["final_loss"] if sessions and sessions[-1]["steps"] == steps else None
     seconds = sum(session["train_seconds"] or 0.0 for session in sessions)
@@ -122,39 +122,45 @@ def _trainer(cfg, folder: RunDir, logger, grid: ValidationGrid) -> L.Trainer:
     arguments = trainer_arguments(cfg)
     max_steps = int(cfg.trainer.max_steps) if cfg.trainer.max_steps > 0 else int(cfg.diffusion.steps)
     arguments.update(max_epochs=-1, max_steps=max_steps, num_sanity_val_steps=0, limit_val_batches=0)
-    checkpoint = ModelCheckpoint(
+    checkpoint = ResumableCheckpoint(
         dirpath=folder.checkpoints,
         save_last=True,
         save_top_k=0,
         every_n_train_steps=int(cfg.diffusion.checkpoint_every),
+        enable_version_counter=False,  # always last.ckpt, whatever a resumed checkpoint recorded
     )
     return L.Trainer(
         **arguments,
         logger=logger,
-        callbacks=[checkpoint, FinalCheckpoint(folder.last_checkpoint), grid, *progress_bars(arguments, steps=True)],
+        callbacks=[checkpoint, grid, *progress_bars(arguments, steps=True)],
         default_root_dir=str(folder.path),
     )
 
 
-class FinalCheckpoint(L.Callback):
-    """The full state (optimizer too) where training ends, for a resume. Saved from inside fit:
-    under trainer=ddp (ddp_spawn) only the workers hold the optimizer, and rank 0 writes."""
-
-    def __init__(self, path):
-        self.path = path
+class ResumableCheckpoint(ModelCheckpoint):
+    """last.ckpt every `every_n_train_steps` and where training ends (the full state, optimizer
+    too, for a resume). Saved from inside fit: under trainer=ddp (ddp_spawn) only the workers hold
+    the optimizer, and rank 0 writes. Lightning's own end-of-training save only covers a session
+    that saved nothing before."""
 
     def on_train_end(self, trainer, module) -> None:
-        # saying weights_only=False also silences Lightning's "weights_only was not set" notice,
-        # which is about this save, not about an unsafe load
-        trainer.save_checkpoint(self.path, weights_only=False)
+        if self._last_global_step_saved != trainer.global_step:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
 
 def _train(trainer: L.Trainer, module, data: TrainingData, resume: str | None, start_step: int, folder: RunDir) -> dict:
     """One training session, saved resumable; what it did, as metrics.json lists sessions. The step
     reached is read from the checkpoint: a spawned DDP run returns weights and metrics, not its loop state."""
+    before = _modified(folder.last_checkpoint)
     start = time.perf_counter()
     trainer.fit(module, datamodule=data, ckpt_path=resume, weights_only=True)
     seconds = time.perf_counter() - start
+    if _modified(folder.last_checkpoint) in (None, before):
+        raise ConfigError(
+            f"task=controlnet_train trained no step: {len(data.dataset)} training images over "
+            f"{trainer.world_size} process(es) make no batch of diffusion.batch_size={data.batch_size} "
+            "(or trainer.limit_train_batches is 0)"
+        )
     loss = trainer.callback_metrics.get("train/loss")
     return {
         "start_step": start_step,
@@ -162,3 +168,7 @@ def _train(trainer: L.Trainer, module, data: TrainingData, resume: str | None, s
         "train_seconds": seconds,
         "final_loss": None if loss is None else float(loss),
     }
+
+
+def _modified(path) -> int | None:
+    return path.stat().st_mtime_ns if path.is_file() else None

@@ -24,18 +24,7 @@ from fairaug.diffusion.prompts import (
 from fairaug.diffusion.sampling import sample
 from fairaug.errors import ConfigError, DataError
 from fairaug.tasks import classify, controlnet_train, synth_generate
-from tests.conftest import TINY_PHANTOM, TINY_RUN, compose_config
-
-TINY_DIFFUSION = [
-    "task=controlnet_train",
-    "diffusion.size=16",
-    "input.size=${diffusion.size}",
-    "diffusion.widths=[16,32]",
-    "diffusion.batch_size=8",
-    "diffusion.grid_every=4",
-    "diffusion.checkpoint_every=2",
-    "trainer.max_steps=6",
-]
+from tests.conftest import TINY_DIFFUSION, TINY_PHANTOM, TINY_RUN, compose_config
 
 
 def test_prompts_and_a_tokenizer_built_from_their_words(tmp_path):
@@ -184,6 +173,8 @@ def test_training_resumes_from_the_last_checkpoint(trained, make_cfg, tmp_path):
     assert (resumed["start_step"], resumed["steps"]) == (6, 9) and np.isfinite(resumed["final_loss"])
     assert resumed["sessions"][0] == first["sessions"][0]
     assert [(s["start_step"], s["steps"]) for s in resumed["sessions"]] == [(0, 6), (6, 9)]
+    assert [p.name for p in (folder / "checkpoints").iterdir()] == ["last.ckpt"]
+    assert torch.load(folder / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 9  # not 8
     log = pd.read_csv(folder / "logs" / "metrics.csv")
     assert (log.step >= 6).any()
     again = controlnet_train.run(make_cfg(*in_place))  # already at step 9: nothing to train, nothing lost
@@ -210,7 +201,21 @@ def test_training_resumes_from_the_last_checkpoint(trained, make_cfg, tmp_path):
         )
 
 
-def test_training_settings_that_cannot_work(make_cfg):
+def test_a_session_shorter_than_checkpoint_every_keeps_one_resumable_last_checkpoint(make_cfg, tmp_path):
+    """Saved where each session ends, always as last.ckpt (Lightning would version a file it
+    did not write itself, and every later save would follow the versioned name)."""
+    folder = tmp_path / "run"
+    short = [*TINY_DIFFUSION, "diffusion.checkpoint_every=4", "diffusion.grid_every=0", f"paths.output_dir={folder}"]
+    controlnet_train.run(make_cfg(*short, "trainer.max_steps=3"))
+    resumed = controlnet_train.run(make_cfg(*short, "trainer.max_steps=6", f"diffusion.resume={folder}"))
+    assert [(s["start_step"], s["steps"]) for s in resumed["sessions"]] == [(0, 3), (3, 6)]
+    assert [p.name for p in (folder / "checkpoints").iterdir()] == ["last.ckpt"]
+    assert torch.load(folder / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 6
+
+
+def test_training_settings_that_cannot_work(make_cfg, tmp_path):
+    with pytest.raises(ConfigError, match="trained no step: .* trainer.limit_train_batches"):
+        controlnet_train.run(make_cfg(*TINY_DIFFUSION, "trainer.limit_train_batches=0", f"paths.output_dir={tmp_path}"))
     with pytest.raises(ConfigError, match="multiples of 8"):
         controlnet_train.run(make_cfg(*TINY_DIFFUSION, "diffusion.widths=[12,24]"))
 

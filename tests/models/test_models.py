@@ -114,13 +114,23 @@ def test_a_gpu_asked_for_where_there_is_none_names_the_setting(monkeypatch):
         trainer_arguments(compose_config(["trainer=gpu", "trainer.devices=2"]))
 
 
-def test_a_strategy_that_would_rerun_the_task_in_every_process_is_refused():
+def test_a_strategy_that_would_rerun_the_task_in_every_process_is_refused(monkeypatch):
     from fairaug.config import compose_config
     from fairaug.models.trainer import trainer_arguments
 
     with pytest.raises(ConfigError, match="trainer.strategy=ddp would start every process .* use trainer=ddp"):
         trainer_arguments(compose_config(["+trainer.strategy=ddp"]))
+    # several devices under the automatic strategy: Lightning would pick the re-launching DDP
+    for devices, shown in (("2", "2"), ("[0,1]", r"\[0, 1\]"), ("'0,1'", "0,1")):
+        with pytest.raises(ConfigError, match=f"trainer.devices={shown} would start every process"):
+            trainer_arguments(compose_config(["trainer.accelerator=cpu", f"trainer.devices={devices}"]))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(ConfigError, match="trainer.devices=-1 would start every process"):
+        trainer_arguments(compose_config(["trainer=gpu", "trainer.devices=-1"]))
     assert trainer_arguments(compose_config(["trainer=ddp"]))["strategy"] == "ddp_spawn"
+    assert trainer_arguments(compose_config(["trainer=ddp", "trainer.devices=-1"]))["devices"] == -1
+    assert trainer_arguments(compose_config(["trainer=gpu"]))["devices"] == 1
 
 
 def test_worst_group_balanced_accuracy_is_the_lowest_over_groups_holding_both_classes():

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from fairaug.tasks import classify, cohort, controlnet_train, synth_generate
-from tests.diffusion.test_diffusion import TINY_DIFFUSION
+from tests.conftest import TINY_DIFFUSION
 from tests.layouts.acdc import write_acdc
 from tests.layouts.mnms import write_mnms
 from tests.layouts.sunnybrook import write_sunnybrook
