@@ -30,7 +30,7 @@ from fairaug.loggers import adopt_written_metrics, log_config, log_fairness, log
 from fairaug.models.callbacks import DataWaitMonitor, RandomState, WorstGroupValidation, progress_bars
 from fairaug.models.classifier import HeartFailureClassifier
 from fairaug.models.predictions import predictions_table
-from fairaug.models.trainer import logged_test_metrics, trainer_arguments
+from fairaug.models.trainer import logged_test_metrics, spawns_workers, trainer_arguments
 from fairaug.run_folder import file_sha256
 from fairaug.runtime import RunDir, start_run
 
@@ -152,7 +152,7 @@ def _train_and_test(cfg, data, module, logger, folder: RunDir, split_id: str, re
     best = checkpoint.best_model_path or None
     if best is None:
         log.warning("No checkpoint was saved (no validation ran); testing the final weights")
-    distributed = trainer.world_size > 1
+    distributed = spawns_workers(cfg)  # trainer=ddp, even with trainer.devices=1
     if distributed:  # tested once, in this process, so predictions.csv covers each test subject once
         adopt_written_metrics(logger)
         trainer = L.Trainer(**{**arguments, "devices": 1, "strategy": "auto"}, logger=logger,
