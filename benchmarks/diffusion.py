@@ -43,6 +43,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from fairaug.diffusion.random_sd import ARCHITECTURES  # noqa: E402
+
 TARGETS = {"training": 1.3, "generation": 1.5}  # the GPU targets, fairaug over the reference
 
 
@@ -89,7 +91,7 @@ def training_setup(cfg, output_dir: Path, architecture: str):
     import torch
     from torch.utils.data import DataLoader, WeightedRandomSampler
 
-    from fairaug.diffusion.components import build_components, stable_diffusion_components
+    from fairaug.diffusion.components import build_components
     from fairaug.diffusion.data import PromptedViews, prompt_weights, training_views
     from fairaug.diffusion.prompts import prompts_for, tokenize
     from fairaug.diffusion.random_sd import random_stable_diffusion
@@ -98,11 +100,8 @@ def training_setup(cfg, output_dir: Path, architecture: str):
     output_dir.mkdir(parents=True, exist_ok=True)
     views, cohort = training_views(cfg, RunDir(output_dir))
     diffusion = cfg.diffusion
-    if diffusion.name == "sd21":
-        meta = {"kind": "sd21", "size": int(diffusion.size), "prompt_template": str(diffusion.prompt_template)}
-        parts = stable_diffusion_components(diffusion, meta, random_stable_diffusion(architecture, int(diffusion.size)))
-    else:
-        parts = build_components(diffusion, cohort, model_id="fairaug-tiny-benchmark")
+    base = random_stable_diffusion(architecture, int(diffusion.size)) if diffusion.name == "sd21" else None
+    parts = build_components(diffusion, cohort, f"fairaug-{diffusion.name}-benchmark", base)
     prompts = prompts_for(views.table, parts.meta["prompt_template"])
     dataset = PromptedViews(views, tokenize(parts.tokenizer, prompts))
     weights = torch.as_tensor(prompt_weights(prompts, float(diffusion.max_weight_ratio)), dtype=torch.double)
@@ -234,8 +233,9 @@ def check_variant(variant: str) -> None:
         )
 
 
-def bench_training(name, overrides, home, architecture, steps, warmup, rounds, device: Device, variants) -> None:
-    """fairaug's loop (composed with `overrides`, and with each variant added) against the plain loop."""
+def bench_training(name, overrides, home, architecture, steps, warmup, rounds, device: Device, variants):
+    """fairaug's loop (composed with `overrides`, and with each variant added) against the plain
+    loop; returns the (untrained) components both loops copied."""
     import torch
 
     cfg = compose(home, *overrides)
@@ -267,6 +267,7 @@ def bench_training(name, overrides, home, architecture, steps, warmup, rounds, d
     for label, rates in ours.items():
         ratio = max(rate for rate, _ in rates) / best_plain
         print(f"  {label}: {_rate(rates)} -> ratio {ratio:.2f} (rounds: {[round(r, 2) for r, _ in rates]})", flush=True)
+    return parts
 
 
 def bench_generation(parts, size: int, batch: int, steps: int, rounds: int, device: Device, dtype) -> None:
@@ -398,7 +399,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20, help="timed training steps per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    parser.add_argument("--architecture", choices=["miniature", "sd21-base"], default="miniature")
+    parser.add_argument("--architecture", choices=list(ARCHITECTURES), default="miniature")
     parser.add_argument("--size", type=int, help="image side (default: 64 miniature, 512 sd21-base)")
     parser.add_argument("--batch", type=int, help="training batch (default: 16 miniature, 4 sd21-base)")
     parser.add_argument("--generation-batch", type=int, help="default: 16 miniature, 8 sd21-base")
@@ -432,13 +433,8 @@ def main() -> None:
             tiny = [f"trainer.accelerator={accelerator}"]
             bench_training("tiny (default)", tiny, home, args.architecture, args.steps, 3, args.rounds, device, [])
         overrides = sd_overrides(args, accelerator)
-        bench_training(f"SD 2.1 path, {args.architecture}", overrides, home, args.architecture, args.steps, 3,
-                       args.rounds, device, args.variant)  # fmt: skip
-        from fairaug.diffusion.components import stable_diffusion_components
-        from fairaug.diffusion.random_sd import random_stable_diffusion
-
-        diffusion = compose(home, *overrides).diffusion
-        parts = stable_diffusion_components(diffusion, {}, random_stable_diffusion(args.architecture, args.size))
+        parts = bench_training(f"SD 2.1 path, {args.architecture}", overrides, home, args.architecture, args.steps, 3,
+                               args.rounds, device, args.variant)  # fmt: skip
         dtype = torch.float16 if device.cuda else torch.float32
         bench_generation(parts, args.size, args.generation_batch, 25, args.rounds, device, dtype)
         if not full:

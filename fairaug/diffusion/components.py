@@ -190,9 +190,10 @@ def stable_diffusion_components(cfg, meta: dict, base: dict | None = None) -> Co
     )
 
 
-def build_components(diffusion, cohort, model_id: str) -> Components:
+def build_components(diffusion, cohort, model_id: str, base: dict | None = None) -> Components:
     """diffusion=tiny: built from its config with a tokenizer of the prompt words of `cohort`;
-    diffusion=sd21: Stable Diffusion from diffusion.pretrained plus a new ControlNet."""
+    diffusion=sd21: Stable Diffusion from diffusion.pretrained (or `base`, parts already in
+    memory) plus a new ControlNet."""
     meta = {
         "kind": str(diffusion.name),
         "size": int(diffusion.size),
@@ -201,7 +202,7 @@ def build_components(diffusion, cohort, model_id: str) -> Components:
     }
     if diffusion.name == "sd21":
         meta["saved"] = ["controlnet", *(["unet", "text_encoder"] if diffusion.train_base else [])]
-        return stable_diffusion_components(diffusion, meta)
+        return stable_diffusion_components(diffusion, meta, base)
     tokenizer = build_tokenizer(prompt_vocabulary(meta["prompt_template"], cohort), max_length=16)
     return tiny_components(diffusion, tokenizer, meta)
 

@@ -21,7 +21,50 @@ from diffusers import AutoencoderKL, DDPMScheduler, StableDiffusionPipeline, UNe
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 MAX_TOKENS = 77  # SD 2.1's prompt length
-ARCHITECTURES = ("miniature", "sd21-base")
+# Per architecture: the VAE's, UNet's and text encoder's own settings (sd21-base's as published in
+# unet/, vae/ and text_encoder/config.json of stable-diffusion-2-1-base); a text vocabulary of
+# None is the byte-level tokenizer's.
+ARCHITECTURES = {
+    "miniature": {
+        "vae": {"block_out_channels": (16, 32, 32), "layers_per_block": 1, "norm_num_groups": 8},
+        "unet": {
+            "layers_per_block": 1,
+            "block_out_channels": (32, 64),
+            "down_block_types": ("CrossAttnDownBlock2D", "DownBlock2D"),
+            "up_block_types": ("UpBlock2D", "CrossAttnUpBlock2D"),
+            "cross_attention_dim": 32,
+            "attention_head_dim": (2, 4),
+            "norm_num_groups": 8,
+        },
+        "text": {
+            "vocab_size": None,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+        },  # fmt: skip
+    },
+    "sd21-base": {
+        "vae": {"block_out_channels": (128, 256, 512, 512), "layers_per_block": 2, "norm_num_groups": 32},
+        "unet": {
+            "layers_per_block": 2,
+            "block_out_channels": (320, 640, 1280, 1280),
+            "down_block_types": ("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+            "up_block_types": ("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+            "cross_attention_dim": 1024,
+            "attention_head_dim": (5, 10, 20, 20),
+            "norm_num_groups": 32,
+        },
+        "text": {
+            "vocab_size": 49408,
+            "hidden_size": 1024,
+            "intermediate_size": 4096,
+            "num_hidden_layers": 23,
+            "num_attention_heads": 16,
+            "projection_dim": 512,
+        },  # fmt: skip
+    },
+}
 
 
 def _byte_symbols() -> list[str]:
@@ -39,46 +82,21 @@ def byte_level_clip_tokenizer() -> CLIPTokenizer:
     return CLIPTokenizer(vocab=vocabulary, merges=[], pad_token="!", model_max_length=MAX_TOKENS)
 
 
-def _configs(architecture: str, size: int, vocabulary: int, pad_token_id: int) -> tuple[dict, dict, CLIPTextConfig]:
-    """VAE, UNet and text-encoder configs; sd21-base's as published (unet/, vae/ and
-    text_encoder/config.json of stable-diffusion-2-1-base)."""
-    if architecture == "miniature":
-        vae = {"block_out_channels": (16, 32, 32), "layers_per_block": 1, "norm_num_groups": 8}
-        unet = {
-            "layers_per_block": 1,
-            "block_out_channels": (32, 64),
-            "down_block_types": ("CrossAttnDownBlock2D", "DownBlock2D"),
-            "up_block_types": ("UpBlock2D", "CrossAttnUpBlock2D"),
-            "cross_attention_dim": 32,
-            "attention_head_dim": (2, 4),
-            "norm_num_groups": 8,
-        }
-        text = {"vocab_size": vocabulary, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-                "num_attention_heads": 4}  # fmt: skip
-    elif architecture == "sd21-base":
-        vae = {"block_out_channels": (128, 256, 512, 512), "layers_per_block": 2, "norm_num_groups": 32}
-        unet = {
-            "layers_per_block": 2,
-            "block_out_channels": (320, 640, 1280, 1280),
-            "down_block_types": ("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
-            "up_block_types": ("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
-            "cross_attention_dim": 1024,
-            "attention_head_dim": (5, 10, 20, 20),
-            "norm_num_groups": 32,
-        }
-        text = {"vocab_size": 49408, "hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 23,
-                "num_attention_heads": 16, "projection_dim": 512}  # fmt: skip
-    else:
-        raise ValueError(f"architecture must be one of {ARCHITECTURES}, got '{architecture}'")
+def _configs(architecture: str, size: int, tokenizer: CLIPTokenizer) -> tuple[dict, dict, CLIPTextConfig]:
+    """VAE, UNet and text-encoder configs of `architecture` for images of `size` pixels."""
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"architecture must be one of {tuple(ARCHITECTURES)}, got '{architecture}'")
+    vae, unet, text = (ARCHITECTURES[architecture][part] for part in ("vae", "unet", "text"))
+    stages = len(vae["block_out_channels"])
     vae_config = {"in_channels": 3, "out_channels": 3, "latent_channels": 4, "sample_size": size, **vae,
-                  "down_block_types": ("DownEncoderBlock2D",) * len(vae["block_out_channels"]),
-                  "up_block_types": ("UpDecoderBlock2D",) * len(vae["block_out_channels"])}  # fmt: skip
-    factor = 2 ** (len(vae["block_out_channels"]) - 1)
-    unet_config = {"sample_size": size // factor, "in_channels": 4, "out_channels": 4, "use_linear_projection": True,
-                   **unet}  # fmt: skip
+                  "down_block_types": ("DownEncoderBlock2D",) * stages,
+                  "up_block_types": ("UpDecoderBlock2D",) * stages}  # fmt: skip
+    unet_config = {"sample_size": size // 2 ** (stages - 1), "in_channels": 4, "out_channels": 4,
+                   "use_linear_projection": True, **unet}  # fmt: skip
     # the byte-level tokenizer's ids: <|startoftext|> 0, <|endoftext|> 1
-    text_config = CLIPTextConfig(max_position_embeddings=MAX_TOKENS, pad_token_id=pad_token_id, bos_token_id=0,
-                                 eos_token_id=1, hidden_act="gelu", **text)  # fmt: skip
+    text_config = CLIPTextConfig(**{**text, "vocab_size": text["vocab_size"] or len(tokenizer)},
+                                 max_position_embeddings=MAX_TOKENS, pad_token_id=tokenizer.pad_token_id,
+                                 bos_token_id=0, eos_token_id=1, hidden_act="gelu")  # fmt: skip
     return vae_config, unet_config, text_config
 
 
@@ -87,7 +105,7 @@ def random_stable_diffusion(architecture: str = "miniature", size: int = 64, see
     """The parts of a Stable Diffusion 2.1 model with random weights, named as
     components.load_base returns them (images of `size` pixels)."""
     tokenizer = byte_level_clip_tokenizer()
-    vae_config, unet_config, text_config = _configs(architecture, size, len(tokenizer), tokenizer.pad_token_id)
+    vae_config, unet_config, text_config = _configs(architecture, size, tokenizer)
     torch.manual_seed(seed)
     return {
         "vae": AutoencoderKL(**vae_config),

@@ -13,11 +13,11 @@ def trainer_arguments(cfg) -> dict:
     """The trainer group as lightning.Trainer keyword arguments (nulls mean Lightning's default),
     with checkpoints written atomically."""
     arguments = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items() if v is not None}
-    check_accelerator(arguments.get("accelerator", "auto"), arguments.get("devices", "auto"))
+    accelerator, devices = arguments.get("accelerator", "auto"), arguments.get("devices", "auto")
+    check_accelerator(accelerator, devices)
     strategy = str(arguments.get("strategy", "auto"))
-    devices = arguments.get("devices", "auto")
     if "spawn" not in strategy and (
-        strategy.startswith(("ddp", "fsdp", "deepspeed")) or _several(arguments.get("accelerator", "auto"), devices)
+        strategy.startswith(("ddp", "fsdp", "deepspeed")) or _several(accelerator, devices)
     ):
         setting = f"trainer.strategy={strategy}" if strategy != "auto" else f"trainer.devices={devices}"
         raise ConfigError(
