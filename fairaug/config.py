@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import types
+import typing
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -90,8 +92,8 @@ def _check_against(schema, node: DictConfig, prefix: str) -> None:
     """The schema's keys of `node`, resolved (interpolations point anywhere in the root), merged
     onto the schema for types, then checked for choices and ranges."""
     try:
-        known = {spec.name for spec in dataclasses.fields(schema)}
-        values = {key: _resolved(node, key) for key in known if key in node}
+        hints = typing.get_type_hints(schema)
+        values = {key: _as_declared(hints[key], _resolved(node, key)) for key in hints if key in node}
         _check_fields(schema, OmegaConf.merge(OmegaConf.structured(schema), values), prefix)
     except OmegaConfBaseException as error:
         preset_error = _config_error_within(error)  # a `${required:...}` preset key left unset
@@ -99,6 +101,24 @@ def _check_against(schema, node: DictConfig, prefix: str) -> None:
             raise preset_error from None
         key = f"{prefix}{error.full_key}" if error.full_key else prefix.rstrip(".")
         raise ConfigError(f"{key}: {str(error.msg).splitlines()[0]}") from None
+
+
+def _as_declared(annotation, value):
+    """`value` with whole numbers as floats wherever `annotation` declares a float. OmegaConf's
+    merge converts them itself except inside a dict of dicts (`data.composition.hf_odds_ratio
+    .sex.female=1` would be refused as an int)."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        declared = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        annotation = declared[0] if len(declared) == 1 else annotation
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, dict) and dataclasses.is_dataclass(annotation):
+        hints = typing.get_type_hints(annotation)
+        return {key: _as_declared(hints.get(key), item) for key, item in value.items()}
+    if isinstance(value, dict) and typing.get_origin(annotation) is dict:
+        inner = typing.get_args(annotation)[1]
+        return {key: _as_declared(inner, item) for key, item in value.items()}
+    return value
 
 
 def _config_error_within(error: BaseException | None) -> ConfigError | None:

@@ -45,14 +45,14 @@ def phantom_spec(cfg) -> dict:
     composition = {
         "n_subjects": int(cfg.n_subjects) if cells is None else None,  # cells set the subjects
         "p_female": float(cfg.composition.p_female),
-        "age_weights": dict(cfg.composition.age_weights),
+        "age_weights": _floats(cfg.composition.age_weights),
         "bmi_mean": float(cfg.composition.bmi_mean),
         "bmi_sd": float(cfg.composition.bmi_sd),
         "hf_base_prevalence": float(cfg.composition.hf_base_prevalence),
-        "hf_odds_ratio": {k: dict(v) for k, v in cfg.composition.hf_odds_ratio.items()},
-        "phenotype_weights": dict(cfg.composition.phenotypes.weights),
+        "hf_odds_ratio": {k: _floats(v) for k, v in cfg.composition.hf_odds_ratio.items()},
+        "phenotype_weights": _floats(cfg.composition.phenotypes.weights),
         "phenotype_odds_ratio": {
-            phenotype: {k: dict(v) for k, v in by_attribute.items()}
+            phenotype: {k: _floats(v) for k, v in by_attribute.items()}
             for phenotype, by_attribute in cfg.composition.phenotypes.odds_ratio.items()
         },
     }
@@ -65,6 +65,11 @@ def phantom_spec(cfg) -> dict:
         "composition": composition,
         "appearance": {k: float(v) for k, v in cfg.appearance.items()},
     }
+
+
+def _floats(by_name) -> dict[str, float]:
+    """As floats, so `=2` and `=2.0` (an int where nested, a float where not) name one cohort."""
+    return {name: float(value) for name, value in by_name.items()}
 
 
 def spec_hash(spec: dict) -> str:

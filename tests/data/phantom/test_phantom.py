@@ -24,6 +24,17 @@ def default_composition(n: int, **changes) -> Composition:
     return Composition(**{**phantom_spec(DEFAULT)["composition"], "n_subjects": n, **changes})
 
 
+def test_a_whole_number_and_its_float_name_the_same_cohort():
+    from fairaug.data.phantom.generate import spec_hash
+
+    overrides = (
+        "data.composition.hf_odds_ratio.sex.female={}",
+        "data.composition.phenotypes.odds_ratio.hfpef.sex.female={}",
+    )
+    whole, decimal = (compose_config([o.format(value) for o in overrides]).data for value in ("2", "2.0"))
+    assert spec_hash(phantom_spec(whole)) == spec_hash(phantom_spec(decimal))
+
+
 def test_layout_headers_and_metadata(tiny_cohort):
     folder = Path(tiny_cohort.subject_dir.iloc[0]).parent
     metadata = pd.read_csv(folder / "metadata.csv")
