@@ -69,6 +69,7 @@ class LeftVentricle:
     defect_half: float  # half-width of the infarct, radians
     defect_extent: np.ndarray  # (Z,) how much of the infarct each slice holds, 0..1
     through_plane: np.ndarray  # (Z, T) spread of the cavity radius over the slice thickness, mm
+    base_radius: np.ndarray  # (T,) cavity radius at the base; at depth d it is base_radius·√(1 - (d/length)²)
 
     def defect(self, theta: np.ndarray, z: int) -> np.ndarray:
         """Infarct weight (0 healthy, 1 scar) at angles `theta` of slice z."""
@@ -133,6 +134,7 @@ def left_ventricle(
         width,
         extent,
         (np.minimum(spanned, MAX_PARTIAL_VOLUME_MM) * (cavity > 0)).astype(np.float32),
+        np.sqrt(radius_sq),
     )
 
     # ED myocardial area per slice is c0·W·∫f + W²/2·∫f² with f the relative wall thickness.
@@ -148,7 +150,9 @@ def left_ventricle(
 
 
 RV_HALF_ANGLE = 1.45  # the RV crescent wraps ±83° around the septum
+RV_LENGTH = 0.8  # of the LV's end-diastolic length: the RV ends before the LV apex
 SEPTAL_GAP_MM = 1.0  # between the LV epicardium and the RV cavity (the septum's RV side)
+RV_WALL_MM = 3.0
 
 
 def crescent_profile(offset: np.ndarray) -> np.ndarray:
@@ -159,6 +163,7 @@ def crescent_profile(offset: np.ndarray) -> np.ndarray:
 @dataclass
 class RightVentricle:
     depth: np.ndarray  # (Z, T) cavity depth at the middle of the crescent, mm
+    section: np.ndarray  # (T,) mm²: the cross-section at end-diastolic depth d is section·rv_taper(d, ...)
 
     def signed(self, r: np.ndarray, offset: np.ndarray, septum: np.ndarray, z: int) -> np.ndarray:
         """Signed distance (mm, positive inside) to the RV cavity of slice z; `offset` is the
@@ -168,6 +173,21 @@ class RightVentricle:
         return np.where(septum > 0, np.minimum(r - inner, outer - r), OUTSIDE)
 
 
+def rv_taper(ed_depth, ed_length: float):
+    """Relative RV cross-section at an end-diastolic depth below the base: widest at the base,
+    ending before the LV apex."""
+    return np.sqrt(np.clip(1.0 - (ed_depth / (RV_LENGTH * ed_length)) ** 2, 0.0, None))
+
+
+def crescent_depth(area, inner):
+    """Depth at the middle of a crescent of cross-section `area` (mm²) wrapped around the
+    radius `inner`: area = inner·h·∫p + h²/2·∫p² over the crescent's profile p."""
+    profile = crescent_profile(ANGLES)
+    step = 2.0 * np.pi / len(ANGLES)
+    p1, p2 = profile.sum() * step, (profile**2).sum() * step
+    return (-inner * p1 + np.sqrt((inner * p1) ** 2 + 2.0 * p2 * area)) / p2
+
+
 def mean_epicardium(lv: LeftVentricle) -> np.ndarray:
     """(Z, T) epicardial radius of a slice without infarct (the septum the RV wraps)."""
     c, c0 = lv.cavity, lv.cavity[:, :1]
@@ -175,16 +195,10 @@ def mean_epicardium(lv: LeftVentricle) -> np.ndarray:
 
 
 def right_ventricle(subject: dict, curve: np.ndarray, lv: LeftVentricle, slice_mm: float) -> RightVentricle:
-    """Crescent depth per slice and frame so that the slices hold the RV volume of each frame;
-    the RV is widest at the base and ends before the LV apex."""
+    """Crescent depth per slice and frame so that the slices hold the RV volume of each frame."""
     volume = (subject["rvesv_ml"] + (subject["rvedv_ml"] - subject["rvesv_ml"]) * curve) * 1e3  # mm³, (T,)
     septum = mean_epicardium(lv)
-    taper = np.sqrt(np.clip(1.0 - (lv.depth[:, :1] / (0.8 * lv.length[0])) ** 2, 0.0, None)) * (septum > 0)
-    area = volume[None, :] * taper / (taper.sum(axis=0, keepdims=True) * slice_mm)  # (Z, T) mm²
-    inner = septum + SEPTAL_GAP_MM
-    profile = crescent_profile(ANGLES)
-    step = 2.0 * np.pi / len(ANGLES)
-    p1, p2 = profile.sum() * step, (profile**2).sum() * step
-    # area = inner·h·∫p + h²/2·∫p²
-    depth = (-inner * p1 + np.sqrt((inner * p1) ** 2 + 2.0 * p2 * area)) / p2
-    return RightVentricle(np.where(septum > 0, depth, 0.0).astype(np.float32))
+    taper = rv_taper(lv.depth[:, :1], lv.length[0]) * (septum > 0)
+    section = volume / (taper.sum(axis=0) * slice_mm)
+    depth = crescent_depth(section[None, :] * taper, septum + SEPTAL_GAP_MM)
+    return RightVentricle(np.where(septum > 0, depth, 0.0).astype(np.float32), section)

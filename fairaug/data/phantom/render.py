@@ -17,9 +17,11 @@ import numpy as np
 from scipy import ndimage
 
 from fairaug.data.measurements import BLOOD_POOL, MYOCARDIUM, RIGHT_VENTRICLE
-from fairaug.data.phantom.body import OUTSIDE, Chest, blend, ellipse_distance, norm, smooth_field, soft_inside
+from fairaug.data.phantom.body import OUTSIDE, Chest, blend, norm, smooth_field, soft_inside
+from fairaug.data.phantom.four_chamber import ATRIAL_RADIUS_MM, ATRIAL_WALL_MM, Chambers, four_chamber
 from fairaug.data.phantom.heart import (
     ANGLES,
+    RV_WALL_MM,
     SEPTAL_GAP_MM,
     left_ventricle,
     mean_epicardium,
@@ -31,12 +33,12 @@ from fairaug.data.phantom.physiology import HEALTHY_EARLY_FILLING
 from fairaug.schemas import AppearanceConfig
 
 BLOOD, RV_BLOOD = 1.0, 0.95  # relative bSSFP signal of the blood pools
-RV_WALL_MM = 3.0
 SYSTOLIC_SHIFT_MM = np.array([1.5, 1.0])  # in-plane translation of the heart at end-systole
 SYSTOLIC_REACH_MM = float(np.hypot(*SYSTOLIC_SHIFT_MM))  # how far the heart moves
 TRABECULATION_RADIUS_MM = 25.0  # cavity radius at which the trabecular layer is trabeculation_mm deep
 LVOT_DEPTH_MM = 14.0  # slices this close to the ED base cut the LV outflow tract
 AORTIC_ROOT_MM = 11.0  # radius
+LONG_AXIS_TILT_DEG = (40.0, 8.0)  # mean and SD of the four-chamber view's lean of the apex
 INTENSITY_SCALE = 500.0  # int16 counts for blood, close to the reference scanner's range
 
 
@@ -73,9 +75,10 @@ class SubjectRenderer:
     def __init__(self, subject: dict, geometry: Geometry, appearance: AppearanceConfig, seed: int):
         self.s, self.g, self.a = subject, geometry, appearance
         # Separate streams, so a change in one (e.g. the size of the heart's window) leaves the others alone.
-        rng, chest, self.texture, self.noise_rng = (
-            np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)
+        rng, chest, self.texture, self.noise_rng, long_axis = (
+            np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(5)
         )
+        self.long_axis_tilt = np.radians(long_axis.normal(*LONG_AXIS_TILT_DEG))
         half = (geometry.matrix - 1) / 2.0
         axis = ((np.arange(geometry.matrix) - half) * geometry.pixel_mm).astype(np.float32)
         self.x, self.y = np.meshgrid(axis, axis, indexing="ij")
@@ -231,39 +234,37 @@ class SubjectRenderer:
         magnitude *= INTENSITY_SCALE
         return np.clip(np.rint(magnitude, out=magnitude), 0, np.iinfo(np.int16).max).astype(np.int16)
 
-    def long_axis_4ch(self):
-        """Four-chamber cine (X, Y, 1, T) int16: LV and RV above the valve plane, atria below."""
-        g, a, x, y, px = self.g, self.a, self.x, self.y, self.g.pixel_mm
-        lv = self.lv
-        radius = lv.cavity.max(axis=0)  # basal cavity radius per frame
-        background = self.chest.plane(0, 1)
-        cx, cy = self.centre
-        valve = cy + 25.0
-        image = np.empty((g.matrix, g.matrix, 1, g.n_frames), np.float32)
-        lv_x = cx + 0.6 * radius[0]
-        rv_x = lv_x - 2.0 * radius[0] - 6.0
-        above = valve - y
+    def four_chamber(self) -> Chambers:
+        """The chambers of the four-chamber plane (`four_chamber.py`) at every pixel and frame,
+        the apex leaning `long_axis_tilt` from the image's vertical, the atria below."""
+        apex = np.array([np.sin(self.long_axis_tilt), -np.cos(self.long_axis_tilt)])  # image direction
+        lateral = np.array([np.cos(self.long_axis_tilt), np.sin(self.long_axis_tilt)])  # the RV opposite
+        # The mitral valve where the heart, atria included, sits around the planned centre.
+        valve = self.centre - apex * (0.5 * self.lv.length[0] - ATRIAL_RADIUS_MM)
+        dx, dy = self.x - np.float32(valve[0]), self.y - np.float32(valve[1])
+        u = (dx * apex[0] + dy * apex[1]).astype(np.float32)[..., None]
+        v = (dx * lateral[0] + dy * lateral[1]).astype(np.float32)[..., None]
         slow_relaxation = max(0.0, HEALTHY_EARLY_FILLING - float(self.s["early_filling"]))
-        atrial_size = 17.0 * (1.0 + 0.8 * slow_relaxation)  # the LA dilates in HFpEF
+        rv = right_ventricle(self.s, self.curve, self.lv, self.g.slice_mm)
+        systole = np.arange(self.g.n_frames) <= int(self.s["es_frame"])
+        return four_chamber(self.lv, rv, self.curve.astype(np.float32), systole, u, v, self.rv_angle, slow_relaxation)
 
-        def ventricle(centre_x, semi_x, semi_y, margin):
-            """Half-ellipse above the valve plane (margin > 0 lets the wall close below it)."""
-            return np.where(above > -margin, ellipse_distance(x, y, centre_x, valve, semi_x, semi_y), OUTSIDE)
-
-        for t in range(g.n_frames):
-            stretch = 1.0 - self.curve[t]
-            rv_len, rv_rad = 0.8 * lv.length[t], 0.85 * radius[t]
-            cavity = ventricle(lv_x, radius[t], lv.length[t], 0.0)
-            wall = ventricle(lv_x, radius[t] + lv.wall, lv.length[t] + lv.wall, 2.0)
-            rv = ventricle(rv_x, rv_rad, rv_len, 0.0)
-            rv_wall = ventricle(rv_x, rv_rad + RV_WALL_MM, rv_len + RV_WALL_MM, 2.0)
-            atrium = atrial_size * (1.0 + 0.2 * stretch)
-            la = ellipse_distance(x, y, lv_x, valve + atrium + 3.0, atrium, atrium * 1.1)
-            ra = ellipse_distance(x, y, rv_x, valve + atrium + 3.0, atrium * 0.9, atrium)
-            heart = np.maximum.reduce([wall, rv_wall, la + 2.0, ra + 2.0])
-            plane = blend(background, soft_inside(heart + self.fat_mm, px), a.fat)
-            plane = blend(plane, soft_inside(heart, px), a.myocardium)
-            for region, level in ((cavity, BLOOD), (rv, RV_BLOOD), (la, BLOOD), (ra, RV_BLOOD)):
-                plane = blend(plane, soft_inside(region, px), level)
-            image[..., 0, t] = plane
-        return self._acquire(image)
+    def long_axis_4ch(self):
+        """Four-chamber cine (X, Y, 1, T) int16 of the short axis's heart."""
+        g, a, px = self.g, self.a, self.g.pixel_mm
+        c = self.four_chamber()
+        phase = (2.0 * np.pi * np.arange(g.n_frames) / g.n_frames).astype(np.float32)
+        flow = 1.0 + a.flow * (
+            np.cos(phase) * smooth_field(self.texture, self.x.shape, 5.0)[..., None]
+            + np.sin(phase) * smooth_field(self.texture, self.x.shape, 5.0)[..., None]
+        )
+        atria = (c.left_atrium + ATRIAL_WALL_MM, c.right_atrium + ATRIAL_WALL_MM)
+        heart = np.maximum.reduce([c.lv_wall, c.rv_wall, *atria])
+        plane = self.chest.plane(0, 1)[..., None]
+        plane = blend(plane, soft_inside(heart + self.fat_mm, px), a.fat)
+        plane = blend(plane, soft_inside(heart, px), a.myocardium)
+        blood = ((c.lv_cavity, BLOOD), (c.rv_cavity, RV_BLOOD), (c.left_atrium, BLOOD), (c.right_atrium, RV_BLOOD))
+        for region, level in blood:
+            plane = blend(plane, soft_inside(region, px), level * flow)
+        plane = blend(plane, soft_inside(c.moderator_band, px), a.myocardium)
+        return self._acquire(plane[:, :, None, :].astype(np.float32))
