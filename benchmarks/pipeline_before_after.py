@@ -25,6 +25,7 @@ sys.path.insert(0, str(REPO))
 from fairaug.experiment.arms import BASELINE  # noqa: E402
 from fairaug.experiment.report import GAP, OTHER_BA, OVERALL, SCARCE_BA, WORST  # noqa: E402
 from fairaug.experiment.statistics import arm_mean, holm, paired_difference  # noqa: E402
+from fairaug.fairness.compare import smallest_p  # noqa: E402
 from fairaug.markdown import markdown_table  # noqa: E402
 
 ENDPOINTS = (SCARCE_BA, OTHER_BA, OVERALL, WORST, GAP)
@@ -86,7 +87,12 @@ def main() -> None:
     args = parser.parse_args()
     table = paired_table(predictions(args.before, args.scenario), predictions(args.after, args.scenario), args.arms)
     header = ["arm", "endpoint", "before", "after", "after − before", "95 % CI", "p", "p (Holm)", "pairs"]
-    print("\n".join(markdown_table(header, comparison(table, args.arms, args.n_boot))))
+    rows = comparison(table, args.arms, args.n_boot)
+    print("\n".join(markdown_table(header, rows)))
+    smallest = smallest_p(min(row[-1] for row in rows))
+    print(
+        f"\nWith {min(row[-1] for row in rows)} pairs the smallest p the signed-rank test can give is {smallest:.3g}."
+    )
 
 
 if __name__ == "__main__":

@@ -62,24 +62,17 @@ def test_a_bad_value_is_refused_naming_its_key(override, message):
 
 
 @pytest.mark.parametrize(
-    "override, key",
+    "override",
     [
-        ("data.composition.hf_odds_ratio.sex.female=1", ("hf_odds_ratio", "sex", "female")),
-        (
-            "data.composition.phenotypes.odds_ratio.hfpef.sex.female=12",
-            ("phenotypes", "odds_ratio", "hfpef", "sex", "female"),
-        ),
-        ("data.composition.bmi_sd=4", ("bmi_sd",)),
+        "data.composition.hf_odds_ratio.sex.female=1",
+        "data.composition.phenotypes.odds_ratio.hfpef.sex.female=12",
+        "data.composition.bmi_sd=4",
     ],
 )
-def test_a_whole_number_is_a_valid_float_however_deeply_nested(override, key):
-    """OmegaConf refuses an int inside a dict of dicts of floats; the user wrote a valid number."""
-    cfg = compose_config([override])
-    validate_config(cfg)
-    value = cfg.data.composition
-    for part in key:
-        value = value[part]
-    assert value == float(override.split("=")[1])
+def test_a_whole_number_is_a_valid_float_however_deeply_nested(override):
+    """OmegaConf's merge refuses an int inside a dict of dicts of floats; the user wrote a valid
+    number (the phantom's spec then holds it as a float: tests/data/phantom)."""
+    validate_config(compose_config([override]))
 
 
 def test_a_word_in_a_nested_dict_of_floats_is_still_refused():

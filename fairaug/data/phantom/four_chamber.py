@@ -9,7 +9,8 @@ one heart:
   there: the apex stays while the valve plane descends in systole (long-axis shortening);
 - the wall keeps its cross-section as the cavity narrows (systolic thickening); an infarct
   thins and stills the wall on the side of the plane its territory reaches (LAD: septum and
-  apex; LCx: lateral wall; RCA: basal septum), as far as the short axis has it;
+  apex; LCx: lateral wall; RCA: basal septum), and the healthy side contracts more, as in the
+  short axis;
 - the RV is as deep as the short-axis crescent at its middle (the plane cuts the crescent
   where it is deepest), opens at a tricuspid annulus nearer the apex than the mitral one, and
   holds a moderator band;
@@ -25,6 +26,7 @@ import numpy as np
 
 from fairaug.data.phantom.body import OUTSIDE, ellipse_distance
 from fairaug.data.phantom.heart import (
+    ANGLES,
     RV_LENGTH,
     RV_WALL_MM,
     SCAR_THINNING,
@@ -37,7 +39,6 @@ from fairaug.data.phantom.heart import (
 
 TRICUSPID_OFFSET_MM = 7.0  # the tricuspid annulus sits this much nearer the apex than the mitral
 ANNULUS_MM = 2.0  # the LV wall reaches this far above the valve plane (the annulus)
-APEX_WALL = 0.8  # apical wall thickness, of the healthy wall
 ATRIAL_RADIUS_MM = 17.0  # left atrium at end-diastole with healthy relaxation
 ATRIAL_FILLING = 0.2  # atrial growth from end-diastole to end-systole
 LA_DILATION = 0.8  # left-atrial growth per unit of early filling lost to slow relaxation
@@ -59,16 +60,19 @@ class Chambers(NamedTuple):
     moderator_band: np.ndarray  # inside the RV cavity
 
 
-def _infarct_by_side(lv: LeftVentricle, rv_angle: float, u: np.ndarray, septal: np.ndarray) -> np.ndarray:
-    """Infarct weight (0 healthy, 1 scar) where the plane cuts the wall: on the septal side at
-    the direction of the RV, on the lateral side opposite; per slice as the short axis has it,
-    interpolated along the long axis over the slices' end-diastolic depths."""
+def _infarct(lv: LeftVentricle, rv_angle: float, u: np.ndarray, septal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where the plane cuts the wall at end-diastolic depth u: the infarct weight (0 healthy,
+    1 scar; on the septal side at the direction of the RV, on the lateral side opposite) and the
+    share of the slice's circumference the infarct holds, per slice as the short axis has them,
+    interpolated along the long axis between the slices (held beyond the first and last)."""
     if lv.defect_centre is None:
-        return np.zeros_like(u)
-    slices = range(len(lv.depth))
+        return np.zeros_like(u), np.zeros_like(u)
+    slices, depths = range(len(lv.depth)), lv.depth[:, 0]
     septum = [lv.defect(np.array([rv_angle]), z)[0] for z in slices]
     lateral = [lv.defect(np.array([rv_angle + np.pi]), z)[0] for z in slices]
-    return np.where(septal, np.interp(u, lv.depth[:, 0], septum), np.interp(u, lv.depth[:, 0], lateral))
+    share = [float(np.mean(lv.defect(ANGLES, z))) for z in slices]
+    scar = np.where(septal, np.interp(u, depths, septum), np.interp(u, depths, lateral))
+    return scar, np.interp(u, depths, share)
 
 
 def four_chamber(
@@ -89,27 +93,36 @@ def four_chamber(
     depth = u - base  # below the moving valve plane
 
     def half_width(depth, length, radius):
-        return radius * np.sqrt(np.clip(1.0 - (depth / length) ** 2, 0.0, None)) * (depth >= 0)
+        return radius * np.sqrt(np.clip(1.0 - (depth / length) ** 2, 0.0, None))
 
-    moving = half_width(depth, length, radius)
-    still = half_width(u, length[0], radius[0])  # where the tissue was at end-diastole
+    # Cavity radii as the short axis's LeftVentricle.radii has them, at and above the valve plane
+    # the base's (where the wall rims the annulus): c at this depth below the moving base, c0 where
+    # the tissue was at end-diastole; an infarct keeps c0 (akinesis), the other sectors take up
+    # the difference in area.
+    moving = half_width(np.maximum(depth, 0.0), length, radius)
+    still = half_width(np.maximum(u, 0.0), length[0], radius[0])
     septal = v < 0
-    scar = _infarct_by_side(lv, rv_angle, u, septal)  # (..., 1)
-    cavity = scar * still + (1.0 - scar) * moving  # an infarct is akinetic
-    healthy = np.sqrt(cavity**2 + 2.0 * still * lv.wall + lv.wall**2) - cavity  # thickens as it narrows
-    wall = scar * lv.wall * (1.0 - SCAR_THINNING) + (1.0 - scar) * healthy
-    apex, apex_wall = length[0], APEX_WALL * lv.wall * (1.0 - SCAR_THINNING * scar)
+    scar, share = _infarct(lv, rv_angle, u, septal)
+    healthy_sq = np.maximum((moving**2 - share * still**2) / (1.0 - share), (0.3 * moving) ** 2)
+    cavity = np.sqrt(scar * still**2 + (1.0 - scar) * healthy_sq)
+    wall = lv.wall * (1.0 - SCAR_THINNING * scar)
+    apex = length[0]
     epicardium = np.where(
-        u <= apex, cavity + wall, apex_wall * np.sqrt(np.clip(1.0 - ((u - apex) / apex_wall) ** 2, 0.0, None))
+        u <= apex,
+        np.sqrt(cavity**2 + (still + wall) ** 2 - still**2),  # the wall's cross-section kept: it thickens
+        wall * np.sqrt(np.clip(1.0 - ((u - apex) / wall) ** 2, 0.0, None)),  # closing over the apex
     )
     across = np.abs(v)
     lv_cavity = np.where(cavity > 0, np.minimum(cavity - across, depth), OUTSIDE)
     lv_wall = np.where(epicardium > 0, np.minimum(epicardium - across, depth + ANNULUS_MM), OUTSIDE)
 
     # The RV's cross-section at this depth, as the short axis has it, wrapped around this septum.
-    section = rv.section * rv_taper(u, length[0]) * (depth >= TRICUSPID_OFFSET_MM) * (depth <= length)
-    inner = epicardium + SEPTAL_GAP_MM
-    rv_depth = crescent_depth(section, inner)
+    # As in the short axis, the crescent's depth is that of one wrapped around the septum without
+    # infarct, and it lies beyond whichever reaches further, that septum or this one.
+    septum = np.sqrt(moving**2 + (still + lv.wall) ** 2 - still**2)
+    section = rv.section * rv_taper(u, length[0]) * (depth >= TRICUSPID_OFFSET_MM)
+    rv_depth = crescent_depth(section, septum + SEPTAL_GAP_MM)
+    inner = np.maximum(septum, epicardium) + SEPTAL_GAP_MM
     open_rv = septal & (rv_depth > 0)
     rv_cavity = np.where(
         open_rv, np.minimum.reduce([-v - inner, inner + rv_depth + v, depth - TRICUSPID_OFFSET_MM]), OUTSIDE
@@ -131,4 +144,6 @@ def four_chamber(
     right_atrium = np.minimum(
         ellipse_distance(u, v, base + TRICUSPID_OFFSET_MM - 0.6 * ra, ra_centre, 1.1 * ra, ra), -tricuspid - leaflets
     )
+    # Between the two valve planes the right atrium lies beside the LV's base, beyond the septum.
+    right_atrium = np.where(depth >= -ANNULUS_MM, np.minimum(right_atrium, -v - inner), right_atrium)
     return Chambers(lv_cavity, lv_wall, rv_cavity, rv_wall, left_atrium, right_atrium, moderator_band)

@@ -148,7 +148,8 @@ class SubjectRenderer:
             # the aortic root in front of the septum is not RV.
             rv = np.minimum(rv_cavity.signed(r, wrapped(theta - self.rv_angle), np.maximum(septum, epi), z), -lvot)
             atrium = np.where((lv.depth[z] < 0) & (lv.depth[z] > -25.0), 0.9 * lv.cavity[0, 0] - r, OUTSIDE)
-            heart = np.maximum.reduce([np.where(epi > 0, epi - r, OUTSIDE), rv + RV_WALL_MM, atrium + 2.0, lvot + 2.0])
+            walls = (atrium + ATRIAL_WALL_MM, lvot + 2.0)
+            heart = np.maximum.reduce([np.where(epi > 0, epi - r, OUTSIDE), rv + RV_WALL_MM, *walls])
             flow = 1.0 + a.flow * (
                 np.cos(phase) * smooth_field(self.texture, r.shape[:2], 5.0)[..., None]
                 + np.sin(phase) * smooth_field(self.texture, r.shape[:2], 5.0)[..., None]
@@ -234,16 +235,18 @@ class SubjectRenderer:
         magnitude *= INTENSITY_SCALE
         return np.clip(np.rint(magnitude, out=magnitude), 0, np.iinfo(np.int16).max).astype(np.int16)
 
-    def four_chamber(self) -> Chambers:
-        """The chambers of the four-chamber plane (`four_chamber.py`) at every pixel and frame,
-        the apex leaning `long_axis_tilt` from the image's vertical, the atria below."""
-        apex = np.array([np.sin(self.long_axis_tilt), -np.cos(self.long_axis_tilt)])  # image direction
-        lateral = np.array([np.cos(self.long_axis_tilt), np.sin(self.long_axis_tilt)])  # the RV opposite
-        # The mitral valve where the heart, atria included, sits around the planned centre.
-        valve = self.centre - apex * (0.5 * self.lv.length[0] - ATRIAL_RADIUS_MM)
-        dx, dy = self.x - np.float32(valve[0]), self.y - np.float32(valve[1])
-        u = (dx * apex[0] + dy * apex[1]).astype(np.float32)[..., None]
-        v = (dx * lateral[0] + dy * lateral[1]).astype(np.float32)[..., None]
+    def four_chamber(self, u: np.ndarray | None = None, v: np.ndarray | None = None) -> Chambers:
+        """The chambers of the four-chamber plane (`four_chamber.py`) in every frame: at plane
+        points (u, v) (each (..., 1)), by default at every pixel, the apex leaning
+        `long_axis_tilt` from the image's vertical, the atria below."""
+        if u is None or v is None:
+            apex = np.array([np.sin(self.long_axis_tilt), -np.cos(self.long_axis_tilt)])  # image direction
+            lateral = np.array([np.cos(self.long_axis_tilt), np.sin(self.long_axis_tilt)])  # the RV opposite
+            # The mitral valve where the heart, atria included, sits around the planned centre.
+            valve = self.centre - apex * (0.5 * self.lv.length[0] - ATRIAL_RADIUS_MM)
+            dx, dy = self.x - np.float32(valve[0]), self.y - np.float32(valve[1])
+            u = (dx * apex[0] + dy * apex[1]).astype(np.float32)[..., None]
+            v = (dx * lateral[0] + dy * lateral[1]).astype(np.float32)[..., None]
         slow_relaxation = max(0.0, HEALTHY_EARLY_FILLING - float(self.s["early_filling"]))
         rv = right_ventricle(self.s, self.curve, self.lv, self.g.slice_mm)
         systole = np.arange(self.g.n_frames) <= int(self.s["es_frame"])

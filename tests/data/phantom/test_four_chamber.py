@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from fairaug.data.phantom.four_chamber import TRICUSPID_OFFSET_MM, four_chamber
+from fairaug.data.phantom.four_chamber import TRICUSPID_OFFSET_MM
 from fairaug.data.phantom.heart import right_ventricle
 from fairaug.data.phantom.physiology import HEALTHY_EARLY_FILLING, sample_subjects
 from fairaug.data.phantom.render import SubjectRenderer
@@ -25,16 +25,12 @@ def pick(subjects, column, value):
 
 def chambers(renderer, u, v):
     """The chambers at plane points (u, v) (1-D, paired) in every frame."""
-    subject, g = renderer.s, renderer.g
-    rv = right_ventricle(subject, renderer.curve, renderer.lv, g.slice_mm)
-    systole = np.arange(g.n_frames) <= int(subject["es_frame"])
-    slow = max(0.0, HEALTHY_EARLY_FILLING - float(subject["early_filling"]))
-    return four_chamber(renderer.lv, rv, renderer.curve, systole, u[:, None], v[:, None], renderer.rv_angle, slow), rv
+    return renderer.four_chamber(u[:, None], v[:, None])
 
 
 def along_axis(renderer, v=0.0):
     u = np.arange(-60.0, 160.0, STEP, dtype=np.float32)
-    return u, chambers(renderer, u, np.full_like(u, v))[0]
+    return u, chambers(renderer, u, np.full_like(u, v))
 
 
 def across(renderer, u: float):
@@ -59,20 +55,43 @@ def test_the_apex_stays_while_the_valve_plane_descends(subjects):
     assert apex_ed - base_ed == pytest.approx(renderer.lv.length[0], abs=0.2)
 
 
-@pytest.mark.parametrize("phenotype", ["healthy", "hfref", "hfpef"])
-def test_widths_are_those_of_the_short_axis_slices(subjects, phenotype):
-    subject, renderer = pick(subjects, "phenotype", phenotype)
+@pytest.mark.parametrize(
+    "column, value", [("phenotype", "healthy"), ("phenotype", "hfref"), ("phenotype", "hfpef"), ("territory", "LAD")]
+)
+def test_widths_are_those_of_the_short_axis_slices(subjects, column, value):
+    """At each short-axis slice's depth the LV cavity reaches, on either side, as far as the
+    slice's endocardium in that direction (also where an infarct stills one side), and the RV is
+    as deep as the slice's crescent."""
+    subject, renderer = pick(subjects, column, value)
     lv = renderer.lv
+    rv = right_ventricle(subject, renderer.curve, lv, renderer.g.slice_mm)
+    septum, lateral = np.array([renderer.rv_angle]), np.array([renderer.rv_angle + np.pi])
     for t in (0, int(subject["es_frame"])):
         base = lv.length[0] - lv.length[t]
         for z in np.flatnonzero((lv.cavity[:, t] > 0) & (lv.depth[:, t] > TRICUSPID_OFFSET_MM + 1.0)):
-            v, (c, rv) = across(renderer, base + lv.depth[z, t])
+            v, c = across(renderer, base + lv.depth[z, t])
             low, high = extent(v, c.lv_cavity[:, t] > 0)
-            assert high == pytest.approx(lv.cavity[z, t], abs=0.1) and low == pytest.approx(-lv.cavity[z, t], abs=0.1)
+            assert high == pytest.approx(lv.radii(lateral, z, t)[0][0], abs=0.1)
+            assert -low == pytest.approx(lv.radii(septum, z, t)[0][0], abs=0.1)
             if rv.depth[z, t] > 1.0:
                 low, high = extent(v, c.rv_cavity[:, t] > 0)
                 assert high - low == pytest.approx(rv.depth[z, t], abs=0.1)
-                assert (c.moderator_band[:, t] <= 0).all() or (c.rv_cavity[c.moderator_band[:, t] > 0, t] > 0).all()
+
+
+def test_the_moderator_band_crosses_the_rv_between_annulus_and_apex(subjects):
+    subject, renderer = pick(subjects, "phenotype", "healthy")
+    lv = renderer.lv
+    u, c = along_axis(renderer, v=-(lv.base_radius[0] + lv.wall + 8.0))  # through the RV, beside the septum
+    rv = u[c.rv_cavity[:, 0] > 0]
+    band = u[c.moderator_band[:, 0] > 0]
+    assert len(band) and rv.min() + 5.0 < band.min() < band.max() < rv.max() - 5.0
+
+
+def test_the_right_atrium_stays_beyond_the_septum(subjects):
+    for _, row in subjects.groupby("phenotype").head(2).iterrows():
+        c = SubjectRenderer(row.to_dict(), GEOMETRY, AppearanceConfig(), seed=0).four_chamber()
+        assert not ((c.right_atrium > 0) & (c.lv_wall > 0)).any(), row.subject_id
+        assert not ((c.right_atrium > 0) & (c.left_atrium > 0)).any(), row.subject_id
 
 
 @pytest.mark.parametrize("territory, side", [("LAD", -1.0), ("LCx", 1.0)])
@@ -80,7 +99,7 @@ def test_an_infarct_is_thin_and_still_on_its_side_of_the_plane(subjects, territo
     subject, renderer = pick(subjects, "territory", territory)
     lv, es = renderer.lv, int(subject["es_frame"])
     u = 0.6 * lv.length[0]  # mid to apical, where both territories reach
-    v, (c, _) = across(renderer, u)
+    v, c = across(renderer, u)
 
     def wall_and_motion(direction):
         outward = v * direction > 0
@@ -117,10 +136,13 @@ def test_the_image_shows_the_chambers_with_cine_contrast(subjects):
         assert right.mean() > 1.5 * wall.mean() and atria.mean() > 1.5 * wall.mean()  # blood, shaded by the coil
 
 
-def test_the_whole_heart_stays_inside_the_field_of_view(subjects):
-    """The largest hearts of a cohort, valve planes to apex, in the 173 mm view."""
+@pytest.mark.parametrize("tilt_deg", [24.0, 56.0])  # the default lean ± 2 SD
+def test_the_whole_heart_stays_inside_the_field_of_view(subjects, tilt_deg):
+    """The largest hearts of a cohort, atria to apex, in the 173 mm view."""
     for _, row in subjects.nlargest(5, "lvedv_ml").iterrows():
-        c = SubjectRenderer(row.to_dict(), GEOMETRY, AppearanceConfig(), seed=0).four_chamber()
-        heart = (c.lv_wall[..., 0] > 0) | (c.left_atrium[..., 0] > 0) | (c.right_atrium[..., 0] > 0)
+        renderer = SubjectRenderer(row.to_dict(), GEOMETRY, AppearanceConfig(), seed=0)
+        renderer.long_axis_tilt = np.radians(tilt_deg)
+        c = renderer.four_chamber()
+        heart = np.maximum.reduce([c.lv_wall, c.rv_wall, c.left_atrium, c.right_atrium])[..., 0] > 0
         edges = np.concatenate([heart[0], heart[-1], heart[:, 0], heart[:, -1]])
         assert not edges.any(), row.subject_id
