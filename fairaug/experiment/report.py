@@ -155,10 +155,10 @@ def _design(cfg, runs, predictions, left_out) -> str:
         + (" (the same test subjects for every training set)." if cfg.data.name == "phantom" else ".")
         + f" Every arm draws {int(runs.n_train_real.iloc[0])} samples per epoch for {int(cfg.trainer.max_epochs)} "
         f"epochs (the same optimizer steps); augmented arms draw {float(task.added_fraction):g} of them from their "
-        "added subjects; the tested checkpoint is the one with the best validation worst-group balanced accuracy "
-        f"(sex). Intervals: 95 % hierarchical bootstrap ({int(task.n_boot)} replicates) over training sets, seeds "
-        "and, for paired differences, test subjects; p: Wilcoxon signed-rank over the pairs, Holm-corrected over "
-        "every comparison of a scenario's primary endpoints."
+        f"added subjects{_generator(cfg)}; the tested checkpoint is the one with the best validation worst-group "
+        f"balanced accuracy (sex). Intervals: 95 % hierarchical bootstrap ({int(task.n_boot)} replicates) over "
+        "training sets, seeds and, for paired differences, test subjects; p: Wilcoxon signed-rank over the pairs, "
+        "Holm-corrected over every comparison of a scenario's primary endpoints."
     )
     if task.quick:
         text = (
@@ -171,6 +171,17 @@ def _design(cfg, runs, predictions, left_out) -> str:
             f"cohort's generator can draw; `data={cfg.data.name}` has no generator of real subjects."
         )
     return text
+
+
+def _generator(cfg) -> str:
+    """What drew the synthetic subjects, as the design sentence's clause (before/after comparisons
+    of generator settings read it from here)."""
+    diffusion, generation = cfg.diffusion, cfg.generation
+    return (
+        f" (synthetic ones from a `diffusion={diffusion.name}` ControlNet per training set, `diffusion.steps` "
+        f"{int(diffusion.steps)}, sampled with {generation.scheduler} in {int(generation.steps)} steps at guidance "
+        f"{float(generation.guidance_scale):g}, `generation.max_samples` {generation.max_samples})"
+    )
 
 
 def _scenario(folder, scenario, table, extra, runs, names, n_boot) -> tuple[list[str], dict]:

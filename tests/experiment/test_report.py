@@ -42,6 +42,8 @@ def test_the_report_measures_the_known_effects_and_writes_the_diagnosis_from_the
     runs, table = predictions(np.random.default_rng(0))
     cfg = OmegaConf.create(
         {"data": {"name": "phantom"}, "trainer": {"max_epochs": 12},
+         "diffusion": {"name": "tiny", "steps": 1500},
+         "generation": {"scheduler": "ddim", "steps": 25, "guidance_scale": 2.0, "max_samples": 300},
          "task": {"scenarios": ["default"], "training_sets": 3, "seeds": 3, "added_fraction": 0.25, "n_boot": 300,
                   "quick": False}}
     )  # fmt: skip
@@ -55,3 +57,4 @@ def test_the_report_measures_the_known_effects_and_writes_the_diagnosis_from_the
     report = (tmp_path / "report.md").read_text()
     assert "`balance` recovers" in report and "Image quality" in report and "far less" in report
     assert "| synth_only |" in report and "Holm" in report
+    assert "`diffusion.steps` 1500, sampled with ddim in 25 steps at guidance 2" in report
