@@ -116,9 +116,9 @@ def four_chamber(
     lv_cavity = np.where(cavity > 0, np.minimum(cavity - across, depth), OUTSIDE)
     lv_wall = np.where(epicardium > 0, np.minimum(epicardium - across, depth + ANNULUS_MM), OUTSIDE)
 
-    # The RV's cross-section at this depth, as the short axis has it, wrapped around this septum.
-    # As in the short axis, the crescent's depth is that of one wrapped around the septum without
-    # infarct, and it lies beyond whichever reaches further, that septum or this one.
+    # The RV's cross-section at this depth as the short axis has it: a crescent as deep as one
+    # wrapped around the septum without infarct, lying beyond that septum or this one, whichever
+    # reaches further.
     septum = np.sqrt(moving**2 + (still + lv.wall) ** 2 - still**2)
     section = rv.section * rv_taper(u, length[0]) * (depth >= TRICUSPID_OFFSET_MM)
     rv_depth = crescent_depth(section, septum + SEPTAL_GAP_MM)
