@@ -34,6 +34,7 @@ from fairaug.data.phantom.heart import (
     LeftVentricle,
     RightVentricle,
     crescent_depth,
+    epicardial_radius,
     rv_taper,
 )
 
@@ -109,7 +110,7 @@ def four_chamber(
     apex = length[0]
     epicardium = np.where(
         u <= apex,
-        np.sqrt(cavity**2 + (still + wall) ** 2 - still**2),  # the wall's cross-section kept: it thickens
+        epicardial_radius(cavity, still, wall),
         wall * np.sqrt(np.clip(1.0 - ((u - apex) / wall) ** 2, 0.0, None)),  # closing over the apex
     )
     across = np.abs(v)
@@ -119,7 +120,7 @@ def four_chamber(
     # The RV's cross-section at this depth as the short axis has it: a crescent as deep as one
     # wrapped around the septum without infarct, lying beyond that septum or this one, whichever
     # reaches further.
-    septum = np.sqrt(moving**2 + (still + lv.wall) ** 2 - still**2)
+    septum = epicardial_radius(moving, still, lv.wall)
     section = rv.section * rv_taper(u, length[0]) * (depth >= TRICUSPID_OFFSET_MM)
     rv_depth = crescent_depth(section, septum + SEPTAL_GAP_MM)
     inner = np.maximum(septum, epicardium) + SEPTAL_GAP_MM

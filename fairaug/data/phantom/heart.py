@@ -188,10 +188,16 @@ def crescent_depth(area, inner):
     return (-inner * p1 + np.sqrt((inner * p1) ** 2 + 2.0 * p2 * area)) / p2
 
 
+def epicardial_radius(cavity, ed_cavity, wall):
+    """Epicardial radius around a cavity of radius `cavity` whose wall was `wall` thick around
+    `ed_cavity` at end-diastole: the wall keeps its cross-section, so it thickens as the cavity
+    narrows."""
+    return np.sqrt(cavity**2 + 2.0 * ed_cavity * wall + wall**2)
+
+
 def mean_epicardium(lv: LeftVentricle) -> np.ndarray:
     """(Z, T) epicardial radius of a slice without infarct (the septum the RV wraps)."""
-    c, c0 = lv.cavity, lv.cavity[:, :1]
-    return np.sqrt(c**2 + 2.0 * c0 * lv.wall + lv.wall**2) * (c > 0)
+    return epicardial_radius(lv.cavity, lv.cavity[:, :1], lv.wall) * (lv.cavity > 0)
 
 
 def right_ventricle(subject: dict, curve: np.ndarray, lv: LeftVentricle, slice_mm: float) -> RightVentricle:

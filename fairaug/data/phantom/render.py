@@ -98,6 +98,7 @@ class SubjectRenderer:
         self.curve = volume_curve(geometry.n_frames, int(subject["es_frame"]), float(subject["early_filling"]))
         self.motion = SYSTOLIC_SHIFT_MM * (1.0 - self.curve)[:, None]  # (T, 2) the heart moves in systole
         self.lv = left_ventricle(subject, self.curve, geometry.n_slices, geometry.slice_mm, self.rv_angle, rng)
+        self.rv = right_ventricle(subject, self.curve, self.lv, geometry.slice_mm)
         spread = appearance.misregistration_mm
         self.misregistration = np.clip(rng.normal(0.0, spread, (geometry.n_slices, 2)), -2.5 * spread, 2.5 * spread)
         harmonics = np.arange(6, 31)
@@ -117,9 +118,7 @@ class SubjectRenderer:
         """Cine (X, Y, Z, T) int16 and segmentations at ED and ES (X, Y, Z) uint8."""
         g, a, lv, px = self.g, self.a, self.lv, self.g.pixel_mm
         es = int(self.s["es_frame"])
-        rv_cavity = right_ventricle(self.s, self.curve, lv, g.slice_mm)
         septa = mean_epicardium(lv).astype(np.float32)
-        phase = (2.0 * np.pi * np.arange(g.n_frames) / g.n_frames).astype(np.float32)
         image = np.empty((g.matrix, g.matrix, g.n_slices, g.n_frames), np.float32)
         segs = np.zeros((g.matrix, g.matrix, g.n_slices, 2), np.uint8)
         for z in range(g.n_slices):
@@ -128,7 +127,7 @@ class SubjectRenderer:
             # Everything below happens inside the heart's bounding square (outside it nothing changes).
             extent = (
                 septa[z].max()
-                + max(rv_cavity.depth[z].max() + SEPTAL_GAP_MM + RV_WALL_MM, 2.0 * AORTIC_ROOT_MM + 2.0)
+                + max(self.rv.depth[z].max() + SEPTAL_GAP_MM + RV_WALL_MM, 2.0 * AORTIC_ROOT_MM + 2.0)
                 + self.fat_mm * self.fat_patches.max()
                 + SYSTOLIC_REACH_MM
                 + 2.0 * px
@@ -146,14 +145,11 @@ class SubjectRenderer:
             lvot = self._outflow_tract(z, r, theta, endo, septum, dx, dy)
             # The RV wraps the epicardium, also where an akinetic infarct keeps it outside the mean;
             # the aortic root in front of the septum is not RV.
-            rv = np.minimum(rv_cavity.signed(r, wrapped(theta - self.rv_angle), np.maximum(septum, epi), z), -lvot)
+            rv = np.minimum(self.rv.signed(r, wrapped(theta - self.rv_angle), np.maximum(septum, epi), z), -lvot)
             atrium = np.where((lv.depth[z] < 0) & (lv.depth[z] > -25.0), 0.9 * lv.cavity[0, 0] - r, OUTSIDE)
             walls = (atrium + ATRIAL_WALL_MM, lvot + 2.0)
             heart = np.maximum.reduce([np.where(epi > 0, epi - r, OUTSIDE), rv + RV_WALL_MM, *walls])
-            flow = 1.0 + a.flow * (
-                np.cos(phase) * smooth_field(self.texture, r.shape[:2], 5.0)[..., None]
-                + np.sin(phase) * smooth_field(self.texture, r.shape[:2], 5.0)[..., None]
-            )
+            flow = self._in_flow(r.shape[:2])
             gain = np.float32(1.0 + 0.04 * self.texture.standard_normal())
             plane = image[window + (z,)]
             fat_mm = self.fat_mm * self.fat_patches[angular_index(texture_theta)]
@@ -177,6 +173,14 @@ class SubjectRenderer:
                 seg[r[..., t] < endo[..., t]] = BLOOD_POOL
                 seg[rv[..., t] > 0] = RIGHT_VENTRICLE
         return self._acquire(image), segs[..., 0], segs[..., 1]
+
+    def _in_flow(self, shape: tuple[int, int]) -> np.ndarray:
+        """(*shape, T) relative blood signal: in-flow varies smoothly in space and over the cycle."""
+        phase = (2.0 * np.pi * np.arange(self.g.n_frames) / self.g.n_frames).astype(np.float32)
+        return 1.0 + self.a.flow * (
+            np.cos(phase) * smooth_field(self.texture, shape, 5.0)[..., None]
+            + np.sin(phase) * smooth_field(self.texture, shape, 5.0)[..., None]
+        )
 
     def _window(self, centre_mm, extent_mm: float) -> tuple[slice, slice]:
         """Pixel ranges of the square of half-width `extent_mm` around `centre_mm`, inside the image."""
@@ -248,19 +252,16 @@ class SubjectRenderer:
             u = (dx * apex[0] + dy * apex[1]).astype(np.float32)[..., None]
             v = (dx * lateral[0] + dy * lateral[1]).astype(np.float32)[..., None]
         slow_relaxation = max(0.0, HEALTHY_EARLY_FILLING - float(self.s["early_filling"]))
-        rv = right_ventricle(self.s, self.curve, self.lv, self.g.slice_mm)
         systole = np.arange(self.g.n_frames) <= int(self.s["es_frame"])
-        return four_chamber(self.lv, rv, self.curve.astype(np.float32), systole, u, v, self.rv_angle, slow_relaxation)
+        return four_chamber(
+            self.lv, self.rv, self.curve.astype(np.float32), systole, u, v, self.rv_angle, slow_relaxation
+        )
 
     def long_axis_4ch(self):
         """Four-chamber cine (X, Y, 1, T) int16 of the short axis's heart."""
-        g, a, px = self.g, self.a, self.g.pixel_mm
+        a, px = self.a, self.g.pixel_mm
         c = self.four_chamber()
-        phase = (2.0 * np.pi * np.arange(g.n_frames) / g.n_frames).astype(np.float32)
-        flow = 1.0 + a.flow * (
-            np.cos(phase) * smooth_field(self.texture, self.x.shape, 5.0)[..., None]
-            + np.sin(phase) * smooth_field(self.texture, self.x.shape, 5.0)[..., None]
-        )
+        flow = self._in_flow(self.x.shape)
         atria = (c.left_atrium + ATRIAL_WALL_MM, c.right_atrium + ATRIAL_WALL_MM)
         heart = np.maximum.reduce([c.lv_wall, c.rv_wall, *atria])
         plane = self.chest.plane(0, 1)[..., None]

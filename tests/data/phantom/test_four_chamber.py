@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from fairaug.data.phantom.four_chamber import TRICUSPID_OFFSET_MM
-from fairaug.data.phantom.heart import right_ventricle
 from fairaug.data.phantom.physiology import HEALTHY_EARLY_FILLING, sample_subjects
 from fairaug.data.phantom.render import SubjectRenderer
 from fairaug.schemas import AppearanceConfig
@@ -64,7 +63,7 @@ def test_widths_are_those_of_the_short_axis_slices(subjects, column, value):
     as deep as the slice's crescent."""
     subject, renderer = pick(subjects, column, value)
     lv = renderer.lv
-    rv = right_ventricle(subject, renderer.curve, lv, renderer.g.slice_mm)
+    rv = renderer.rv
     septum, lateral = np.array([renderer.rv_angle]), np.array([renderer.rv_angle + np.pi])
     for t in (0, int(subject["es_frame"])):
         base = lv.length[0] - lv.length[t]
