@@ -64,17 +64,20 @@ def paired_table(before: pd.DataFrame, after: pd.DataFrame, arms: list[str]) -> 
     return pd.concat(parts, ignore_index=True)
 
 
-def comparison(table: pd.DataFrame, arms: list[str], n_boot: int) -> list[list]:
-    rows = []
+def comparison(table: pd.DataFrame, arms: list[str], n_boot: int) -> tuple[list[list], int]:
+    """The Markdown rows, and the fewest pairs any of them rests on."""
+    entries = []
     for arm in arms:
         for metric in ENDPOINTS:
             means = [arm_mean(table, f"{arm} {name}", metric, n_boot=n_boot) for name in ("before", "after")]
             d = paired_difference(table, f"{arm} after", metric, baseline=f"{arm} before", n_boot=n_boot)
-            rows.append([arm, metric.name, *(f"{m.mean:.3f} ± {m.std:.3f}" for m in means), d])
-    for row, p in zip(rows, holm([row[-1].p_value for row in rows])):
-        d = row.pop()
-        row += [f"{d.estimate:+.3f}", f"[{d.ci_low:+.3f}, {d.ci_high:+.3f}]", f"{d.p_value:.3g}", f"{p:.3g}", d.n_pairs]
-    return rows
+            entries.append((arm, metric, means, d))
+    rows = [
+        [arm, metric.name, *(f"{m.mean:.3f} ± {m.std:.3f}" for m in means), f"{d.estimate:+.3f}",
+         f"[{d.ci_low:+.3f}, {d.ci_high:+.3f}]", f"{d.p_value:.3g}", f"{p:.3g}", d.n_pairs]
+        for (arm, metric, means, d), p in zip(entries, holm([d.p_value for *_, d in entries]))
+    ]  # fmt: skip
+    return rows, min(d.n_pairs for *_, d in entries)
 
 
 def main() -> None:
@@ -87,12 +90,9 @@ def main() -> None:
     args = parser.parse_args()
     table = paired_table(predictions(args.before, args.scenario), predictions(args.after, args.scenario), args.arms)
     header = ["arm", "endpoint", "before", "after", "after − before", "95 % CI", "p", "p (Holm)", "pairs"]
-    rows = comparison(table, args.arms, args.n_boot)
+    rows, pairs = comparison(table, args.arms, args.n_boot)
     print("\n".join(markdown_table(header, rows)))
-    smallest = smallest_p(min(row[-1] for row in rows))
-    print(
-        f"\nWith {min(row[-1] for row in rows)} pairs the smallest p the signed-rank test can give is {smallest:.3g}."
-    )
+    print(f"\nWith {pairs} pairs the smallest p the signed-rank test can give is {smallest_p(pairs):.3g}.")
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ def misses_women(share):
 def test_the_change_is_paired_arm_by_arm():
     before = run({"real_only": misses_women(0.4), "balance": misses_women(0.5)})
     after = run({"real_only": misses_women(0.4), "balance": misses_women(0.1)})
-    rows = comparison(paired_table(before, after, ["balance"]), ["balance"], n_boot=200)
+    rows, _ = comparison(paired_table(before, after, ["balance"]), ["balance"], n_boot=200)
     women = next(row for row in rows if row[1] == "balanced accuracy (sex=female)")
     # 10 HF women: before misses 5-7 of them (recall 0.3-0.5), after 1-3 (0.7-0.9): +0.2 in balanced accuracy
     assert float(women[4]) == pytest.approx(0.2)
