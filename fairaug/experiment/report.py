@@ -22,14 +22,19 @@ from sklearn.metrics import roc_auc_score, roc_curve
 
 from fairaug.experiment.arms import BASELINE, ORACLE, Arm
 from fairaug.experiment.statistics import (
+    ALPHA,
+    POWER,
     Metric,
     arm_mean,
+    detectable_difference,
     holm,
+    holm_reachable,
     non_inferior,
     paired_difference,
     per_run,
     recovered_fraction,
 )
+from fairaug.fairness.compare import smallest_p
 from fairaug.figures import plt
 from fairaug.io import write_json, write_text
 from fairaug.markdown import markdown_table
@@ -276,6 +281,7 @@ def _paired(table, extra, names, n_boot) -> tuple[list[dict], list[str]]:
                     "difference": d.estimate,
                     "ci_low": d.ci_low,
                     "ci_high": d.ci_high,
+                    "se": d.se,
                     "p": d.p_value,
                     "pairs": d.n_pairs,
                 }
@@ -284,28 +290,56 @@ def _paired(table, extra, names, n_boot) -> tuple[list[dict], list[str]]:
     adjusted = holm([r["p"] for r in results])
     for result, p in zip(results, adjusted):
         result["p_holm"] = float(p)
+        result["detectable"] = detectable_difference(result["se"])
     rows = [
         [
             r["arm"],
             r["endpoint"],
             _signed(r["difference"]),
             f"[{_signed(r['ci_low'])}, {_signed(r['ci_high'])}]",
+            _fmt(r["detectable"]),
             _p(r["p"]),
             _p(r["p_holm"]),
             r["pairs"],
         ]
         for r in results
     ]
+    power = f"{POWER * 100:.0f} %"
     section = [
         f"### Paired differences against `{BASELINE}` (primary endpoints)",
         "",
         "Arm minus real_only over the same (training set, seed) pairs. The AUROC interval resamples training "
-        "sets and seeds only.",
+        f"sets and seeds only. Detectable: the true difference this design finds with {power} power (two-sided, "
+        "5 %, from the bootstrap's standard error); a null result does not rule out a smaller one.",
         "",
-        *markdown_table(["arm", "endpoint", "difference", "95 % CI", "p", "p (Holm)", "pairs"], rows),
+        *markdown_table(
+            ["arm", "endpoint", "difference", "95 % CI", f"detectable ({power} power)", "p", "p (Holm)", "pairs"],
+            rows,
+        ),
         "",
+        *_holm_reach(results),
     ]
     return results, section
+
+
+def _holm_reach(results: list[dict]) -> list[str]:
+    """Whether this many pairs can pass Holm's correction at all: the exact signed-rank test has a floor."""
+    tested = [r for r in results if np.isfinite(r["p"])]
+    if not tested:
+        return []
+    pairs, comparisons = min(r["pairs"] for r in tested), len(tested)
+    reachable, needed = holm_reachable(pairs, comparisons)
+    verdict = (
+        "a large enough difference can pass."
+        if reachable
+        else f"no difference can pass Holm's correction, however large; that needs at least {needed} pairs "
+        "(`SEEDS=`, `TRAINING_SETS=`)."
+    )
+    return [
+        f"With {pairs} pairs the smallest signed-rank p is {smallest_p(pairs):.2g}; Holm over {comparisons} "
+        f"comparisons needs {ALPHA / comparisons:.2g} for the first: {verdict}",
+        "",
+    ]
 
 
 def _auroc_difference(extra, arm: str) -> dict:
@@ -317,7 +351,7 @@ def _auroc_difference(extra, arm: str) -> dict:
         (pairs[arm] - pairs[BASELINE]).dropna() if arm in pairs and BASELINE in pairs else pd.Series(dtype=float)
     )
     if differences.empty:
-        return {"difference": np.nan, "ci_low": np.nan, "ci_high": np.nan, "p": np.nan, "pairs": 0}
+        return {"difference": np.nan, "ci_low": np.nan, "ci_high": np.nan, "se": np.nan, "p": np.nan, "pairs": 0}
     rng = np.random.default_rng(0)
     by_set = [group.to_numpy() for _, group in differences.groupby(level="training_set")]
     replicates = []
@@ -329,6 +363,7 @@ def _auroc_difference(extra, arm: str) -> dict:
         "difference": float(differences.mean()),
         "ci_low": float(np.percentile(replicates, 2.5)),
         "ci_high": float(np.percentile(replicates, 97.5)),
+        "se": float(np.std(replicates, ddof=1)),
         "p": float(wilcoxon(nonzero).pvalue) if len(nonzero) else np.nan,
         "pairs": len(differences),
     }
@@ -371,6 +406,7 @@ def _recovered(table, names, n_boot) -> tuple[list[dict], list[str]]:
                 "ci_high": r.ci_high,
                 "oracle_gain": r.oracle_gain,
                 "oracle_gain_ci": [r.oracle_gain_ci_low, r.oracle_gain_ci_high],
+                "oracle_gain_detectable": detectable_difference(r.oracle_gain_se),
                 "oracle_gain_significant": r.oracle_gain_significant,
             }
         )
@@ -487,9 +523,11 @@ def diagnosis(table, recovered: list[dict], names) -> list[str]:
         lines.append(
             f"- Even new real subjects of exactly the planned cells did not clearly raise worst-group balanced "
             f"accuracy ({_signed(gain['oracle_gain'])}, 95 % CI {_signed(gain['oracle_gain_ci'][0])} to "
-            f"{_signed(gain['oracle_gain_ci'][1])}): in this scenario, at this size, under-representation is not "
-            "what limits the scarce group, or the runs are too few to show it. No augmentation can be expected "
-            "to help here, so the synthetic arms' results say nothing about the generator."
+            f"{_signed(gain['oracle_gain_ci'][1])}; this design would detect a gain of "
+            f"{gain['oracle_gain_detectable']:.3f} or more with {POWER * 100:.0f} % power): in this scenario, at "
+            "this size, under-representation is not what limits the scarce group, or the runs are too few to show a "
+            "smaller gain. No augmentation can be expected to help here, so the synthetic arms' results say nothing "
+            "about the generator."
         )
         return lines
     share = gain["fraction"]

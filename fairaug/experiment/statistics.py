@@ -31,7 +31,7 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
-from scipy.stats import wilcoxon
+from scipy.stats import norm, wilcoxon
 
 from fairaug.errors import DataError
 from fairaug.fairness.compare import smallest_p
@@ -39,6 +39,8 @@ from fairaug.fairness.compare import smallest_p
 BASELINE = "real_only"
 N_BOOT = 2000
 CONFIDENCE = 0.95
+POWER = 0.8  # of the smallest difference a design is said to detect
+ALPHA = 0.05  # family-wise, for Holm
 NON_INFERIORITY_MARGIN = -0.02
 MIN_ORACLE_GAIN = 0.01  # below it the recovered fraction divides by noise
 KINDS = ("balanced_accuracy", "worst_group", "gap")
@@ -257,8 +259,9 @@ def _interval(replicates: np.ndarray, confidence: float) -> tuple[float, float]:
 
 @dataclass(frozen=True)
 class PairedDifference:
-    """arm − baseline, averaged over their common (training set, seed) pairs. `min_p`: the smallest
-    p the signed-rank test can give over this many nonzero differences."""
+    """arm − baseline, averaged over their common (training set, seed) pairs. `se`: the spread (sd)
+    of the bootstrap replicates. `min_p`: the smallest p the signed-rank test can give over this
+    many nonzero differences."""
 
     arm: str
     baseline: str
@@ -266,6 +269,7 @@ class PairedDifference:
     estimate: float
     ci_low: float
     ci_high: float
+    se: float
     p_value: float
     n_pairs: int
     min_p: float
@@ -290,17 +294,41 @@ def paired_difference(
     differences = differences[~np.isnan(differences)]
     nonzero = differences[differences != 0]
     replicates = _bootstrap_means(sets, metric, 2, n_boot, rng, resample_seeds, resample_subjects)
+    replicate_differences = replicates[:, 1] - replicates[:, 0]
     return PairedDifference(
         arm=arm,
         baseline=baseline,
         metric=metric.name,
         estimate=float(differences.mean()) if len(differences) else float("nan"),
-        ci_low=(interval := _interval(replicates[:, 1] - replicates[:, 0], confidence))[0],
+        ci_low=(interval := _interval(replicate_differences, confidence))[0],
         ci_high=interval[1],
+        se=_spread(replicate_differences),
         p_value=float(wilcoxon(nonzero).pvalue) if len(nonzero) else float("nan"),
         n_pairs=len(differences),
         min_p=smallest_p(len(nonzero)) if len(nonzero) else float("nan"),
     )
+
+
+def _spread(replicates: np.ndarray) -> float:
+    finite = replicates[np.isfinite(replicates)]
+    return float(finite.std(ddof=1)) if len(finite) > 1 else float("nan")
+
+
+def detectable_difference(se: float, confidence: float = CONFIDENCE, power: float = POWER) -> float:
+    """The true difference a two-sided test at level 1 − `confidence` finds with probability
+    `power`, for an estimate with standard error `se` (normal approximation): what a design whose
+    result is null could still have missed."""
+    return float((norm.ppf(1 - (1 - confidence) / 2) + norm.ppf(power)) * se)
+
+
+def holm_reachable(n_pairs: int, comparisons: int, alpha: float = ALPHA) -> tuple[bool, int]:
+    """Whether any of `comparisons` signed-rank tests over `n_pairs` pairs can pass Holm's correction
+    at all (its first step needs p ≤ alpha / comparisons, and the exact test's p is never below
+    2 / 2**n_pairs), and the fewest pairs that would make it possible."""
+    needed = 1
+    while smallest_p(needed) > alpha / comparisons:
+        needed += 1
+    return n_pairs >= needed, needed
 
 
 def holm(p_values) -> np.ndarray:
@@ -336,6 +364,7 @@ class RecoveredFraction:
     oracle_gain: float
     oracle_gain_ci_low: float
     oracle_gain_ci_high: float
+    oracle_gain_se: float
     oracle_gain_significant: bool
     n_pairs: int
 
@@ -377,6 +406,7 @@ def recovered_fraction(
         oracle_gain=float(best - base),
         oracle_gain_ci_low=gain_low,
         oracle_gain_ci_high=gain_high,
+        oracle_gain_se=_spread(gains),
         oracle_gain_significant=bool(abs(best - base) >= min_gain and (gain_low > 0 or gain_high < 0)),
         n_pairs=len(values),
     )

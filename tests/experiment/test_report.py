@@ -11,7 +11,7 @@ from fairaug.experiment.report import write_experiment_report
 CORRECT = {"real_only": (0.6, 0.9), "oracle": (0.8, 0.9), "balance": (0.7, 0.9), "synth_only": (0.5, 0.7)}
 
 
-def predictions(rng) -> tuple[pd.DataFrame, pd.DataFrame]:
+def predictions(rng, correct=CORRECT, training_sets=3) -> tuple[pd.DataFrame, pd.DataFrame]:
     n = 200
     subjects = pd.DataFrame(
         {
@@ -23,8 +23,8 @@ def predictions(rng) -> tuple[pd.DataFrame, pd.DataFrame]:
         }
     )
     tables, runs = [], []
-    for arm, (women, men) in CORRECT.items():
-        for training_set in range(3):
+    for arm, (women, men) in correct.items():
+        for training_set in range(training_sets):
             for seed in range(3):
                 right = rng.uniform(size=n) < np.where(subjects.sex == "female", women, men)
                 call = np.where(right, subjects.label, 1 - subjects.label)
@@ -38,23 +38,49 @@ def predictions(rng) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.DataFrame(runs), pd.concat(tables, ignore_index=True)
 
 
-def test_the_report_measures_the_known_effects_and_writes_the_diagnosis_from_them(tmp_path):
-    runs, table = predictions(np.random.default_rng(0))
-    cfg = OmegaConf.create(
+def report_config(training_sets=3):
+    return OmegaConf.create(
         {"data": {"name": "phantom"}, "trainer": {"max_epochs": 12},
          "diffusion": {"name": "tiny", "steps": 1500},
          "generation": {"scheduler": "ddim", "steps": 25, "guidance_scale": 2.0, "max_samples": 300},
-         "task": {"scenarios": ["default"], "training_sets": 3, "seeds": 3, "added_fraction": 0.25, "n_boot": 300,
-                  "quick": False}}
+         "task": {"scenarios": ["default"], "training_sets": training_sets, "seeds": 3, "added_fraction": 0.25,
+                  "n_boot": 300, "quick": False}}
     )  # fmt: skip
+
+
+def test_the_report_measures_the_known_effects_and_writes_the_diagnosis_from_them(tmp_path):
+    runs, table = predictions(np.random.default_rng(0))
     arms = [ARMS[name] for name in CORRECT]
-    results = write_experiment_report(tmp_path, runs, table, arms, [], cfg)["default"]
+    results = write_experiment_report(tmp_path, runs, table, arms, [], report_config())["default"]
     women = {d["arm"]: d for d in results["differences"] if d["endpoint"] == "balanced accuracy (sex=female)"}
     assert abs(women["oracle"]["difference"] - 0.2) < 0.03 and abs(women["balance"]["difference"] - 0.1) < 0.03
     assert women["oracle"]["ci_low"] > 0.1 and women["oracle"]["p_holm"] < 0.05
+    # what the design detects with 80 % power: 2.80 standard errors, about 0.71 of the 95 % interval's width
+    oracle = women["oracle"]
+    assert 0.55 < oracle["detectable"] / (oracle["ci_high"] - oracle["ci_low"]) < 0.9 and oracle["detectable"] < 0.2
     balance = next(r for r in results["recovered"] if r["arm"] == "balance")
     assert balance["oracle_gain_significant"] and 0.35 < balance["fraction"] < 0.65
     report = (tmp_path / "report.md").read_text()
     assert "`balance` recovers" in report and "Image quality" in report and "far less" in report
     assert "| synth_only |" in report and "Holm" in report
     assert "`diffusion.steps` 1500, sampled with ddim in 25 steps at guidance 2" in report
+    assert "| detectable (80 % power) |" in report
+    # 9 pairs, 9 comparisons (3 arms x 3 endpoints): 2 / 2**9 = 0.0039 <= 0.05 / 9
+    assert "With 9 pairs the smallest signed-rank p is 0.0039; Holm over 9 comparisons needs 0.0056" in report
+    assert "can pass" in report and "cannot pass" not in report
+
+
+def test_a_null_oracle_reports_what_the_design_could_have_detected(tmp_path):
+    no_gain = {**CORRECT, "oracle": CORRECT["real_only"]}
+    runs, table = predictions(np.random.default_rng(1), no_gain, training_sets=2)
+    arms = [ARMS[name] for name in no_gain]
+    results = write_experiment_report(tmp_path, runs, table, arms, [], report_config(training_sets=2))["default"]
+    balance = next(r for r in results["recovered"] if r["arm"] == "balance")
+    gain_ci = balance["oracle_gain_ci"]
+    assert not balance["oracle_gain_significant"]
+    assert 0.55 < balance["oracle_gain_detectable"] / (gain_ci[1] - gain_ci[0]) < 0.9
+    report = (tmp_path / "report.md").read_text()
+    assert f"would detect a gain of {balance['oracle_gain_detectable']:.3f} or more" in report
+    # 6 pairs: 2 / 2**6 = 0.031 > 0.05 / 9, so nothing can pass Holm; 9 pairs could
+    assert "With 6 pairs the smallest signed-rank p is 0.031; Holm over 9 comparisons needs 0.0056" in report
+    assert "no difference can pass Holm's correction, however large; that needs at least 9 pairs" in report

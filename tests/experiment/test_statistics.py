@@ -7,7 +7,9 @@ from fairaug.errors import DataError
 from fairaug.experiment.statistics import (
     Metric,
     arm_mean,
+    detectable_difference,
     holm,
+    holm_reachable,
     non_inferior,
     paired_difference,
     per_run,
@@ -119,6 +121,7 @@ def test_paired_difference_is_exact_on_constant_runs():
     assert (result.ci_low, result.ci_high) == pytest.approx((0.05, 0.05))
     assert result.p_value == pytest.approx(2 / 2**6)  # six positive differences: the exact test's floor
     assert result.min_p == pytest.approx(2 / 2**6)
+    assert result.se == pytest.approx(0, abs=1e-12)
     with_subjects = paired_difference(table, "balance", OVERALL, n_boot=200)
     assert with_subjects.estimate == pytest.approx(0.05)
     assert with_subjects.ci_low < 0.05 < with_subjects.ci_high
@@ -194,6 +197,21 @@ def test_holm_matches_statsmodels():
     np.testing.assert_allclose(holm(p_values), multitest.multipletests(p_values, method="holm")[1])
 
 
+def test_detectable_difference_by_hand():
+    # two-sided 5 % test, 80 % power: (1.95996 + 0.84162) standard errors
+    assert detectable_difference(0.01) == pytest.approx(0.0280158, abs=1e-6)
+    assert detectable_difference(0.01, power=0.5) == pytest.approx(0.0195996, abs=1e-6)
+    assert detectable_difference(0.0) == 0 and np.isnan(detectable_difference(float("nan")))
+
+
+def test_holm_reachable_by_hand():
+    # 6 pairs: the smallest signed-rank p is 2 / 64 = 0.031, below 0.05 / 1 but not 0.05 / 2
+    assert holm_reachable(6, 1) == (True, 6)
+    assert holm_reachable(6, 2) == (False, 7)  # 2 / 128 = 0.0156 <= 0.025
+    assert holm_reachable(8, 30) == (False, 11)  # 0.0078 > 0.05 / 30; 2 / 2**11 = 0.00098 <= 0.00167
+    assert holm_reachable(15, 52) == (True, 12)  # 2 / 2**11 = 0.000977 > 0.05 / 52 = 0.000962
+
+
 def test_non_inferiority():
     assert non_inferior(-0.019) and not non_inferior(-0.02) and not non_inferior(-0.05)
     assert non_inferior(-0.04, margin=-0.05) and not non_inferior(float("nan"))
@@ -204,6 +222,7 @@ def test_recovered_fraction_by_hand():
     exact = recovered_fraction(table, "balance", OVERALL, n_boot=200, resample_subjects=False)
     assert exact.estimate == pytest.approx(0.5) and (exact.ci_low, exact.ci_high) == pytest.approx((0.5, 0.5))
     assert exact.oracle_gain == pytest.approx(0.1) and exact.oracle_gain_significant and exact.n_pairs == 6
+    assert exact.oracle_gain_se == pytest.approx(0, abs=1e-12)
     resampled = recovered_fraction(table, "balance", OVERALL, n_boot=200)
     assert resampled.estimate == pytest.approx(0.5) and resampled.ci_low <= 0.5 <= resampled.ci_high
     assert resampled.oracle_gain_ci_low > 0 and resampled.oracle_gain_significant
@@ -282,5 +301,7 @@ def test_interval_covers_the_true_difference(shared_test_set):
     spread = np.std([r.estimate for r in results], ddof=1)
     width = np.median([r.ci_high - r.ci_low for r in results])
     assert covered >= 0.9
+    # the standard error is the replicates' spread: about a quarter of the 95 % interval's width
+    assert all(0.8 < 2 * 1.96 * r.se / (r.ci_high - r.ci_low) < 1.25 for r in results)
     # resampling every level is conservative (see the module), but not without bound
     assert 0.8 < width / (2 * 1.96 * spread) < 2.0
