@@ -97,6 +97,34 @@ def test_sweeps_through_the_cluster_launchers_build_the_summary(tmp_path, fairau
         assert (result.stdout + result.stderr).count("1 CPU thread(s)") == 2
 
 
+def test_a_pipelines_training_sets_run_as_parallel_jobs_and_the_whole_design_reuses_them(
+    tmp_path, fairaug_home, tiny_cohort
+):
+    """Parts of one experiment (task.only_training_sets) as the jobs of a joblib sweep, sharing
+    task.experiment_dir; then the whole design in that folder trains nothing and writes the report."""
+    root = Path(tiny_cohort.subject_dir[0]).parent  # the tiny phantom read as real (UK Biobank) data
+    design = [
+        "task=pipeline", "data=ukbb", f"data.root={root}", f"data.metadata={root / 'metadata.csv'}", *TINY_RUN,
+        "trainer.max_epochs=2", "task.arms=[real_only,reweight]", "task.training_sets=2", "task.seeds=1",
+        "task.doses=[]", "task.n_boot=50", f"paths.home={fairaug_home}",
+    ]  # fmt: skip
+    experiment = tmp_path / "experiment"
+    parts = fairaug(
+        "-m", "hydra/launcher=parallel", *design, "task.only_training_sets=[0],[1]",
+        f"task.experiment_dir={experiment}", f"hydra.sweep.dir={tmp_path / 'parts'}", cwd=tmp_path,
+    )  # fmt: skip
+    assert parts.returncode == 0, parts.stderr[-3000:]
+    stages = sorted(p.relative_to(experiment).parts[1] for p in experiment.rglob("stage.json"))
+    assert stages == ["train0"] * 2 + ["train1"] * 2  # <scenario>/train<r>/arms/<arm>/seed0
+    assert not (experiment / "report.md").exists()
+    whole = fairaug(*design, f"hydra.run.dir={experiment}", cwd=tmp_path)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    log = whole.stdout + whole.stderr
+    assert log.count("finished earlier with the same config, reused") == 4 and "(classify)" not in log
+    assert set(pd.read_csv(experiment / "runs.csv").training_set) == {0, 1}
+    assert "| reweight | balanced accuracy (sex=female) |" in (experiment / "report.md").read_text()
+
+
 def test_ddp_over_two_cpu_processes_writes_one_run_that_tests_each_subject_once(tmp_path, fairaug_home):
     """trainer=ddp: gloo over 2 processes (each drawing its share of the weighted sampler), one run
     folder, the whole test split scored once, and the metrics a single process reports."""

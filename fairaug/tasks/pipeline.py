@@ -44,16 +44,26 @@ BUILT_IN = "phantom"  # the one source that can draw new real subjects
 def run(cfg, overrides: list[str] | None = None) -> dict:
     """`overrides`: what every stage gets (default: this command line's, less the pipeline's own)."""
     task = cfg.task
-    folder = start_run(cfg)
+    parts = _parts(task)
     built_in = cfg.data.name == BUILT_IN
     arms, left_out = chosen_arms(list(task.arms), list(task.doses), built_in)
     scenarios = _scenarios(task, built_in)
+    folder = start_run(cfg)
+    experiment = Path(task.experiment_dir) if task.experiment_dir else folder.path
     stages = Stages(_user_overrides() if overrides is None else overrides)
     runs = []
     for scenario, changes in scenarios.items():
-        for r in range(int(task.training_sets)):
-            training_set = TrainingSet(stages, folder.path / scenario / f"train{r}", r, built_in, changes, cfg)
+        for r in parts:
+            training_set = TrainingSet(stages, experiment / scenario / f"train{r}", r, built_in, changes, cfg)
             runs += training_set.run(arms, scenario)
+    if len(parts) < int(task.training_sets):
+        log.info(
+            "Training set(s) %s finished under %s; the report comes from the whole design run there "
+            "(without task.only_training_sets), which reuses every finished stage",
+            parts,
+            experiment,
+        )
+        return {}
     runs = pd.DataFrame(runs)
     write_csv(runs, folder.path / "runs.csv")
     predictions = pd.concat([_predictions(row) for row in runs.itertuples()], ignore_index=True)
@@ -61,6 +71,22 @@ def run(cfg, overrides: list[str] | None = None) -> dict:
     summary = write_experiment_report(folder.path, runs, predictions, arms, left_out, cfg)
     log.info("Experiment report: %s", folder.path / "report.md")
     return summary
+
+
+def _parts(task) -> list[int]:
+    """The training sets this run builds: all, or the part of the design named by only_training_sets
+    (parts of one experiment can run at the same time, each in its own run folder, sharing
+    task.experiment_dir)."""
+    n = int(task.training_sets)
+    if task.only_training_sets is None:
+        return list(range(n))
+    parts = sorted({int(r) for r in task.only_training_sets})
+    if not parts:
+        raise ConfigError(f"task.only_training_sets is empty: name training sets (0 to {n - 1}), or null for all")
+    outside = [r for r in parts if not 0 <= r < n]
+    if outside:
+        raise ConfigError(f"task.only_training_sets: {outside} not among the {n} training sets (0 to {n - 1})")
+    return parts
 
 
 def _scenarios(task, built_in: bool) -> dict[str, list[str]]:

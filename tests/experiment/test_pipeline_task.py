@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from fairaug.errors import ConfigError
 from fairaug.experiment.stages import DONE
 from fairaug.tasks import pipeline
 from tests.conftest import TINY_RUN
@@ -44,3 +45,47 @@ def test_real_data_runs_every_arm_but_the_oracle_and_a_rerun_reuses_every_stage(
     monkeypatch.setattr("fairaug.tasks.registry.run_task", lambda cfg: pytest.fail(f"{cfg.task.name} ran again"))
     pipeline.run(cfg, stages)
     assert {p: p.stat().st_mtime_ns for p in out.rglob(DONE)} == finished
+
+
+def test_parts_of_one_experiment_run_apart_and_the_whole_reuses_them(
+    make_cfg, tiny_cohort, fairaug_home, monkeypatch, tmp_path
+):
+    root = Path(tiny_cohort.subject_dir[0]).parent
+    data = ["data=ukbb", f"data.root={root}", f"data.metadata={root / 'metadata.csv'}", "trainer.max_epochs=2"]
+    design = ["task.arms=[real_only,reweight]", "task.training_sets=2", "task.seeds=1", "task.doses=[]"]
+    design.append("task.n_boot=50")
+    stages = [*TINY_RUN, f"paths.home={fairaug_home}", *data]
+    experiment = tmp_path / "experiment"
+    for part in (1, 0):  # e.g. two jobs of a sweep, each in its own run folder
+        cfg = make_cfg(
+            *data,
+            "task=pipeline",
+            *design,
+            f"task.only_training_sets=[{part}]",
+            f"task.experiment_dir={experiment}",
+            f"paths.output_dir={tmp_path / f'part{part}'}",
+        )
+        assert pipeline.run(cfg, stages) == {}
+        assert not (tmp_path / f"part{part}" / "report.md").exists() and not (experiment / "report.md").exists()
+    finished = {p: p.stat().st_mtime_ns for p in experiment.rglob(DONE)}
+    assert sorted(p.relative_to(experiment).parts[1] for p in finished) == ["train0"] * 2 + ["train1"] * 2
+
+    monkeypatch.setattr("fairaug.tasks.registry.run_task", lambda cfg: pytest.fail(f"{cfg.task.name} ran again"))
+    whole = make_cfg(*data, "task=pipeline", *design, f"paths.output_dir={experiment}")
+    pipeline.run(whole, stages)
+    assert {p: p.stat().st_mtime_ns for p in experiment.rglob(DONE)} == finished
+    assert sorted(set(pd.read_csv(experiment / "runs.csv").training_set)) == [0, 1]
+    assert (experiment / "report.md").is_file()
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("task.only_training_sets=[2]", r"task.only_training_sets: \[2\] not among the 2 training sets \(0 to 1\)"),
+        ("task.only_training_sets=[]", "task.only_training_sets is empty"),
+    ],
+)
+def test_parts_outside_the_design_are_refused(make_cfg, override, message):
+    cfg = make_cfg("task=pipeline", "task.training_sets=2", override)
+    with pytest.raises(ConfigError, match=message):
+        pipeline.run(cfg, [])
