@@ -48,8 +48,8 @@ class RunFolderCallback(Callback):
 
 
 class SweepSummaryCallback(Callback):
-    """Records each job's start and outcome, refreshing the sweep summary at both: a sweep
-    that fails or is killed still has a summary listing every job."""
+    """Records each job's start and outcome, refreshing the sweep summary of a task=classify sweep
+    at both: a sweep that fails or is killed still has a summary listing every job."""
 
     def on_job_start(self, config, **kwargs) -> None:
         self._record(config, {"status": "started"})
@@ -75,6 +75,8 @@ class SweepSummaryCallback(Callback):
         if HydraConfig.get().mode != RunMode.MULTIRUN:
             return None
         write_json(status, RunDir(HydraConfig.get().runtime.output_dir).job_status)
+        if config.task.name != "classify":  # the summary pools classifier results; other sweeps have none
+            return None
         try:
             return summarise(Path(HydraConfig.get().sweep.dir), config.fairness)
         except Exception:  # the summary must never take a job down with it

@@ -110,10 +110,11 @@ def test_a_pipelines_training_sets_run_as_parallel_jobs_and_the_whole_design_reu
     ]  # fmt: skip
     experiment = tmp_path / "experiment"
     parts = fairaug(
-        "-m", "hydra/launcher=parallel", *design, "task.only_training_sets=[0],[1]",
+        "-m", "hydra/launcher=parallel", *design, "task.only_training_sets=0,1",
         f"task.experiment_dir={experiment}", f"hydra.sweep.dir={tmp_path / 'parts'}", cwd=tmp_path,
     )  # fmt: skip
     assert parts.returncode == 0, parts.stderr[-3000:]
+    assert not (tmp_path / "parts" / "summary.json").exists()  # the sweep summary is for classifier sweeps
     stages = sorted(p.relative_to(experiment).parts[1] for p in experiment.rglob("stage.json"))
     assert stages == ["train0"] * 2 + ["train1"] * 2  # <scenario>/train<r>/arms/<arm>/seed0
     assert not (experiment / "report.md").exists()

@@ -33,6 +33,7 @@ from fairaug.experiment.statistics import (
     paired_difference,
     per_run,
     recovered_fraction,
+    spread,
 )
 from fairaug.fairness.compare import smallest_p
 from fairaug.figures import plt
@@ -284,6 +285,7 @@ def _paired(table, extra, names, n_boot) -> tuple[list[dict], list[str]]:
                     "se": d.se,
                     "p": d.p_value,
                     "pairs": d.n_pairs,
+                    "differing_pairs": d.n_nonzero,
                 }
             )
         results.append({"arm": arm, "endpoint": f"AUROC ({SCARCE[0]}={SCARCE[1]})", **_auroc_difference(extra, arm)})
@@ -309,8 +311,9 @@ def _paired(table, extra, names, n_boot) -> tuple[list[dict], list[str]]:
         f"### Paired differences against `{BASELINE}` (primary endpoints)",
         "",
         "Arm minus real_only over the same (training set, seed) pairs. The AUROC interval resamples training "
-        f"sets and seeds only. Detectable: the true difference this design finds with {power} power (two-sided, "
-        "5 %, from the bootstrap's standard error); a null result does not rule out a smaller one.",
+        f"sets and seeds only. Detectable: the true difference whose 95 % interval excludes 0 with {power} power "
+        "(2.8 bootstrap standard errors, not corrected for the number of comparisons): smaller differences are "
+        "often missed; the interval says which differences the data rule out.",
         "",
         *markdown_table(
             ["arm", "endpoint", "difference", "95 % CI", f"detectable ({power} power)", "p", "p (Holm)", "pairs"],
@@ -323,21 +326,23 @@ def _paired(table, extra, names, n_boot) -> tuple[list[dict], list[str]]:
 
 
 def _holm_reach(results: list[dict]) -> list[str]:
-    """Whether this many pairs can pass Holm's correction at all: the exact signed-rank test has a floor."""
+    """Whether any comparison can pass Holm's correction at all: the exact signed-rank test's p is
+    never below 2 / 2**n over n differing pairs, so the comparison with the most of them decides."""
     tested = [r for r in results if np.isfinite(r["p"])]
     if not tested:
         return []
-    pairs, comparisons = min(r["pairs"] for r in tested), len(tested)
+    pairs, comparisons = max(r["differing_pairs"] for r in tested), len(tested)
     reachable, needed = holm_reachable(pairs, comparisons)
     verdict = (
         "a large enough difference can pass."
         if reachable
-        else f"no difference can pass Holm's correction, however large; that needs at least {needed} pairs "
-        "(`SEEDS=`, `TRAINING_SETS=`)."
+        else f"no difference can pass Holm's correction, however large; that needs at least {needed} differing "
+        "pairs, best from more training sets (`task.training_sets`): the seeds of one training set are not "
+        "independent draws of training data."
     )
     return [
-        f"With {pairs} pairs the smallest signed-rank p is {smallest_p(pairs):.2g}; Holm over {comparisons} "
-        f"comparisons needs {ALPHA / comparisons:.2g} for the first: {verdict}",
+        f"With {pairs} differing pairs the smallest signed-rank p is {smallest_p(pairs):.2g}; Holm over "
+        f"{comparisons} comparisons needs {ALPHA / comparisons:.2g} for the first: {verdict}",
         "",
     ]
 
@@ -351,7 +356,8 @@ def _auroc_difference(extra, arm: str) -> dict:
         (pairs[arm] - pairs[BASELINE]).dropna() if arm in pairs and BASELINE in pairs else pd.Series(dtype=float)
     )
     if differences.empty:
-        return {"difference": np.nan, "ci_low": np.nan, "ci_high": np.nan, "se": np.nan, "p": np.nan, "pairs": 0}
+        empty = {"difference": np.nan, "ci_low": np.nan, "ci_high": np.nan, "se": np.nan, "p": np.nan}
+        return {**empty, "pairs": 0, "differing_pairs": 0}
     rng = np.random.default_rng(0)
     by_set = [group.to_numpy() for _, group in differences.groupby(level="training_set")]
     replicates = []
@@ -363,9 +369,10 @@ def _auroc_difference(extra, arm: str) -> dict:
         "difference": float(differences.mean()),
         "ci_low": float(np.percentile(replicates, 2.5)),
         "ci_high": float(np.percentile(replicates, 97.5)),
-        "se": float(np.std(replicates, ddof=1)),
+        "se": spread(replicates),
         "p": float(wilcoxon(nonzero).pvalue) if len(nonzero) else np.nan,
         "pairs": len(differences),
+        "differing_pairs": len(nonzero),
     }
 
 
@@ -523,8 +530,9 @@ def diagnosis(table, recovered: list[dict], names) -> list[str]:
         lines.append(
             f"- Even new real subjects of exactly the planned cells did not clearly raise worst-group balanced "
             f"accuracy ({_signed(gain['oracle_gain'])}, 95 % CI {_signed(gain['oracle_gain_ci'][0])} to "
-            f"{_signed(gain['oracle_gain_ci'][1])}; this design would detect a gain of "
-            f"{gain['oracle_gain_detectable']:.3f} or more with {POWER * 100:.0f} % power): in this scenario, at "
+            f"{_signed(gain['oracle_gain_ci'][1])}; this design finds a gain of "
+            f"{_fmt(gain['oracle_gain_detectable'])} with {POWER * 100:.0f} % power, smaller ones less often): in "
+            "this scenario, at "
             "this size, under-representation is not what limits the scarce group, or the runs are too few to show a "
             "smaller gain. No augmentation can be expected to help here, so the synthetic arms' results say nothing "
             "about the generator."

@@ -58,6 +58,7 @@ class Stages:
             if record["config"] == digest:
                 log.info("%s: finished earlier with the same config, reused", folder)
                 return record["result"]
+            log.warning("%s: finished earlier with another config (other overrides), so it runs again", folder)
             done.unlink()  # another config: the stage runs again (each task refuses what it cannot redo)
         log.info("== %s (%s)", folder, cfg.task.name)
         result = run_task(cfg)

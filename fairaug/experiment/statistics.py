@@ -272,6 +272,7 @@ class PairedDifference:
     se: float
     p_value: float
     n_pairs: int
+    n_nonzero: int
     min_p: float
 
 
@@ -302,29 +303,32 @@ def paired_difference(
         estimate=float(differences.mean()) if len(differences) else float("nan"),
         ci_low=(interval := _interval(replicate_differences, confidence))[0],
         ci_high=interval[1],
-        se=_spread(replicate_differences),
+        se=spread(replicate_differences),
         p_value=float(wilcoxon(nonzero).pvalue) if len(nonzero) else float("nan"),
         n_pairs=len(differences),
+        n_nonzero=len(nonzero),
         min_p=smallest_p(len(nonzero)) if len(nonzero) else float("nan"),
     )
 
 
-def _spread(replicates: np.ndarray) -> float:
+def spread(replicates) -> float:
+    """The bootstrap standard error: the replicates' standard deviation (NaN replicates left out)."""
+    replicates = np.asarray(replicates, dtype=float)
     finite = replicates[np.isfinite(replicates)]
     return float(finite.std(ddof=1)) if len(finite) > 1 else float("nan")
 
 
 def detectable_difference(se: float, confidence: float = CONFIDENCE, power: float = POWER) -> float:
-    """The true difference a two-sided test at level 1 − `confidence` finds with probability
-    `power`, for an estimate with standard error `se` (normal approximation): what a design whose
-    result is null could still have missed."""
+    """The true difference whose `confidence` interval excludes 0 with probability `power`, for an
+    estimate with standard error `se` (normal approximation, no multiplicity correction): a design
+    finds differences this large 4 times in 5 (at the default power), smaller ones less often."""
     return float((norm.ppf(1 - (1 - confidence) / 2) + norm.ppf(power)) * se)
 
 
 def holm_reachable(n_pairs: int, comparisons: int, alpha: float = ALPHA) -> tuple[bool, int]:
-    """Whether any of `comparisons` signed-rank tests over `n_pairs` pairs can pass Holm's correction
-    at all (its first step needs p ≤ alpha / comparisons, and the exact test's p is never below
-    2 / 2**n_pairs), and the fewest pairs that would make it possible."""
+    """Whether a signed-rank test over `n_pairs` nonzero pairs can pass Holm's correction over
+    `comparisons` at all (its first step needs p ≤ alpha / comparisons, and the exact test's p is
+    never below 2 / 2**n_pairs), and the fewest pairs that would make it possible."""
     needed = 1
     while smallest_p(needed) > alpha / comparisons:
         needed += 1
@@ -406,7 +410,7 @@ def recovered_fraction(
         oracle_gain=float(best - base),
         oracle_gain_ci_low=gain_low,
         oracle_gain_ci_high=gain_high,
-        oracle_gain_se=_spread(gains),
+        oracle_gain_se=spread(gains),
         oracle_gain_significant=bool(abs(best - base) >= min_gain and (gain_low > 0 or gain_high < 0)),
         n_pairs=len(values),
     )

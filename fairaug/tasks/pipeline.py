@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,7 +50,8 @@ def run(cfg, overrides: list[str] | None = None) -> dict:
     arms, left_out = chosen_arms(list(task.arms), list(task.doses), built_in)
     scenarios = _scenarios(task, built_in)
     folder = start_run(cfg)
-    experiment = Path(task.experiment_dir) if task.experiment_dir else folder.path
+    # absolute, as Hydra makes a run folder: the stage paths are part of every stage's config
+    experiment = Path(os.path.abspath(task.experiment_dir)) if task.experiment_dir else folder.path
     stages = Stages(_user_overrides() if overrides is None else overrides)
     runs = []
     for scenario, changes in scenarios.items():
@@ -77,10 +79,13 @@ def _parts(task) -> list[int]:
     """The training sets this run builds: all, or the part of the design named by only_training_sets
     (parts of one experiment can run at the same time, each in its own run folder, sharing
     task.experiment_dir)."""
-    n = int(task.training_sets)
-    if task.only_training_sets is None:
+    n, named = int(task.training_sets), task.only_training_sets
+    if named is None:
         return list(range(n))
-    parts = sorted({int(r) for r in task.only_training_sets})
+    named = list(named) if OmegaConf.is_list(named) else [named]  # a sweep over =0,1,... gives one number
+    if not all(isinstance(r, int) and not isinstance(r, bool) for r in named):
+        raise ConfigError(f"task.only_training_sets: {named} are not all training set indices (0 to {n - 1})")
+    parts = sorted(set(named))
     if not parts:
         raise ConfigError(f"task.only_training_sets is empty: name training sets (0 to {n - 1}), or null for all")
     outside = [r for r in parts if not 0 <= r < n]

@@ -56,12 +56,12 @@ def test_parts_of_one_experiment_run_apart_and_the_whole_reuses_them(
     design.append("task.n_boot=50")
     stages = [*TINY_RUN, f"paths.home={fairaug_home}", *data]
     experiment = tmp_path / "experiment"
-    for part in (1, 0):  # e.g. two jobs of a sweep, each in its own run folder
+    for part, named in ((1, "1"), (0, "[0]")):  # e.g. two jobs of a sweep, each in its own run folder
         cfg = make_cfg(
             *data,
             "task=pipeline",
             *design,
-            f"task.only_training_sets=[{part}]",
+            f"task.only_training_sets={named}",
             f"task.experiment_dir={experiment}",
             f"paths.output_dir={tmp_path / f'part{part}'}",
         )
@@ -82,10 +82,13 @@ def test_parts_of_one_experiment_run_apart_and_the_whole_reuses_them(
     ("override", "message"),
     [
         ("task.only_training_sets=[2]", r"task.only_training_sets: \[2\] not among the 2 training sets \(0 to 1\)"),
+        ("task.only_training_sets=-1", r"\[-1\] not among the 2 training sets"),
         ("task.only_training_sets=[]", "task.only_training_sets is empty"),
+        ("task.only_training_sets=[first]", r"\['first'\] are not all training set indices \(0 to 1\)"),
     ],
 )
-def test_parts_outside_the_design_are_refused(make_cfg, override, message):
+def test_parts_outside_the_design_are_refused_before_anything_is_written(make_cfg, override, message):
     cfg = make_cfg("task=pipeline", "task.training_sets=2", override)
     with pytest.raises(ConfigError, match=message):
         pipeline.run(cfg, [])
+    assert not Path(cfg.paths.output_dir).exists()

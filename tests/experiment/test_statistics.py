@@ -120,7 +120,7 @@ def test_paired_difference_is_exact_on_constant_runs():
     assert result.estimate == pytest.approx(0.05)
     assert (result.ci_low, result.ci_high) == pytest.approx((0.05, 0.05))
     assert result.p_value == pytest.approx(2 / 2**6)  # six positive differences: the exact test's floor
-    assert result.min_p == pytest.approx(2 / 2**6)
+    assert result.min_p == pytest.approx(2 / 2**6) and result.n_nonzero == 6
     assert result.se == pytest.approx(0, abs=1e-12)
     with_subjects = paired_difference(table, "balance", OVERALL, n_boot=200)
     assert with_subjects.estimate == pytest.approx(0.05)
