@@ -8,6 +8,8 @@ dose and its control), then every arm's classifiers over the seeds, all with the
 optimizer steps, selected on validation worst-group balanced accuracy and scored on the same
 test subjects. Then quality of training set 0's synthetic data and report.md. Stages run in this
 process, each in its own folder, and a rerun reuses every stage finished with the same config.
+A part of the design (task.only_training_sets) builds only its training sets' stages, in
+task.experiment_dir, so parts can run at once; the whole design run there writes the report.
 
 Folder: <scenario>/train<r>/{controlnet, added/<addition>, arms/<arm>/seed<k>, quality/<addition>},
 predictions.csv (every run's test predictions, long), runs.csv (a row per run), report.md, figures.

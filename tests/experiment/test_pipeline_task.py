@@ -1,6 +1,7 @@
 """task=pipeline in this process on real data (the tiny phantom read as UK Biobank data): every
-arm but the oracle's, said so in the report, and a rerun that reuses every finished stage. The
-whole design with the ControlNet and the oracle runs in the slow tier (tests/test_pipeline.py)."""
+arm but the oracle's, said so in the report, and a rerun that reuses every finished stage; parts
+of the design run apart, then the whole reuses them. The whole design with the ControlNet and the
+oracle runs in the slow tier (tests/test_pipeline.py)."""
 
 import json
 from pathlib import Path
