@@ -14,3 +14,7 @@ class DataError(FairaugError, ValueError):
 
 class ConfigError(FairaugError, ValueError):
     """A configuration value that cannot work (unknown name, incompatible choice)."""
+
+
+class OutputExists(ConfigError):
+    """A task refuses to write over an earlier result in its folder; raised before it writes anything."""

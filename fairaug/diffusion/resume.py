@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 from fairaug.data.splits import checkpoint_split
-from fairaug.errors import ConfigError
+from fairaug.errors import ConfigError, OutputExists
 from fairaug.io import load_checkpoint
 from fairaug.runtime import RunDir
 
@@ -39,7 +39,7 @@ def continues_in_place(folder: RunDir, resume) -> bool:
         if path.exists()
     ]
     if earlier and not in_place:
-        raise ConfigError(
+        raise OutputExists(
             f"{folder.path} already holds a task=controlnet_train run ({', '.join(earlier)}): continue "
             f"it with diffusion.resume={folder.path}, or train into a new folder"
         )

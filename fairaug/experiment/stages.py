@@ -11,7 +11,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from fairaug.io import write_json
+from fairaug.errors import ConfigError, OutputExists
+from fairaug.io import write_json, write_text
 
 log = logging.getLogger(__name__)
 DONE = "stage.json"  # written last: the stage finished, with the hash of its config
@@ -53,15 +54,26 @@ class Stages:
         digest = config_hash(self.config(folder, overrides))
         cfg = self.config(folder, [*overrides, *resume])
         done = Path(folder) / DONE
+        earlier = None
         if done.is_file():
-            record = json.loads(done.read_text())
+            earlier = done.read_text()
+            record = json.loads(earlier)
             if record["config"] == digest:
                 log.info("%s: finished earlier with the same config, reused", folder)
                 return record["result"]
             log.warning("%s: finished earlier with another config (other overrides), so it runs again", folder)
-            done.unlink()  # another config: the stage runs again (each task refuses what it cannot redo)
+            done.unlink()  # a run that fails part-way must not leave the earlier record over its outputs
         log.info("== %s (%s)", folder, cfg.task.name)
-        result = run_task(cfg)
+        try:
+            result = run_task(cfg)
+        except OutputExists as error:
+            if earlier is None:
+                raise
+            write_text(earlier, done)  # the task wrote nothing: the earlier result stands
+            raise ConfigError(
+                f"{folder} finished earlier with other overrides, and its task will not redo it in place "
+                f"({error}); rerun with the overrides it was made with, or write the experiment into a new folder"
+            ) from error
         write_json({"config": digest, "result": _plain(result)}, done)
         return _plain(result)
 

@@ -20,7 +20,7 @@ from fairaug.data.sources.synthetic import GENERATOR_SUBJECTS, MANIFEST
 from fairaug.diffusion.generator import Generator, write_manifest, write_subject
 from fairaug.diffusion.planning import PROMPT_ATTRIBUTES, make_plan
 from fairaug.diffusion.prompts import prompts_for
-from fairaug.errors import ConfigError
+from fairaug.errors import ConfigError, OutputExists
 from fairaug.io import write_csv, write_json
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ def _prepare_folder(folder: Path, spec: dict) -> None:
         if previous["mode"] == "copy":  # the planner's rules on empty cells and donors never touched copy
             previous.setdefault("fill_empty_cells", spec["fill_empty_cells"])
         if previous != spec:
-            raise ConfigError(
+            raise OutputExists(
                 f"{folder} holds a different generation ({folder / SPEC}); resume with the same "
                 "settings or choose another generation.output"
             )
