@@ -57,13 +57,14 @@ def test_parts_of_one_experiment_run_apart_and_the_whole_reuses_them(
     design.append("task.n_boot=50")
     stages = [*TINY_RUN, f"paths.home={fairaug_home}", *data]
     experiment = tmp_path / "experiment"
+    monkeypatch.chdir(tmp_path)  # a relative experiment_dir names the same stages as the absolute run folder
     for part, named in ((1, "1"), (0, "[0]")):  # e.g. two jobs of a sweep, each in its own run folder
         cfg = make_cfg(
             *data,
             "task=pipeline",
             *design,
             f"task.only_training_sets={named}",
-            f"task.experiment_dir={experiment}",
+            "task.experiment_dir=experiment",
             f"paths.output_dir={tmp_path / f'part{part}'}",
         )
         assert pipeline.run(cfg, stages) == {}
