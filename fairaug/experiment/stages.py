@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 
 from fairaug.errors import ConfigError, OutputExists
 from fairaug.io import write_json, write_text
+from fairaug.run_folder import OWNER_FILE
 
 log = logging.getLogger(__name__)
 DONE = "stage.json"  # written last: the stage finished, with the hash of its config
@@ -61,21 +62,37 @@ class Stages:
             if record["config"] == digest:
                 log.info("%s: finished earlier with the same config, reused", folder)
                 return record["result"]
-            log.warning("%s: finished earlier with another config (other overrides), so it runs again", folder)
+            log.warning("%s: finished earlier with another config, so it runs again unless its task refuses", folder)
             done.unlink()  # a run that fails part-way must not leave the earlier record over its outputs
+        before = _contents(folder)
         log.info("== %s (%s)", folder, cfg.task.name)
         try:
             result = run_task(cfg)
-        except OutputExists as error:
-            if earlier is None:
+        except BaseException as error:
+            if earlier is None or _contents(folder) != before:
                 raise
-            write_text(earlier, done)  # the task wrote nothing: the earlier result stands
-            raise ConfigError(
-                f"{folder} finished earlier with other overrides, and its task will not redo it in place "
-                f"({error}); rerun with the overrides it was made with, or write the experiment into a new folder"
-            ) from error
+            write_text(earlier, done)  # the run failed before writing anything: the earlier result stands
+            if isinstance(error, OutputExists):
+                raise ConfigError(
+                    f"{folder} finished earlier under another config (other overrides, another fairaug version, "
+                    f"FAIRAUG_HOME or experiment folder: compare with the config saved there) and its task will not "
+                    "redo it in place; rerun as it was made, or write the experiment into a new folder"
+                ) from error
+            raise
         write_json({"config": digest, "result": _plain(result)}, done)
         return _plain(result)
+
+
+def _contents(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every file under `folder` with its size and modification time (the run's lock file aside)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return {}
+    return {
+        str(path.relative_to(folder)): (stat.st_size, stat.st_mtime_ns)
+        for path in folder.rglob("*")
+        if path.is_file() and path.name != OWNER_FILE and (stat := path.stat())
+    }
 
 
 def _plain(result) -> dict:

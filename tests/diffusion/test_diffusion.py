@@ -22,7 +22,7 @@ from fairaug.diffusion.prompts import (
     tokenize,
 )
 from fairaug.diffusion.sampling import sample
-from fairaug.errors import ConfigError, DataError
+from fairaug.errors import ConfigError, DataError, OutputExists
 from fairaug.tasks import classify, controlnet_train, synth_generate
 from tests.conftest import TINY_DIFFUSION, TINY_PHANTOM, TINY_RUN, compose_config
 
@@ -159,8 +159,13 @@ def test_controlnet_training_sees_the_training_split_only_and_saves_a_loadable_m
 def test_training_resumes_from_the_last_checkpoint(trained, make_cfg, tmp_path):
     run_dir, first = trained
     folder = shutil.copytree(run_dir, tmp_path / "resumed")
-    with pytest.raises(ConfigError, match=rf"{folder} already holds a task=controlnet_train run .*diffusion.resume="):
+    written = {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()}
+    with pytest.raises(OutputExists, match=rf"{folder} already holds a task=controlnet_train run .*diffusion.resume="):
         controlnet_train.run(make_cfg(*TINY_DIFFUSION, f"paths.output_dir={folder}"))  # would start over
+    after = {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()}
+    assert {p: v for p, v in after.items() if p.name != ".owner"} == {
+        p: v for p, v in written.items() if p.name != ".owner"
+    }  # refused before writing anything: a pipeline keeps the stage's earlier record
     # continued in place: the training sessions and the log are appended to
     in_place = [
         *TINY_DIFFUSION,
@@ -267,7 +272,7 @@ def test_generation_writes_a_dataset_that_classify_can_train_on(trained, make_cf
     (out / "generation.json").write_text(json.dumps(spec))
     synth_generate.run(make_cfg(*settings))
 
-    with pytest.raises(ConfigError, match="different generation"):
+    with pytest.raises(OutputExists, match="different generation"):
         synth_generate.run(make_cfg(*settings, "generation.guidance_scale=3"))
     (tmp_path / "foreign").mkdir()
     (tmp_path / "foreign" / "notes.txt").write_text("mine")
@@ -304,12 +309,12 @@ def test_balance_generation_with_shuffled_prompts_records_what_the_prompts_said(
     assert list(manifest.prompt) == [prompt_for(row, DEFAULT_TEMPLATE) for _, row in said.iterrows()]
     assert (said[["sex", "age_group", "bmi_group"]] != manifest[["sex", "age_group", "bmi_group"]]).any(axis=None)
     assert json.loads((out / "generation.json").read_text())["shuffle_attributes"] is True
-    with pytest.raises(ConfigError, match="different generation"):
+    with pytest.raises(OutputExists, match="different generation"):
         synth_generate.run(make_cfg(*settings, "generation.shuffle_attributes=false"))
     spec = json.loads((out / "generation.json").read_text())  # a balance plan from before the donor rules
     del spec["fill_empty_cells"]
     (out / "generation.json").write_text(json.dumps(spec))
-    with pytest.raises(ConfigError, match="different generation"):
+    with pytest.raises(OutputExists, match="different generation"):
         synth_generate.run(make_cfg(*settings))
 
 

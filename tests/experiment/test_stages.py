@@ -1,5 +1,7 @@
-"""Stage reuse: a stage finished with the same config is reused; one whose task refuses to redo it
-in place under another config keeps its earlier result, so the earlier command still reuses it."""
+"""Stage reuse: a stage finished with the same config is reused. Rerun under another config it
+runs again; if that run fails before writing anything (its task refuses to redo the stage in
+place, or any earlier error), the earlier record stays, so the earlier command still reuses it;
+if it fails after writing, no record is left over its outputs."""
 
 import json
 
@@ -11,36 +13,52 @@ from fairaug.experiment.stages import DONE, Stages
 RUN_TASK = "fairaug.tasks.registry.run_task"
 
 
-def test_a_stage_its_task_will_not_redo_keeps_its_earlier_result(tmp_path, fairaug_home, monkeypatch):
-    stages, folder = Stages([f"paths.home={fairaug_home}"]), tmp_path / "controlnet"
-    monkeypatch.setattr(RUN_TASK, lambda cfg: {"steps": int(cfg.trainer.max_epochs)})
-    assert stages.run(folder, ["task=classify", "trainer.max_epochs=2"]) == {"steps": 2}
-    record = (folder / DONE).read_text()
+@pytest.fixture
+def finished(tmp_path, fairaug_home, monkeypatch):
+    """A stage finished with trainer.max_epochs=2: (stages, folder, its record)."""
+    stages, folder = Stages([f"paths.home={fairaug_home}"]), tmp_path / "stage"
+    monkeypatch.setattr(RUN_TASK, lambda cfg: {"epochs": int(cfg.trainer.max_epochs)})
+    assert stages.run(folder, ["task=classify", "trainer.max_epochs=2"]) == {"epochs": 2}
+    return stages, folder, (folder / DONE).read_text()
+
+
+def test_a_stage_its_task_will_not_redo_keeps_its_record(finished, monkeypatch):
+    stages, folder, record = finished
 
     def refuse(cfg):
         raise OutputExists(f"{folder} already holds a run")
 
     monkeypatch.setattr(RUN_TASK, refuse)
-    with pytest.raises(ConfigError, match=r"finished earlier with other overrides.*already holds a run.*rerun"):
+    with pytest.raises(ConfigError, match=r"finished earlier under another config .*rerun as it was made"):
+        stages.run(folder, ["task=classify", "trainer.max_epochs=3"])
+    assert (folder / DONE).read_text() == record
+    monkeypatch.setattr(RUN_TASK, lambda cfg: pytest.fail("ran again"))
+    assert stages.run(folder, ["task=classify", "trainer.max_epochs=2"]) == {"epochs": 2}
+
+
+def test_a_rerun_that_fails_before_writing_keeps_the_record(finished, monkeypatch):
+    stages, folder, record = finished
+
+    def invalid(cfg):
+        raise ConfigError("trainer.precision=bf16-true cannot work")  # e.g. a check before the refusal
+
+    monkeypatch.setattr(RUN_TASK, invalid)
+    with pytest.raises(ConfigError, match="bf16-true"):
         stages.run(folder, ["task=classify", "trainer.max_epochs=3"])
     assert (folder / DONE).read_text() == record
 
-    monkeypatch.setattr(RUN_TASK, lambda cfg: pytest.fail("ran again"))
-    assert stages.run(folder, ["task=classify", "trainer.max_epochs=2"]) == {"steps": 2}
 
-
-def test_a_stage_run_again_under_another_config_replaces_its_result(tmp_path, fairaug_home, monkeypatch, caplog):
-    stages, folder = Stages([f"paths.home={fairaug_home}"]), tmp_path / "classify"
-    monkeypatch.setattr(RUN_TASK, lambda cfg: {"epochs": int(cfg.trainer.max_epochs)})
-    stages.run(folder, ["task=classify", "trainer.max_epochs=2"])
+def test_a_rerun_under_another_config_replaces_the_record_or_leaves_none(finished, monkeypatch, caplog):
+    stages, folder, _ = finished
     assert stages.run(folder, ["task=classify", "trainer.max_epochs=3"]) == {"epochs": 3}
     assert "finished earlier with another config" in caplog.text
     assert json.loads((folder / DONE).read_text())["result"] == {"epochs": 3}
 
-    def fail(cfg):
+    def fail_part_way(cfg):
+        (folder / "checkpoint.ckpt").write_text("half")
         raise RuntimeError("killed mid-run")
 
-    monkeypatch.setattr(RUN_TASK, fail)  # a run that may have written part of its outputs leaves no record
+    monkeypatch.setattr(RUN_TASK, fail_part_way)
     with pytest.raises(RuntimeError):
         stages.run(folder, ["task=classify", "trainer.max_epochs=4"])
     assert not (folder / DONE).exists()
