@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 from fairaug.errors import ConfigError, OutputExists
 from fairaug.io import write_json, write_text
 from fairaug.run_folder import OWNER_FILE
+from fairaug.runtime import RunDir
 
 log = logging.getLogger(__name__)
 DONE = "stage.json"  # written last: the stage finished, with the hash of its config
@@ -46,6 +47,18 @@ class Stages:
 
     def config(self, folder: Path, overrides: list[str]):
         return compose([*self.base, *overrides, f"paths.output_dir={folder}"])
+
+    def started_with(self, folder: Path, overrides: list[str], resume: list[str]) -> bool:
+        """Whether the interrupted run in `folder` was started with this stage's config: the config
+        it saved (from whichever session saved it last), compared without the `resume` settings."""
+        saved = RunDir(folder).config
+        if not saved.is_file():
+            return True
+        configs = [OmegaConf.load(saved), self.config(folder, overrides)]
+        for cfg in configs:
+            for key in (override.split("=", 1)[0] for override in resume):
+                OmegaConf.update(cfg, key, None, force_add=True)
+        return config_hash(configs[0]) == config_hash(configs[1])
 
     def run(self, folder: Path, overrides: list[str], resume: list[str] = ()) -> dict:
         """The stage's result, from its earlier run with the same config if there was one. `resume`:

@@ -225,10 +225,15 @@ class TrainingSet:
 
     def controlnet(self) -> Path:
         folder = self.path / "controlnet"
-        resume = []
+        stage, resume = ["task=controlnet_train", *self.data, f"seed={self.index}"], []
         if RunDir(folder).last_checkpoint.is_file() and not (folder / "model" / "fairaug.json").is_file():
             resume = [f"diffusion.resume={folder}"]  # an interrupted training continues
-        self.stages.run(folder, ["task=controlnet_train", *self.data, f"seed={self.index}"], resume)
+            if not self.stages.started_with(folder, stage, resume):
+                raise ConfigError(
+                    f"{folder} holds an interrupted ControlNet training started under another config (saved in "
+                    f"{RunDir(folder).config}); rerun as it was started, or write the experiment into a new folder"
+                )
+        self.stages.run(folder, stage, resume)
         return folder
 
     def quality(self, added: dict[str, Path], classifier: Path) -> None:

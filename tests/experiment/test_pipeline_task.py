@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from fairaug.errors import ConfigError
-from fairaug.experiment.stages import DONE
+from fairaug.experiment.stages import DONE, Stages
+from fairaug.runtime import RunDir
 from fairaug.tasks import pipeline
 from tests.conftest import TINY_RUN
 
@@ -94,3 +95,23 @@ def test_parts_outside_the_design_are_refused_before_anything_is_written(make_cf
     with pytest.raises(ConfigError, match=message):
         pipeline.run(cfg, [])
     assert not Path(cfg.paths.output_dir).exists()
+
+
+def test_an_interrupted_controlnet_continues_only_under_the_config_it_started_with(
+    make_cfg, fairaug_home, tmp_path, monkeypatch
+):
+    cfg = make_cfg("task=pipeline")
+    stages = Stages([f"paths.home={fairaug_home}"])
+    training_set = pipeline.TrainingSet(stages, tmp_path / "default" / "train0", 0, True, [], cfg)
+    folder = RunDir(training_set.path / "controlnet")
+    folder.write_config(stages.config(folder.path, ["task=controlnet_train", *training_set.data, "seed=0"]))
+    folder.last_checkpoint.parent.mkdir(parents=True)
+    folder.last_checkpoint.write_bytes(b"")  # a session that stopped before the model was saved
+    resumed = []
+    monkeypatch.setattr("fairaug.tasks.registry.run_task", lambda c: resumed.append(c.diffusion.resume) or {})
+    assert training_set.controlnet() == folder.path and resumed == [str(folder.path)]
+
+    changed = pipeline.TrainingSet(Stages([*stages.base, "diffusion.steps=7"]), training_set.path, 0, True, [], cfg)
+    with pytest.raises(ConfigError, match="interrupted ControlNet training started under another config"):
+        changed.controlnet()
+    assert len(resumed) == 1

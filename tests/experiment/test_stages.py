@@ -9,6 +9,7 @@ import pytest
 
 from fairaug.errors import ConfigError, OutputExists
 from fairaug.experiment.stages import DONE, Stages
+from fairaug.runtime import RunDir
 
 RUN_TASK = "fairaug.tasks.registry.run_task"
 
@@ -62,3 +63,15 @@ def test_a_rerun_under_another_config_replaces_the_record_or_leaves_none(finishe
     with pytest.raises(RuntimeError):
         stages.run(folder, ["task=classify", "trainer.max_epochs=4"])
     assert not (folder / DONE).exists()
+
+
+def test_an_interrupted_run_is_known_by_the_config_it_saved(tmp_path, fairaug_home):
+    stages, folder = Stages([f"paths.home={fairaug_home}"]), tmp_path / "controlnet"
+    stage, resume = ["task=controlnet_train", "diffusion.steps=40"], [f"diffusion.resume={folder}"]
+    RunDir(folder).write_config(stages.config(folder, stage))  # as its first session saved it
+    assert stages.started_with(folder, stage, resume)
+    assert not stages.started_with(folder, ["task=controlnet_train", "diffusion.steps=50"], resume)
+    RunDir(folder).write_config(stages.config(folder, [*stage, *resume]))  # as a resumed session saved it
+    assert stages.started_with(folder, stage, resume)
+    assert not stages.started_with(folder, [*stage, "trainer.max_epochs=3"], resume)
+    assert stages.started_with(tmp_path / "nothing_saved", stage, resume)
