@@ -77,3 +77,10 @@ def tiny_cohort(fairaug_home):
     cfg = compose_config([*TINY_PHANTOM, f"paths.home={fairaug_home}", "paths.output_dir=unused"])
     table, _ = load_cohort(cfg.data)
     return table
+
+
+@pytest.fixture(scope="session")
+def tiny_cohort_as_ukbb(tiny_cohort) -> list[str]:
+    """Overrides that read the tiny phantom as real data: it is written in the UK Biobank layout."""
+    root = Path(tiny_cohort.subject_dir[0]).parent
+    return ["data=ukbb", f"data.root={root}", f"data.metadata={root / 'metadata.csv'}"]

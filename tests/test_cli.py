@@ -98,13 +98,12 @@ def test_sweeps_through_the_cluster_launchers_build_the_summary(tmp_path, fairau
 
 
 def test_a_pipelines_training_sets_run_as_parallel_jobs_and_the_whole_design_reuses_them(
-    tmp_path, fairaug_home, tiny_cohort
+    tmp_path, fairaug_home, tiny_cohort_as_ukbb
 ):
     """Parts of one experiment (task.only_training_sets) as the jobs of a joblib sweep, sharing
     task.experiment_dir; then the whole design in that folder trains nothing and writes the report."""
-    root = Path(tiny_cohort.subject_dir[0]).parent  # the tiny phantom read as real (UK Biobank) data
     design = [
-        "task=pipeline", "data=ukbb", f"data.root={root}", f"data.metadata={root / 'metadata.csv'}", *TINY_RUN,
+        "task=pipeline", *tiny_cohort_as_ukbb, *TINY_RUN,
         "trainer.max_epochs=2", "task.arms=[real_only,reweight]", "task.training_sets=2", "task.seeds=1",
         "task.doses=[]", "task.n_boot=50", f"paths.home={fairaug_home}",
     ]  # fmt: skip

@@ -52,6 +52,7 @@ PRIMARY = (SCARCE_BA, GAP)  # with the scarce group's AUROC (per run, below)
 SUBGROUP_ATTRIBUTES = ("sex", "age_group", "bmi_group", "sex_bmi")
 FIXED_FPR = 0.1
 NI_MARGIN = -0.02
+POWER_TEXT = f"{POWER * 100:.0f} %"
 SYNTHETIC = ("balance", "copy", "shuffled", "classical", "synth_only")
 
 
@@ -306,17 +307,16 @@ def _paired(table, extra, names, n_boot) -> tuple[list[dict], list[str]]:
         ]
         for r in results
     ]
-    power = f"{POWER * 100:.0f} %"
     section = [
         f"### Paired differences against `{BASELINE}` (primary endpoints)",
         "",
         "Arm minus real_only over the same (training set, seed) pairs. The AUROC interval resamples training "
-        f"sets and seeds only. Detectable: the true difference whose 95 % interval excludes 0 with {power} power "
+        f"sets and seeds only. Detectable: the true difference whose 95 % interval excludes 0 with {POWER_TEXT} power "
         "(2.8 bootstrap standard errors, not corrected for the number of comparisons): smaller differences are "
         "often missed; the interval says which differences the data rule out.",
         "",
         *markdown_table(
-            ["arm", "endpoint", "difference", "95 % CI", f"detectable ({power} power)", "p", "p (Holm)", "pairs"],
+            ["arm", "endpoint", "difference", "95 % CI", f"detectable ({POWER_TEXT} power)", "p", "p (Holm)", "pairs"],
             rows,
         ),
         "",
@@ -531,11 +531,10 @@ def diagnosis(table, recovered: list[dict], names) -> list[str]:
             f"- Even new real subjects of exactly the planned cells did not clearly raise worst-group balanced "
             f"accuracy ({_signed(gain['oracle_gain'])}, 95 % CI {_signed(gain['oracle_gain_ci'][0])} to "
             f"{_signed(gain['oracle_gain_ci'][1])}; this design finds a gain of "
-            f"{_fmt(gain['oracle_gain_detectable'])} with {POWER * 100:.0f} % power, smaller ones less often): in "
-            "this scenario, at "
-            "this size, under-representation is not what limits the scarce group, or the runs are too few to show a "
-            "smaller gain. No augmentation can be expected to help here, so the synthetic arms' results say nothing "
-            "about the generator."
+            f"{_fmt(gain['oracle_gain_detectable'])} with {POWER_TEXT} power, smaller ones less often): in this "
+            "scenario, at this size, under-representation is not what limits the scarce group, or the runs are too "
+            "few to show a smaller gain. No augmentation can be expected to help here, so the synthetic arms' "
+            "results say nothing about the generator."
         )
         return lines
     share = gain["fraction"]

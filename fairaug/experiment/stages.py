@@ -77,7 +77,7 @@ class Stages:
                 return record["result"]
             log.warning("%s: finished earlier with another config, so it runs again unless its task refuses", folder)
             done.unlink()  # a run that fails part-way must not leave the earlier record over its outputs
-        before = _contents(folder)
+        before = _contents(folder) if earlier is not None else None
         log.info("== %s (%s)", folder, cfg.task.name)
         try:
             result = run_task(cfg)

@@ -17,10 +17,9 @@ from tests.conftest import TINY_RUN
 
 
 def test_real_data_runs_every_arm_but_the_oracle_and_a_rerun_reuses_every_stage(
-    make_cfg, tiny_cohort, fairaug_home, monkeypatch
+    make_cfg, tiny_cohort_as_ukbb, fairaug_home, monkeypatch
 ):
-    root = Path(tiny_cohort.subject_dir[0]).parent  # the phantom is written in the UK Biobank layout
-    data = ["data=ukbb", f"data.root={root}", f"data.metadata={root / 'metadata.csv'}", "trainer.max_epochs=2"]
+    data = [*tiny_cohort_as_ukbb, "trainer.max_epochs=2"]
     design = ["task.arms=[real_only,reweight,oracle]", "task.training_sets=2", "task.seeds=1", "task.doses=[]"]
     cfg = make_cfg(*data, "task=pipeline", *design, "task.n_boot=50")
     stages = [*TINY_RUN, f"paths.home={fairaug_home}", *data]
@@ -50,10 +49,9 @@ def test_real_data_runs_every_arm_but_the_oracle_and_a_rerun_reuses_every_stage(
 
 
 def test_parts_of_one_experiment_run_apart_and_the_whole_reuses_them(
-    make_cfg, tiny_cohort, fairaug_home, monkeypatch, tmp_path
+    make_cfg, tiny_cohort_as_ukbb, fairaug_home, monkeypatch, tmp_path
 ):
-    root = Path(tiny_cohort.subject_dir[0]).parent
-    data = ["data=ukbb", f"data.root={root}", f"data.metadata={root / 'metadata.csv'}", "trainer.max_epochs=2"]
+    data = [*tiny_cohort_as_ukbb, "trainer.max_epochs=2"]
     design = ["task.arms=[real_only,reweight]", "task.training_sets=2", "task.seeds=1", "task.doses=[]"]
     design.append("task.n_boot=50")
     stages = [*TINY_RUN, f"paths.home={fairaug_home}", *data]
