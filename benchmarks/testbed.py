@@ -11,8 +11,13 @@
    only about 8 women with heart failure, so with `--external N` every job's classifier also
    scores one large external cohort (`task=predict`, another phantom seed, N subjects, heart
    failure as frequent in women as in men), which measures each job's gap far more precisely.
+3. With --screen: how wide a gap under-representation opens, per `hf_odds_ratio.sex.female`,
+   for a model of what an ED/ES image shows (absolute LV and RV volumes, LV mass, body size;
+   gradient boosting) trained on cohorts of the default size and scored per sex on one unbiased
+   cohort: the CNN's measurements of part 2 in seconds, to screen compositions before running it.
 
     python benchmarks/testbed.py                          # part 1 (seconds)
+    python benchmarks/testbed.py --screen                 # parts 1 and 3 (a minute)
     python benchmarks/testbed.py --sweep ~/.fairaug/runs/protocol/<sweep> [--external 1500]
 """
 
@@ -21,6 +26,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +38,7 @@ sys.path.insert(0, str(REPO))
 from fairaug.config import compose_config  # noqa: E402
 from fairaug.data.phantom.generate import phantom_spec  # noqa: E402
 from fairaug.data.phantom.physiology import Composition  # noqa: E402
-from fairaug.data.phantom.testbed import per_sex_accuracy  # noqa: E402
+from fairaug.data.phantom.testbed import biased_gap, per_sex_accuracy  # noqa: E402
 from fairaug.fairness.runs import find_jobs, results_table  # noqa: E402
 from fairaug.runtime import RunDir  # noqa: E402
 
@@ -108,6 +114,7 @@ def main() -> None:
     parser.add_argument("--sweep", type=Path, help="a finished classify sweep on the default cohort")
     parser.add_argument("--external", type=int, default=0, help="subjects of an external test cohort (0: none)")
     parser.add_argument("--external-seed", type=int, default=1, help="data.seed of the external cohort")
+    parser.add_argument("--screen", action="store_true", help="part 3: the gap per hf_odds_ratio.sex.female")
     args = parser.parse_args()
 
     composition = Composition(**phantom_spec(compose_config([]).data)["composition"])
@@ -131,6 +138,24 @@ def main() -> None:
             external_gaps(args.sweep, args.external, args.external_seed),
             f"   the same classifiers on one external cohort of {args.external} (data.seed="
             f"{args.external_seed}, data.composition.hf_odds_ratio.sex.female=1)",
+        )
+    if args.screen:
+        screen(composition, seeds=20)
+
+
+def screen(composition: Composition, seeds: int) -> None:
+    n_train = compose_config([]).data.n_subjects
+    print(
+        f"3. A model of the image's sizes, trained on {seeds} cohorts of {n_train} per setting, scored on one "
+        "unbiased cohort of 4000 (male - female balanced-accuracy gap):"
+    )
+    for ratio in (1.0, 0.35, 0.15, 0.1):
+        odds = {**composition.hf_odds_ratio, "sex": {"female": ratio}}
+        gaps = biased_gap(replace(composition, hf_odds_ratio=odds), n_train, n_external=4000, seeds=seeds)
+        print(
+            f"   hf_odds_ratio.sex.female={ratio}: {gaps.hf_women_in_training.mean():.0f} women with heart failure "
+            f"in training; gap {gaps.gap.mean():+.3f} ± {gaps.gap.std():.3f} (women worse in "
+            f"{int((gaps.gap > 0).sum())} of {seeds})"
         )
 
 

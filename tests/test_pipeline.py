@@ -39,10 +39,10 @@ TINY = [
 ARMS_RUN = [*ARMS, "balance@2", "oracle@2"]
 
 
-def pipeline(sweep: Path, home: Path) -> subprocess.CompletedProcess:
+def pipeline(sweep: Path, home: Path, *changes: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PIPELINE": "1", "QUICK": "1", "SEEDS": "2", "SWEEP_DIR": str(sweep)}
     return subprocess.run(
-        ["bash", str(REPO / "multirun.sh"), *TINY, f"paths.home={home}"],
+        ["bash", str(REPO / "multirun.sh"), *TINY, f"paths.home={home}", *changes],
         cwd=sweep.parent,
         env=env,
         capture_output=True,
@@ -97,3 +97,11 @@ def test_the_quick_profile_runs_every_arm_with_the_oracle_and_its_paired_tests(t
     assert rerun.returncode == 0, rerun.stderr[-4000:]
     assert {p: p.stat().st_mtime_ns for p in sweep.rglob(DONE)} == finished
     assert "reused" in rerun.stderr + rerun.stdout
+
+    # a classifier setting changed: the classifiers train again on the same ControlNet and synthetic data
+    changed = pipeline(sweep, fairaug_home, "task.arms=[real_only,balance]", "task.doses=[]", "model.lr=0.002")
+    assert changed.returncode == 0, changed.stderr[-4000:]
+    after = {p: p.stat().st_mtime_ns for p in sweep.rglob(DONE)}
+    for stage in ("controlnet", "added/balance"):
+        assert after[train0 / stage / DONE] == finished[train0 / stage / DONE], stage
+    assert after[train0 / "arms" / "balance" / "seed0" / DONE] != finished[train0 / "arms" / "balance" / "seed0" / DONE]

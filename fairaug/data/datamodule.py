@@ -52,11 +52,13 @@ class CachedViewDataset(Dataset):
 
 class CohortDataModule(L.LightningDataModule):
     """The cohort of `data` (plus any subjects that only join training, e.g. data.synthetic),
-    split by `split`, cached in the `view` (an input group), loaded with `sampler` and `loader`."""
+    split by `split`, cached in the `view` (an input group), loaded with `sampler` and `loader`
+    (None for both: no loaders, e.g. for the ControlNet, which batches the views itself)."""
 
     def __init__(self, data, view, split, sampler, loader, seed: int, fold: int | None, cache_dir: Path):
         super().__init__()
-        check_sampler(sampler)  # before the cohort is generated or cached, not when the loader starts
+        if sampler is not None:
+            check_sampler(sampler)  # before the cohort is generated or cached, not when the loader starts
         self.data_cfg, self.view_cfg, self.split_cfg, self.sampler_cfg, self.loader_cfg = (
             data,
             view,
@@ -75,13 +77,14 @@ class CohortDataModule(L.LightningDataModule):
         self._sampler_state = None  # a resumed run's sampler continues where the checkpoint left it
 
     @classmethod
-    def from_config(cls, cfg) -> CohortDataModule:
+    def from_config(cls, cfg, loaders: bool = True) -> CohortDataModule:
+        """`loaders=False`: the cohort, its split and views only; the sampler and loader settings unread."""
         return cls(
             cfg.data,
             cfg.input,
             cfg.split,
-            cfg.sampler,
-            cfg.loader,
+            cfg.sampler if loaders else None,
+            cfg.loader if loaders else None,
             int(cfg.seed),
             cfg.fold,
             Path(cfg.paths.cache_dir) / "views",

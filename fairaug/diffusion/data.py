@@ -56,7 +56,7 @@ def check_training_view(cfg) -> None:
 def training_views(cfg, folder: RunDir) -> tuple[CachedViewDataset, pd.DataFrame]:
     """The edes views of the real training subjects, and the cohort; the split is saved with the
     run (split.csv), as classify saves it."""
-    data = CohortDataModule.from_config(cfg)
+    data = CohortDataModule.from_config(cfg, loaders=False)
     data.prepare()
     save_split(data.split, data.cohort, folder)
     train = data.datasets["train"].table

@@ -1,6 +1,6 @@
 """Running the experiment's stages (fairaug tasks) in this process, each in its own folder, and
 reusing any stage an earlier, interrupted run of the experiment already finished with the same
-config."""
+inputs: its config, less what its task never reads, and the records of the stages it reads."""
 
 from __future__ import annotations
 
@@ -17,7 +17,14 @@ from fairaug.run_folder import OWNER_FILE
 from fairaug.runtime import RunDir
 
 log = logging.getLogger(__name__)
-DONE = "stage.json"  # written last: the stage finished, with the hash of its config
+DONE = "stage.json"  # written last: the stage finished, with the hash of its inputs
+
+# What the generator's tasks never read (a test trains and generates with these unset): a changed
+# classifier or quality setting reruns those stages and keeps the ControlNets and their synthetic data.
+NOT_GENERATOR = ("model", "sampler", "fairness", "loader.batch_size", "trainer.max_epochs", "quality", "app")
+NOT_READ_BY = {"controlnet_train": NOT_GENERATOR, "synth_generate": NOT_GENERATOR}
+# What changes how a run shows its progress, never what it computes.
+DISPLAY_ONLY = ("trainer.enable_progress_bar", "trainer.enable_model_summary")
 
 
 def compose(overrides: list[str]):
@@ -33,8 +40,17 @@ def compose(overrides: list[str]):
     return compose_config(overrides)
 
 
-def config_hash(cfg) -> str:
-    text = OmegaConf.to_yaml(cfg, resolve=True)
+def config_hash(cfg, reads: list[Path] = ()) -> str:
+    """A stage's inputs: its resolved config without the settings its task never reads or that only
+    change the display, and the record of every stage folder in `reads` (whose outputs it reads)."""
+    kept = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    for key in (*NOT_READ_BY.get(cfg.task.name, ()), *DISPLAY_ONLY):
+        parent, _, leaf = key.rpartition(".")
+        node = OmegaConf.select(kept, parent) if parent else kept
+        if node is not None and leaf in node:
+            del node[leaf]
+    upstream = [json.loads((Path(folder) / DONE).read_text())["config"] for folder in reads]
+    text = OmegaConf.to_yaml(kept) + json.dumps(upstream)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -60,12 +76,13 @@ class Stages:
                 OmegaConf.update(cfg, key, None, force_add=True)
         return config_hash(configs[0]) == config_hash(configs[1])
 
-    def run(self, folder: Path, overrides: list[str], resume: list[str] = ()) -> dict:
-        """The stage's result, from its earlier run with the same config if there was one. `resume`:
-        overrides that continue an interrupted stage without making it another stage."""
+    def run(self, folder: Path, overrides: list[str], resume: list[str] = (), reads: list[Path] = ()) -> dict:
+        """The stage's result, from its earlier run with the same inputs if there was one. `resume`:
+        overrides that continue an interrupted stage without making it another stage; `reads`: the
+        finished stage folders whose outputs it reads."""
         from fairaug.tasks.registry import run_task
 
-        digest = config_hash(self.config(folder, overrides))
+        digest = config_hash(self.config(folder, overrides), reads)
         cfg = self.config(folder, [*overrides, *resume])
         done = Path(folder) / DONE
         earlier = None
@@ -73,9 +90,13 @@ class Stages:
             earlier = done.read_text()
             record = json.loads(earlier)
             if record["config"] == digest:
-                log.info("%s: finished earlier with the same config, reused", folder)
+                log.info("%s: finished earlier with the same inputs, reused", folder)
                 return record["result"]
-            log.warning("%s: finished earlier with another config, so it runs again unless its task refuses", folder)
+            log.warning(
+                "%s: finished earlier with another config or from other stages' outputs, so it runs again unless "
+                "its task refuses",
+                folder,
+            )
             done.unlink()  # a run that fails part-way must not leave the earlier record over its outputs
         before = _contents(folder) if earlier is not None else None
         log.info("== %s (%s)", folder, cfg.task.name)

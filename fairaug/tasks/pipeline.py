@@ -160,9 +160,10 @@ class TrainingSet:
                 extra += [f"data.synthetic.path={added[arm.added]}", f"data.use_real={str(arm.use_real).lower()}"]
                 if arm.use_real:
                     extra.append(f"sampler.added_fraction={float(task.added_fraction)}")
+            reads = [added[arm.added]] if _generated(arm.added) else []  # a stage, not a named addition
             for seed in range(int(task.seeds)):
                 out = self.path / "arms" / arm.name / f"seed{seed}"
-                self.stages.run(out, [*self.classify(extra), f"seed={seed}"])
+                self.stages.run(out, [*self.classify(extra), f"seed={seed}"], reads=reads)
                 runs.append(
                     {
                         "scenario": scenario,
@@ -183,7 +184,7 @@ class TrainingSet:
         """Every addition an arm needs, built unless complete."""
         task, gen = self.cfg.task, self.cfg.generation
         folders = {name: self.path / "added" / name for name in needed}
-        diffusion = {name for name in needed if name.split("@")[0] in DIFFUSION_ADDITIONS}
+        diffusion = {name for name in needed if _generated(name)}
         if diffusion:
             model = self.controlnet()
             for name in sorted(diffusion):
@@ -194,7 +195,9 @@ class TrainingSet:
                     "shuffled": ["generation=balance", "generation.shuffle_attributes=true"],
                 }[kind]
                 self.stages.run(
-                    folders[name], ["task=synth_generate", *self.data, *settings, f"generation.model={model}"]
+                    folders[name],
+                    ["task=synth_generate", *self.data, *settings, f"generation.model={model}"],
+                    reads=[model],
                 )
         table = training.table[training.table.origin == "real"]
         counts = balance_counts(table, gen.max_samples, gen.fill_empty_cells)
@@ -247,7 +250,13 @@ class TrainingSet:
                         f"quality.synthetic={added[name]}",
                         f"quality.classifier={classifier}",
                     ],
+                    reads=[added[name], classifier],
                 )
+
+
+def _generated(addition: str | None) -> bool:
+    """Whether an addition is the ControlNet's synthetic data (a stage), e.g. balance@2."""
+    return bool(addition) and addition.partition("@")[0] in DIFFUSION_ADDITIONS
 
 
 def _digest(spec) -> str:

@@ -23,6 +23,7 @@ from fairaug.diffusion.prompts import (
 )
 from fairaug.diffusion.sampling import sample
 from fairaug.errors import ConfigError, DataError, OutputExists
+from fairaug.experiment.stages import NOT_READ_BY
 from fairaug.tasks import classify, controlnet_train, synth_generate
 from tests.conftest import TINY_DIFFUSION, TINY_PHANTOM, TINY_RUN, compose_config
 
@@ -216,6 +217,25 @@ def test_a_session_shorter_than_checkpoint_every_keeps_one_resumable_last_checkp
     assert [(s["start_step"], s["steps"]) for s in resumed["sessions"]] == [(0, 3), (3, 6)]
     assert [p.name for p in (folder / "checkpoints").iterdir()] == ["last.ckpt"]
     assert torch.load(folder / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 6
+
+
+def _unset(cfg, keys):
+    """`cfg` with `keys` missing: reading any of them raises."""
+    for key in keys:
+        OmegaConf.update(cfg, key, "???")
+    return cfg
+
+
+def test_the_generator_never_reads_the_classifier_settings(make_cfg, tmp_path):
+    """What lets the pipeline keep a ControlNet and its synthetic data when only classifier settings change."""
+    model, out = tmp_path / "controlnet", tmp_path / "synthetic"
+    train = make_cfg(*TINY_DIFFUSION, "trainer.max_steps=2", "diffusion.grid_every=2", f"paths.output_dir={model}")
+    controlnet_train.run(_unset(train, NOT_READ_BY["controlnet_train"]))
+    generate = make_cfg(
+        "task=synth_generate", f"generation.model={model}", f"generation.output={out}", "generation.steps=2"
+    )
+    synth_generate.run(_unset(generate, NOT_READ_BY["synth_generate"]))
+    assert len(pd.read_csv(out / "manifest.csv")) == len(pd.read_csv(model / "training_subjects.csv"))
 
 
 def test_training_settings_that_cannot_work(make_cfg, tmp_path):

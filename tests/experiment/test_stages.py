@@ -52,7 +52,7 @@ def test_a_rerun_that_fails_before_writing_keeps_the_record(finished, monkeypatc
 def test_a_rerun_under_another_config_replaces_the_record_or_leaves_none(finished, monkeypatch, caplog):
     stages, folder, _ = finished
     assert stages.run(folder, ["task=classify", "trainer.max_epochs=3"]) == {"epochs": 3}
-    assert "finished earlier with another config" in caplog.text
+    assert "finished earlier with another config or from other stages" in caplog.text
     assert json.loads((folder / DONE).read_text())["result"] == {"epochs": 3}
 
     def fail_part_way(cfg):
@@ -73,5 +73,44 @@ def test_an_interrupted_run_is_known_by_the_config_it_saved(tmp_path, fairaug_ho
     assert not stages.started_with(folder, ["task=controlnet_train", "diffusion.steps=50"], resume)
     RunDir(folder).write_config(stages.config(folder, [*stage, *resume]))  # as a resumed session saved it
     assert stages.started_with(folder, stage, resume)
-    assert not stages.started_with(folder, [*stage, "trainer.max_epochs=3"], resume)
+    assert not stages.started_with(folder, [*stage, "diffusion.lr=0.002"], resume)
+    assert stages.started_with(folder, [*stage, "model.lr=0.01"], resume)  # the classifier's: not the ControlNet's
     assert stages.started_with(tmp_path / "nothing_saved", stage, resume)
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["model=resnet18", "model.lr=0.01", "sampler=random", "trainer.max_epochs=9", "loader.batch_size=3"],
+)
+def test_a_classifier_setting_keeps_the_generator_stages(tmp_path, fairaug_home, monkeypatch, change):
+    stages, ran = Stages([f"paths.home={fairaug_home}"]), []
+    monkeypatch.setattr(RUN_TASK, lambda cfg: ran.append(cfg.task.name) or {"task": cfg.task.name})
+    generator, classifier = ["task=controlnet_train", "diffusion.steps=40"], ["task=classify"]
+    for overrides in (generator, classifier):
+        stages.run(tmp_path / overrides[0][5:], overrides)
+    changed = Stages([*stages.base, change])
+    changed.run(tmp_path / "controlnet_train", generator)
+    changed.run(tmp_path / "classify", classifier)
+    assert ran == ["controlnet_train", "classify", "classify"]
+    changed.run(tmp_path / "controlnet_train", [*generator, "diffusion.lr=0.002"])  # its own setting: it runs again
+    assert ran[-1] == "controlnet_train"
+
+
+def test_what_only_changes_the_display_keeps_every_stage(finished, monkeypatch):
+    stages, folder, _ = finished
+    monkeypatch.setattr(RUN_TASK, lambda cfg: pytest.fail("ran again"))
+    quiet = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
+    assert Stages([*stages.base, *quiet]).run(folder, ["task=classify", "trainer.max_epochs=2"]) == {"epochs": 2}
+
+
+def test_a_stage_runs_again_when_a_stage_it_reads_was_redone(tmp_path, fairaug_home, monkeypatch):
+    stages, ran = Stages([f"paths.home={fairaug_home}"]), []
+    monkeypatch.setattr(RUN_TASK, lambda cfg: ran.append(int(cfg.trainer.max_epochs)) or {})
+    upstream, downstream = tmp_path / "generated", tmp_path / "classifier"
+    stages.run(upstream, ["task=classify", "trainer.max_epochs=2"])
+    stages.run(downstream, ["task=classify", "trainer.max_epochs=5"], reads=[upstream])
+    stages.run(downstream, ["task=classify", "trainer.max_epochs=5"], reads=[upstream])
+    assert ran == [2, 5]
+    stages.run(upstream, ["task=classify", "trainer.max_epochs=3"])  # redone: its outputs changed
+    stages.run(downstream, ["task=classify", "trainer.max_epochs=5"], reads=[upstream])
+    assert ran == [2, 5, 3, 5]

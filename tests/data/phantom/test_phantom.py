@@ -451,3 +451,18 @@ def test_generation_and_view_caching_show_progress(tmp_path, capfd):
     assert "phantom: 100%" in capfd.readouterr().err
     build_view_cache(cohort, compose_config(["input=edes", "input.size=16"]).input, tmp_path / "views", "raise")
     assert "edes view: 100%" in capfd.readouterr().err
+
+
+def test_under_representation_opens_a_gap_that_a_model_of_the_image_sizes_shows():
+    """benchmarks/testbed.py --screen: the gap follows hf_odds_ratio.sex.female, as the CNN's does."""
+    from dataclasses import replace
+
+    from fairaug.data.phantom.testbed import biased_gap
+
+    composition = default_composition(1)
+    gaps = {}
+    for ratio in (1.0, 0.1):
+        odds = {**composition.hf_odds_ratio, "sex": {"female": ratio}}
+        gaps[ratio] = biased_gap(replace(composition, hf_odds_ratio=odds), n_train=400, n_external=4000, seeds=8)
+    assert abs(gaps[1.0].gap.mean()) < 0.03 and gaps[0.1].gap.mean() > gaps[1.0].gap.mean() + 0.05, gaps
+    assert gaps[0.1].hf_women_in_training.mean() < gaps[1.0].hf_women_in_training.mean() / 3
