@@ -15,7 +15,7 @@
 # its synthetic datasets, classical augmentation and (built-in cohort only) new real subjects of
 # the planned cells (the oracle); every arm over the seeds with equal optimizer steps; report.md
 # with paired tests against real_only and the share of the oracle's gain each arm recovers.
-# Every stage is reused when finished with the same config, so an interrupted run is rerun as is.
+# Every stage is reused when finished with the same inputs, so an interrupted run is rerun as is.
 #   PIPELINE=1 ./multirun.sh                       # 5 training sets x 3 seeds, 9 arms + doses
 #   PIPELINE=1 SEEDS=8 DOSES=0.5,2,4 SCENARIOS=default,distinct_phenotype ./multirun.sh
 #   PIPELINE=1 SEEDS=2 QUICK=1 ./multirun.sh       # laptop profile, numbers not meaningful

@@ -14,10 +14,10 @@
 3. With --screen: how wide a gap under-representation opens, per `hf_odds_ratio.sex.female`,
    for a model of what an ED/ES image shows (absolute LV and RV volumes, LV mass, body size;
    gradient boosting) trained on cohorts of the default size and scored per sex on one unbiased
-   cohort: the CNN's measurements of part 2 in seconds, to screen compositions before running it.
+   cohort: the CNN's measurements of part 2 in seconds per setting, to screen compositions first.
 
     python benchmarks/testbed.py                          # part 1 (seconds)
-    python benchmarks/testbed.py --screen                 # parts 1 and 3 (a minute)
+    python benchmarks/testbed.py --screen                 # parts 1 and 3 (minutes)
     python benchmarks/testbed.py --sweep ~/.fairaug/runs/protocol/<sweep> [--external 1500]
 """
 

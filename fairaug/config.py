@@ -21,6 +21,8 @@ from omegaconf.errors import OmegaConfBaseException
 from fairaug import schemas
 from fairaug.errors import ConfigError
 
+# The classifier's own settings: what the generator's tasks never read (their UNREAD_SETTINGS).
+CLASSIFIER_SETTINGS = ("model", "sampler", "fairness", "loader.batch_size", "trainer.max_epochs")
 CONFIG_DIR = Path(__file__).resolve().parent / "conf"  # shipped inside the package, so a wheel runs
 
 REGISTERED = {  # group -> {schema name used in the group's YAML defaults: schema}

@@ -69,6 +69,14 @@ def make_cfg(fairaug_home, tmp_path):
     return make
 
 
+def unset(cfg, keys):
+    """`cfg` with the settings `keys` missing: an attribute read raises, `.get` and
+    `to_container` see None or "???" (so a test also compares what the run computed)."""
+    for key in keys:
+        OmegaConf.update(cfg, key, "???")
+    return cfg
+
+
 @pytest.fixture(scope="session")
 def tiny_cohort(fairaug_home):
     """The tiny phantom's cohort table (generated once per session)."""

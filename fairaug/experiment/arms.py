@@ -46,7 +46,12 @@ class Arm:
 
     @property
     def needs_diffusion(self) -> bool:
-        return self.added is not None and self.added.split("@")[0] in DIFFUSION_ADDITIONS
+        return is_generated(self.added)
+
+
+def is_generated(addition: str | None) -> bool:
+    """Whether an addition (folder name, e.g. balance@2) is the ControlNet's synthetic data."""
+    return bool(addition) and addition.partition("@")[0] in DIFFUSION_ADDITIONS
 
 
 DIFFUSION_ADDITIONS = ("copy", "balance", "shuffled")

@@ -7,6 +7,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
+from importlib import import_module
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -18,11 +20,6 @@ from fairaug.runtime import RunDir
 
 log = logging.getLogger(__name__)
 DONE = "stage.json"  # written last: the stage finished, with the hash of its inputs
-
-# What the generator's tasks never read (a test trains and generates with these unset): a changed
-# classifier or quality setting reruns those stages and keeps the ControlNets and their synthetic data.
-NOT_GENERATOR = ("model", "sampler", "fairness", "loader.batch_size", "trainer.max_epochs", "quality", "app")
-NOT_READ_BY = {"controlnet_train": NOT_GENERATOR, "synth_generate": NOT_GENERATOR}
 # What changes how a run shows its progress, never what it computes.
 DISPLAY_ONLY = ("trainer.enable_progress_bar", "trainer.enable_model_summary")
 
@@ -40,16 +37,22 @@ def compose(overrides: list[str]):
     return compose_config(overrides)
 
 
-def config_hash(cfg, reads: list[Path] = ()) -> str:
+def unread_settings(task: str) -> tuple[str, ...]:
+    """The settings a task declares it never reads (its module's UNREAD_SETTINGS; none: it reads all)."""
+    return getattr(import_module(f"fairaug.tasks.{task}"), "UNREAD_SETTINGS", ())
+
+
+def config_hash(cfg, reads: Sequence[Path] = ()) -> str:
     """A stage's inputs: its resolved config without the settings its task never reads or that only
-    change the display, and the record of every stage folder in `reads` (whose outputs it reads)."""
+    change the display, and the whole record of every stage folder in `reads` (whose outputs it
+    reads: a stage redone, even under the same config, is another input)."""
     kept = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
-    for key in (*NOT_READ_BY.get(cfg.task.name, ()), *DISPLAY_ONLY):
+    for key in (*unread_settings(cfg.task.name), *DISPLAY_ONLY):
         parent, _, leaf = key.rpartition(".")
         node = OmegaConf.select(kept, parent) if parent else kept
         if node is not None and leaf in node:
             del node[leaf]
-    upstream = [json.loads((Path(folder) / DONE).read_text())["config"] for folder in reads]
+    upstream = [hashlib.sha256((Path(folder) / DONE).read_bytes()).hexdigest() for folder in reads]
     text = OmegaConf.to_yaml(kept) + json.dumps(upstream)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -76,7 +79,7 @@ class Stages:
                 OmegaConf.update(cfg, key, None, force_add=True)
         return config_hash(configs[0]) == config_hash(configs[1])
 
-    def run(self, folder: Path, overrides: list[str], resume: list[str] = (), reads: list[Path] = ()) -> dict:
+    def run(self, folder: Path, overrides: list[str], resume: Sequence[str] = (), reads: Sequence[Path] = ()) -> dict:
         """The stage's result, from its earlier run with the same inputs if there was one. `resume`:
         overrides that continue an interrupted stage without making it another stage; `reads`: the
         finished stage folders whose outputs it reads."""
@@ -109,8 +112,9 @@ class Stages:
             if isinstance(error, OutputExists):
                 raise ConfigError(
                     f"{folder} finished earlier under another config (other overrides, another fairaug version, "
-                    f"FAIRAUG_HOME or experiment folder: compare with the config saved there) and its task will not "
-                    "redo it in place; rerun as it was made, or write the experiment into a new folder"
+                    f"FAIRAUG_HOME or experiment folder: compare with the config saved there) or from a stage it "
+                    "reads that was redone since, and its task will not redo it in place; rerun as it was made, or "
+                    "write the experiment into a new folder"
                 ) from error
             raise
         write_json({"config": digest, "result": _plain(result)}, done)

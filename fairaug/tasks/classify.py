@@ -35,6 +35,8 @@ from fairaug.run_folder import file_sha256
 from fairaug.runtime import RunDir, start_run
 
 log = logging.getLogger(__name__)
+# Never read here (a test trains with them unset): the experiment keeps classifier runs when they change.
+UNREAD_SETTINGS = ("diffusion", "generation", "quality", "app")
 
 SELECTION_METRICS = ("balanced_accuracy", "worst_group_balanced_accuracy")
 

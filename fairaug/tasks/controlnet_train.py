@@ -20,6 +20,7 @@ import lightning as L
 import numpy as np
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from fairaug.config import CLASSIFIER_SETTINGS
 from fairaug.diffusion import resume as resuming
 from fairaug.diffusion.components import build_components, check_base, save_components
 from fairaug.diffusion.data import (
@@ -40,6 +41,8 @@ from fairaug.models.trainer import spawns_workers, trainer_arguments
 from fairaug.runtime import RunDir, start_run
 
 log = logging.getLogger(__name__)
+# Never read here (a test trains with them unset): the experiment keeps a ControlNet when they change.
+UNREAD_SETTINGS = (*CLASSIFIER_SETTINGS, "quality", "app")
 
 
 def run(cfg) -> dict:

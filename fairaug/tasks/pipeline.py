@@ -7,7 +7,7 @@ additions (classical augmentation; on the built-in cohort new real subjects: the
 dose and its control), then every arm's classifiers over the seeds, all with the same number of
 optimizer steps, selected on validation worst-group balanced accuracy and scored on the same
 test subjects. Then quality of training set 0's synthetic data and report.md. Stages run in this
-process, each in its own folder, and a rerun reuses every stage finished with the same config.
+process, each in its own folder, and a rerun reuses every stage finished with the same inputs.
 A part of the design (task.only_training_sets) builds only its training sets' stages, in
 task.experiment_dir, so parts can run at once; the whole design run there writes the report.
 
@@ -34,7 +34,7 @@ from fairaug.data.sources import cohort_identity
 from fairaug.diffusion.planning import balance_counts, scaled_counts
 from fairaug.errors import ConfigError
 from fairaug.experiment.additions import augment_real_subjects, draw_real_subjects
-from fairaug.experiment.arms import DIFFUSION_ADDITIONS, Arm, chosen_arms
+from fairaug.experiment.arms import DIFFUSION_ADDITIONS, Arm, chosen_arms, is_generated
 from fairaug.experiment.report import write_experiment_report
 from fairaug.experiment.stages import Stages
 from fairaug.io import write_csv
@@ -160,7 +160,7 @@ class TrainingSet:
                 extra += [f"data.synthetic.path={added[arm.added]}", f"data.use_real={str(arm.use_real).lower()}"]
                 if arm.use_real:
                     extra.append(f"sampler.added_fraction={float(task.added_fraction)}")
-            reads = [added[arm.added]] if _generated(arm.added) else []  # a stage, not a named addition
+            reads = [added[arm.added]] if arm.needs_diffusion else []  # a stage; the others are named by content
             for seed in range(int(task.seeds)):
                 out = self.path / "arms" / arm.name / f"seed{seed}"
                 self.stages.run(out, [*self.classify(extra), f"seed={seed}"], reads=reads)
@@ -184,7 +184,7 @@ class TrainingSet:
         """Every addition an arm needs, built unless complete."""
         task, gen = self.cfg.task, self.cfg.generation
         folders = {name: self.path / "added" / name for name in needed}
-        diffusion = {name for name in needed if _generated(name)}
+        diffusion = {name for name in needed if is_generated(name)}
         if diffusion:
             model = self.controlnet()
             for name in sorted(diffusion):
@@ -252,11 +252,6 @@ class TrainingSet:
                     ],
                     reads=[added[name], classifier],
                 )
-
-
-def _generated(addition: str | None) -> bool:
-    """Whether an addition is the ControlNet's synthetic data (a stage), e.g. balance@2."""
-    return bool(addition) and addition.partition("@")[0] in DIFFUSION_ADDITIONS
 
 
 def _digest(spec) -> str:

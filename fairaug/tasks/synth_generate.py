@@ -15,6 +15,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 from tqdm import tqdm
 
+from fairaug.config import CLASSIFIER_SETTINGS
 from fairaug.data.cohort import PERSON_ATTRIBUTES
 from fairaug.data.sources.synthetic import GENERATOR_SUBJECTS, MANIFEST
 from fairaug.diffusion.generator import Generator, write_manifest, write_subject
@@ -24,6 +25,8 @@ from fairaug.errors import ConfigError, OutputExists
 from fairaug.io import write_csv, write_json
 
 log = logging.getLogger(__name__)
+# Never read here (a test generates with them unset): the experiment keeps synthetic data when they change.
+UNREAD_SETTINGS = (*CLASSIFIER_SETTINGS, "quality", "app")
 SPEC = "generation.json"
 OLDER_DEFAULTS = {"dtype": "float32", "shuffle_attributes": False, "dose": 1.0}  # settings older folders do not record
 SETTINGS = (

@@ -23,9 +23,8 @@ from fairaug.diffusion.prompts import (
 )
 from fairaug.diffusion.sampling import sample
 from fairaug.errors import ConfigError, DataError, OutputExists
-from fairaug.experiment.stages import NOT_READ_BY
 from fairaug.tasks import classify, controlnet_train, synth_generate
-from tests.conftest import TINY_DIFFUSION, TINY_PHANTOM, TINY_RUN, compose_config
+from tests.conftest import TINY_DIFFUSION, TINY_PHANTOM, TINY_RUN, compose_config, unset
 
 
 def test_prompts_and_a_tokenizer_built_from_their_words(tmp_path):
@@ -219,23 +218,24 @@ def test_a_session_shorter_than_checkpoint_every_keeps_one_resumable_last_checkp
     assert torch.load(folder / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 6
 
 
-def _unset(cfg, keys):
-    """`cfg` with `keys` missing: reading any of them raises."""
-    for key in keys:
-        OmegaConf.update(cfg, key, "???")
-    return cfg
-
-
-def test_the_generator_never_reads_the_classifier_settings(make_cfg, tmp_path):
-    """What lets the pipeline keep a ControlNet and its synthetic data when only classifier settings change."""
-    model, out = tmp_path / "controlnet", tmp_path / "synthetic"
-    train = make_cfg(*TINY_DIFFUSION, "trainer.max_steps=2", "diffusion.grid_every=2", f"paths.output_dir={model}")
-    controlnet_train.run(_unset(train, NOT_READ_BY["controlnet_train"]))
-    generate = make_cfg(
-        "task=synth_generate", f"generation.model={model}", f"generation.output={out}", "generation.steps=2"
-    )
-    synth_generate.run(_unset(generate, NOT_READ_BY["synth_generate"]))
-    assert len(pd.read_csv(out / "manifest.csv")) == len(pd.read_csv(model / "training_subjects.csv"))
+def test_the_generator_never_reads_the_settings_it_declares_unread(make_cfg, tmp_path):
+    """What lets the pipeline keep a ControlNet and its synthetic data when only classifier settings
+    change: trained and generated with them unset, the same model and the same images."""
+    generated = {}
+    for name, hide in (("default", False), ("unset", True)):
+        model, out = tmp_path / name / "controlnet", tmp_path / name / "synthetic"
+        train = make_cfg(*TINY_DIFFUSION, "trainer.max_steps=2", "diffusion.grid_every=2", f"paths.output_dir={model}")
+        controlnet_train.run(unset(train, controlnet_train.UNREAD_SETTINGS) if hide else train)
+        generate = make_cfg(
+            "task=synth_generate", f"generation.model={model}", f"generation.output={out}", "generation.steps=2"
+        )
+        synth_generate.run(unset(generate, synth_generate.UNREAD_SETTINGS) if hide else generate)
+        manifest = pd.read_csv(out / "manifest.csv")
+        model_id = json.loads((out / "generation.json").read_text())["model_id"]  # names a digest of the weights
+        generated[name] = model_id, {image: np.asarray(Image.open(out / image)) for image in manifest.image}
+    (model, images), (model_unset, images_unset) = generated["default"], generated["unset"]
+    assert model_unset == model and images_unset.keys() == images.keys()
+    assert all(np.array_equal(images_unset[name], images[name]) for name in images)
 
 
 def test_training_settings_that_cannot_work(make_cfg, tmp_path):

@@ -10,10 +10,11 @@ import pandas as pd
 import pytest
 
 from fairaug.errors import ConfigError
+from fairaug.experiment.arms import chosen_arms
 from fairaug.experiment.stages import DONE, Stages
 from fairaug.runtime import RunDir
 from fairaug.tasks import pipeline
-from tests.conftest import TINY_RUN
+from tests.conftest import TINY_PHANTOM, TINY_RUN
 
 
 def test_real_data_runs_every_arm_but_the_oracle_and_a_rerun_reuses_every_stage(
@@ -113,3 +114,36 @@ def test_an_interrupted_controlnet_continues_only_under_the_config_it_started_wi
     with pytest.raises(ConfigError, match="interrupted ControlNet training started under another config"):
         changed.controlnet()
     assert len(resumed) == 1
+
+
+class RecordingStages(Stages):
+    """Runs no stage: records which stage folders each one reads (a generation writes the
+    one-subject manifest its arm counts)."""
+
+    def __init__(self, base: list[str]):
+        super().__init__(base)
+        self.reads = {}
+
+    def run(self, folder, overrides, resume=(), reads=()):
+        self.reads[Path(folder)] = [Path(read) for read in reads]
+        if "task=synth_generate" in overrides:
+            Path(folder).mkdir(parents=True)
+            pd.DataFrame({"subject_id": ["S1"]}).to_csv(Path(folder) / "manifest.csv", index=False)
+        return {}
+
+
+def test_each_stage_reads_the_stages_whose_outputs_it_uses(make_cfg, fairaug_home, tmp_path):
+    """So a redone ControlNet makes its synthetic data, and the arms and quality fed by it, run again."""
+    cfg = make_cfg("task=pipeline", "task.arms=[real_only,balance]", "task.doses=[]", "task.seeds=1")
+    base = [*TINY_PHANTOM, *TINY_RUN, f"paths.home={fairaug_home}", "++split.val.n_subjects=30"]
+    stages = RecordingStages([*base, "++split.test.n_subjects=40"])
+    train0 = tmp_path / "default" / "train0"
+    arms, _ = chosen_arms(["real_only", "balance"], [], True)
+    pipeline.TrainingSet(stages, train0, 0, True, [], cfg).run(arms, "default")
+    assert {folder.relative_to(train0).as_posix(): reads for folder, reads in stages.reads.items()} == {
+        "controlnet": [],
+        "added/balance": [train0 / "controlnet"],
+        "arms/real_only/seed0": [],
+        "arms/balance/seed0": [train0 / "added" / "balance"],
+        "quality/balance": [train0 / "added" / "balance", train0 / "arms" / "real_only" / "seed0"],
+    }

@@ -1,4 +1,5 @@
-"""Stage reuse: a stage finished with the same config is reused. Rerun under another config it
+"""Stage reuse: a stage finished with the same inputs is reused (its config, less what its task
+never reads, and the records of the stages it reads). Rerun under another config it
 runs again; if that run fails before writing anything (its task refuses to redo the stage in
 place, or any earlier error), the earlier record stays, so the earlier command still reuses it;
 if it fails after writing, no record is left over its outputs."""
@@ -78,22 +79,36 @@ def test_an_interrupted_run_is_known_by_the_config_it_saved(tmp_path, fairaug_ho
     assert stages.started_with(tmp_path / "nothing_saved", stage, resume)
 
 
+STAGE_TASKS = ("controlnet_train", "synth_generate", "classify", "synth_quality")
+
+
 @pytest.mark.parametrize(
-    "change",
-    ["model=resnet18", "model.lr=0.01", "sampler=random", "trainer.max_epochs=9", "loader.batch_size=3"],
+    ("change", "reruns"),
+    [
+        ("model=resnet18", {"classify", "synth_quality"}),
+        ("model.lr=0.01", {"classify", "synth_quality"}),
+        ("sampler=random", {"classify", "synth_quality"}),
+        ("trainer.max_epochs=9", {"classify", "synth_quality"}),
+        ("loader.batch_size=3", {"classify", "synth_quality"}),
+        ("quality.kid_subset_size=7", {"synth_quality"}),
+        ("diffusion.lr=0.002", {"controlnet_train", "synth_generate", "synth_quality"}),
+        ("generation.guidance_scale=3", {"controlnet_train", "synth_generate", "synth_quality"}),
+        ("loader.num_workers=1", set(STAGE_TASKS)),  # shared by every task
+        ("trainer.max_steps=5", set(STAGE_TASKS)),
+    ],
 )
-def test_a_classifier_setting_keeps_the_generator_stages(tmp_path, fairaug_home, monkeypatch, change):
+def test_a_stage_runs_again_only_when_a_setting_its_task_reads_changed(
+    tmp_path, fairaug_home, monkeypatch, change, reruns
+):
     stages, ran = Stages([f"paths.home={fairaug_home}"]), []
-    monkeypatch.setattr(RUN_TASK, lambda cfg: ran.append(cfg.task.name) or {"task": cfg.task.name})
-    generator, classifier = ["task=controlnet_train", "diffusion.steps=40"], ["task=classify"]
-    for overrides in (generator, classifier):
-        stages.run(tmp_path / overrides[0][5:], overrides)
+    monkeypatch.setattr(RUN_TASK, lambda cfg: ran.append(cfg.task.name) or {})
+    for task in STAGE_TASKS:
+        stages.run(tmp_path / task, [f"task={task}"])
+    ran.clear()
     changed = Stages([*stages.base, change])
-    changed.run(tmp_path / "controlnet_train", generator)
-    changed.run(tmp_path / "classify", classifier)
-    assert ran == ["controlnet_train", "classify", "classify"]
-    changed.run(tmp_path / "controlnet_train", [*generator, "diffusion.lr=0.002"])  # its own setting: it runs again
-    assert ran[-1] == "controlnet_train"
+    for task in STAGE_TASKS:
+        changed.run(tmp_path / task, [f"task={task}"])
+    assert set(ran) == reruns
 
 
 def test_what_only_changes_the_display_keeps_every_stage(finished, monkeypatch):
@@ -105,12 +120,17 @@ def test_what_only_changes_the_display_keeps_every_stage(finished, monkeypatch):
 
 def test_a_stage_runs_again_when_a_stage_it_reads_was_redone(tmp_path, fairaug_home, monkeypatch):
     stages, ran = Stages([f"paths.home={fairaug_home}"]), []
-    monkeypatch.setattr(RUN_TASK, lambda cfg: ran.append(int(cfg.trainer.max_epochs)) or {})
+    # a result as a ControlNet's: it differs from run to run (its training time), even under one config
+    monkeypatch.setattr(RUN_TASK, lambda cfg: ran.append(int(cfg.trainer.max_epochs)) or {"run": len(ran)})
     upstream, downstream = tmp_path / "generated", tmp_path / "classifier"
     stages.run(upstream, ["task=classify", "trainer.max_epochs=2"])
     stages.run(downstream, ["task=classify", "trainer.max_epochs=5"], reads=[upstream])
     stages.run(downstream, ["task=classify", "trainer.max_epochs=5"], reads=[upstream])
     assert ran == [2, 5]
-    stages.run(upstream, ["task=classify", "trainer.max_epochs=3"])  # redone: its outputs changed
+    stages.run(upstream, ["task=classify", "trainer.max_epochs=3"])  # redone under another config
     stages.run(downstream, ["task=classify", "trainer.max_epochs=5"], reads=[upstream])
     assert ran == [2, 5, 3, 5]
+    (upstream / DONE).unlink()  # e.g. deleted by hand: redone under the same config
+    stages.run(upstream, ["task=classify", "trainer.max_epochs=3"])
+    stages.run(downstream, ["task=classify", "trainer.max_epochs=5"], reads=[upstream])
+    assert ran == [2, 5, 3, 5, 3, 5]

@@ -10,6 +10,7 @@ from fairaug.errors import ConfigError
 from fairaug.fairness.predictions import PREDICTION_COLUMNS
 from fairaug.quality.features import classifier_features
 from fairaug.tasks import classify, montage
+from tests.conftest import unset
 
 VIEWS = [
     ("cine", "small_cnn"),
@@ -46,6 +47,15 @@ def test_same_config_same_numbers(make_cfg, tmp_path):
         pd.read_csv(tmp_path / "a" / "predictions.csv"), pd.read_csv(tmp_path / "b" / "predictions.csv")
     )
     assert first["balanced_accuracy"] == second["balanced_accuracy"]
+
+
+def test_classify_never_reads_the_settings_it_declares_unread(make_cfg, tmp_path):
+    """What lets the pipeline keep the classifier runs when only generator or quality settings change."""
+    classify.run(make_cfg("input=slice", f"paths.output_dir={tmp_path / 'a'}"))
+    classify.run(unset(make_cfg("input=slice", f"paths.output_dir={tmp_path / 'b'}"), classify.UNREAD_SETTINGS))
+    pd.testing.assert_frame_equal(
+        pd.read_csv(tmp_path / "a" / "predictions.csv"), pd.read_csv(tmp_path / "b" / "predictions.csv")
+    )
 
 
 def test_threads_fix_the_cpu_thread_count_a_run_computes_with(make_cfg, tmp_path):

@@ -7,8 +7,8 @@ default cohort comes from what it was shown, which augmentation can change, not 
 
 Visible: one pooled model of what an ED/ES image shows (absolute LV and RV volumes, LV mass,
 body size), trained on a biased cohort of the default size and scored per sex on a large
-unbiased one, screens a composition for the gap under-representation opens in seconds, where
-the CNN takes most of an hour per setting.
+unbiased one, screens a composition for the gap under-representation opens in seconds per
+setting, where the CNN takes most of an hour.
 """
 
 from __future__ import annotations
