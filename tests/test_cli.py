@@ -120,7 +120,7 @@ def test_a_pipelines_training_sets_run_as_parallel_jobs_and_the_whole_design_reu
     whole = fairaug(*design, f"hydra.run.dir={experiment}", cwd=tmp_path)
     assert whole.returncode == 0, whole.stderr[-3000:]
     log = whole.stdout + whole.stderr
-    assert log.count("finished earlier with the same config, reused") == 4 and "(classify)" not in log
+    assert log.count("finished earlier with the same inputs, reused") == 4 and "(classify)" not in log
     assert set(pd.read_csv(experiment / "runs.csv").training_set) == {0, 1}
     assert "| reweight | balanced accuracy (sex=female) |" in (experiment / "report.md").read_text()
 

@@ -8,6 +8,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Sequence
+from datetime import datetime, timezone
 from importlib import import_module
 from pathlib import Path
 
@@ -45,7 +46,7 @@ def unread_settings(task: str) -> tuple[str, ...]:
 def config_hash(cfg, reads: Sequence[Path] = ()) -> str:
     """A stage's inputs: its resolved config without the settings its task never reads or that only
     change the display, and the whole record of every stage folder in `reads` (whose outputs it
-    reads: a stage redone, even under the same config, is another input)."""
+    reads: a stage redone, even under the same config, is another input, since its record says when)."""
     kept = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
     for key in (*unread_settings(cfg.task.name), *DISPLAY_ONLY):
         parent, _, leaf = key.rpartition(".")
@@ -117,7 +118,9 @@ class Stages:
                     "write the experiment into a new folder"
                 ) from error
             raise
-        write_json({"config": digest, "result": _plain(result)}, done)
+        # when: a stage redone under the same config is another input of the stages that read it
+        finished = datetime.now(timezone.utc).isoformat()
+        write_json({"config": digest, "result": _plain(result), "finished": finished}, done)
         return _plain(result)
 
 

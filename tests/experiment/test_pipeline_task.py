@@ -122,10 +122,11 @@ class RecordingStages(Stages):
 
     def __init__(self, base: list[str]):
         super().__init__(base)
-        self.reads = {}
+        self.reads, self.overrides = {}, {}
 
     def run(self, folder, overrides, resume=(), reads=()):
         self.reads[Path(folder)] = [Path(read) for read in reads]
+        self.overrides[Path(folder)] = overrides
         if "task=synth_generate" in overrides:
             Path(folder).mkdir(parents=True)
             pd.DataFrame({"subject_id": ["S1"]}).to_csv(Path(folder) / "manifest.csv", index=False)
@@ -147,3 +148,9 @@ def test_each_stage_reads_the_stages_whose_outputs_it_uses(make_cfg, fairaug_hom
         "arms/balance/seed0": [train0 / "added" / "balance"],
         "quality/balance": [train0 / "added" / "balance", train0 / "arms" / "real_only" / "seed0"],
     }
+    balance = train0 / "added" / "balance"  # what they read is what they name
+    assert f"generation.model={train0 / 'controlnet'}" in stages.overrides[balance]
+    assert f"data.synthetic.path={balance}" in stages.overrides[train0 / "arms" / "balance" / "seed0"]
+    quality = stages.overrides[train0 / "quality" / "balance"]
+    assert f"quality.synthetic={balance}" in quality
+    assert f"quality.classifier={train0 / 'arms' / 'real_only' / 'seed0'}" in quality
