@@ -38,6 +38,12 @@ def compose(overrides: list[str]):
     return compose_config(overrides)
 
 
+def whole_config_hash(cfg) -> str:
+    """How records written before stages were named by their inputs (fairaug up to 8754148) named
+    one: its whole resolved config. Experiments made then are continued, not redone."""
+    return hashlib.sha256(OmegaConf.to_yaml(cfg, resolve=True).encode()).hexdigest()[:16]
+
+
 def unread_settings(task: str) -> tuple[str, ...]:
     """The settings a task declares it never reads (its module's UNREAD_SETTINGS; none: it reads all)."""
     return getattr(import_module(f"fairaug.tasks.{task}"), "UNREAD_SETTINGS", ())
@@ -86,15 +92,18 @@ class Stages:
         finished stage folders whose outputs it reads."""
         from fairaug.tasks.registry import run_task
 
-        digest = config_hash(self.config(folder, overrides), reads)
+        stage = self.config(folder, overrides)
+        digest = config_hash(stage, reads)
         cfg = self.config(folder, [*overrides, *resume])
         done = Path(folder) / DONE
         earlier = None
         if done.is_file():
             earlier = done.read_text()
             record = json.loads(earlier)
-            if record["config"] == digest:
+            if record["config"] in (digest, whole_config_hash(stage)):
                 log.info("%s: finished earlier with the same inputs, reused", folder)
+                if record["config"] != digest:  # an older record: from now on named by its inputs
+                    write_json({**record, "config": digest}, done)
                 return record["result"]
             log.warning(
                 "%s: finished earlier with another config or from other stages' outputs, so it runs again unless "

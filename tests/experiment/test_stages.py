@@ -9,7 +9,7 @@ import json
 import pytest
 
 from fairaug.errors import ConfigError, OutputExists
-from fairaug.experiment.stages import DONE, Stages
+from fairaug.experiment.stages import DONE, Stages, config_hash, whole_config_hash
 from fairaug.runtime import RunDir
 
 RUN_TASK = "fairaug.tasks.registry.run_task"
@@ -135,3 +135,19 @@ def test_a_stage_runs_again_when_a_stage_it_reads_was_redone(tmp_path, fairaug_h
     stages.run(upstream, ["task=classify", "trainer.max_epochs=3"])
     stages.run(downstream, ["task=classify", "trainer.max_epochs=5"], reads=[upstream])
     assert ran == [2, 5, 3, 5, 3, 5]
+
+
+def test_a_record_named_by_the_whole_config_is_reused_and_renamed_by_its_inputs(tmp_path, fairaug_home, monkeypatch):
+    """Experiments written before stages were named by their inputs continue where they stopped."""
+    stages, folder = Stages([f"paths.home={fairaug_home}"]), tmp_path / "controlnet"
+    stage = ["task=controlnet_train", "diffusion.steps=40"]
+    folder.mkdir()
+    older = {"config": whole_config_hash(stages.config(folder, stage)), "result": {"steps": 40}}
+    (folder / DONE).write_text(json.dumps(older))
+    monkeypatch.setattr(RUN_TASK, lambda cfg: pytest.fail("ran again"))
+    assert stages.run(folder, stage) == {"steps": 40}
+    assert json.loads((folder / DONE).read_text()) == {**older, "config": config_hash(stages.config(folder, stage))}
+    assert stages.run(folder, stage) == {"steps": 40}
+    monkeypatch.setattr(RUN_TASK, lambda cfg: {"steps": 50})
+    (folder / DONE).write_text(json.dumps(older))
+    assert stages.run(folder, ["task=controlnet_train", "diffusion.steps=50"]) == {"steps": 50}  # another config
