@@ -120,3 +120,23 @@ def test_external_split_refuses_what_cannot_be_scored_honestly(make_cfg, overrid
 
     with pytest.raises(ConfigError, match=message):
         CohortDataModule.from_config(make_cfg("input=edes", *EXTERNAL, *overrides)).prepare()
+
+
+def test_external_cohorts_of_real_data_are_the_metadata_files_named(make_cfg, tiny_cohort_as_ukbb, tmp_path):
+    """Train on one site, validate and test on others: here the tiny cohort's subjects in three files."""
+    from fairaug.data.datamodule import CohortDataModule
+
+    metadata = pd.read_csv(dict(o.split("=", 1) for o in tiny_cohort_as_ukbb)["data.metadata"])
+    sites = {"a": metadata.iloc[:20], "b": metadata.iloc[20:30], "c": metadata.iloc[30:]}
+    for site, rows in sites.items():
+        rows.to_csv(tmp_path / f"site_{site}.csv", index=False)
+    cohorts = [f"data.metadata={tmp_path / 'site_a.csv'}", "split=external_cohorts"]
+    cohorts += [f"+split.val.metadata={tmp_path / 'site_b.csv'}", f"+split.test.metadata={tmp_path / 'site_c.csv'}"]
+    data = CohortDataModule.from_config(make_cfg("input=edes", *tiny_cohort_as_ukbb, *cohorts))
+    data.prepare()
+    for name, site in (("train", "a"), ("val", "b"), ("test", "c")):
+        ids = data.datasets[name].table.subject_id.str.removeprefix(f"{name}-")
+        assert sorted(ids) == sorted(sites[site].subject_id.astype(str)), name
+
+    with pytest.raises(ConfigError, match="split.test makes the training cohort itself"):
+        CohortDataModule.from_config(make_cfg("input=edes", *tiny_cohort_as_ukbb, *cohorts[:3])).prepare()
