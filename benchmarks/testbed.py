@@ -143,15 +143,16 @@ def main() -> None:
         screen(composition, seeds=20)
 
 
-def screen(composition: Composition, seeds: int) -> None:
+def screen(composition: Composition, seeds: int, n_external: int = 4000) -> None:
+    """Part 3: the gap per hf_odds_ratio.sex.female, training cohorts of the default size."""
     n_train = compose_config([]).data.n_subjects
     print(
         f"3. A model of the image's sizes, trained on {seeds} cohorts of {n_train} per setting, scored on one "
-        "unbiased cohort of 4000 (male - female balanced-accuracy gap):"
+        f"unbiased cohort of {n_external} (male - female balanced-accuracy gap):"
     )
     for ratio in (1.0, 0.35, 0.15, 0.1):
         odds = {**composition.hf_odds_ratio, "sex": {"female": ratio}}
-        gaps = biased_gap(replace(composition, hf_odds_ratio=odds), n_train, n_external=4000, seeds=seeds)
+        gaps = biased_gap(replace(composition, hf_odds_ratio=odds), n_train, n_external, seeds)
         print(
             f"   hf_odds_ratio.sex.female={ratio}: {gaps.hf_women_in_training.mean():.0f} women with heart failure "
             f"in training; gap {gaps.gap.mean():+.3f} ± {gaps.gap.std():.3f} (women worse in "

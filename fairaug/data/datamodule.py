@@ -95,7 +95,9 @@ class CohortDataModule(L.LightningDataModule):
         if self.datasets:
             return
         if self.split_cfg.name == "external" and self.fold is not None:  # before any data is read
-            raise ConfigError(f"fold={self.fold} makes a k-fold split; split=external scores other cohorts instead")
+            raise ConfigError(
+                f"fold={self.fold} makes a k-fold split; split.name=external scores other cohorts instead"
+            )
         data = self.data_cfg
         cohort, problems = load_cohort(data)
         check_view_available(cohort, self.view_cfg, data.name)
@@ -179,7 +181,7 @@ def external_data(data_cfg, split_cfg, name: str):
     """`data` with split.<name>'s changes: the cohort split=external validates or tests on."""
     changes = split_cfg.get(name)
     if changes is None:
-        raise ConfigError("split=external needs split.val and split.test: the changes to `data` that make them")
+        raise ConfigError("split.name=external needs split.val and split.test: the changes to `data` that make them")
     data = data_cfg.copy()
     try:  # leaf by leaf: OmegaConf cannot merge a nested dict into a typed Dict[str, Dict[str, float]]
         for key, value in dotted_leaves(OmegaConf.to_container(changes, resolve=True)):

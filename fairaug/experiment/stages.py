@@ -39,9 +39,15 @@ def compose(overrides: list[str]):
 
 
 def whole_config_hash(cfg) -> str:
-    """How records written before stages were named by their inputs (fairaug up to 8754148) named
+    """How records written before stages were named by their inputs (fairaug before 0c891a8) named
     one: its whole resolved config. Experiments made then are continued, not redone."""
     return hashlib.sha256(OmegaConf.to_yaml(cfg, resolve=True).encode()).hexdigest()[:16]
+
+
+def _older(reads: Sequence[Path]) -> bool:
+    """Whether every stage read is as an older experiment left it: a record that says when it
+    finished was written since, by a stage redone, whose readers must run again."""
+    return not any("finished" in json.loads((Path(folder) / DONE).read_text()) for folder in reads)
 
 
 def unread_settings(task: str) -> tuple[str, ...]:
@@ -100,7 +106,7 @@ class Stages:
         if done.is_file():
             earlier = done.read_text()
             record = json.loads(earlier)
-            if record["config"] in (digest, whole_config_hash(stage)):
+            if record["config"] == digest or (record["config"] == whole_config_hash(stage) and _older(reads)):
                 log.info("%s: finished earlier with the same inputs, reused", folder)
                 if record["config"] != digest:  # an older record: from now on named by its inputs
                     write_json({**record, "config": digest}, done)

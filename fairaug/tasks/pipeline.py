@@ -49,6 +49,11 @@ def run(cfg, overrides: list[str] | None = None) -> dict:
     task = cfg.task
     parts = _parts(task)
     built_in = cfg.data.name == BUILT_IN
+    if not built_in and cfg.split.name == "external":
+        raise ConfigError(
+            "task=pipeline on real data makes its training sets as other splits of one cohort (split.seed=0, 1, "
+            "...); with split.name=external every training set would be the same whole cohort: use split=default"
+        )
     arms, left_out = chosen_arms(list(task.arms), list(task.doses), built_in)
     scenarios = _scenarios(task, built_in)
     folder = start_run(cfg)

@@ -103,7 +103,7 @@ def test_external_split_trains_on_the_cohort_and_scores_other_cohorts_of_its_sou
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (["split.val=null"], r"split=external needs split.val and split.test"),
+        (["split.val=null"], r"split.name=external needs split.val and split.test"),
         (["+split.val.n_subject=3"], r"split.val.*n_subject"),
         (
             [
@@ -112,7 +112,7 @@ def test_external_split_trains_on_the_cohort_and_scores_other_cohorts_of_its_sou
             ],
             r"split.val makes the training cohort itself",
         ),
-        (["fold=1"], r"fold=1.*split=external"),
+        (["fold=1"], r"fold=1.*split.name=external"),
     ],
 )
 def test_external_split_refuses_what_cannot_be_scored_honestly(make_cfg, overrides, message):

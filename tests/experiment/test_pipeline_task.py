@@ -96,6 +96,14 @@ def test_parts_outside_the_design_are_refused_before_anything_is_written(make_cf
     assert not Path(cfg.paths.output_dir).exists()
 
 
+def test_real_data_with_an_external_split_is_refused_before_anything_is_written(make_cfg, tiny_cohort_as_ukbb):
+    """Its training sets are splits of one cohort by split.seed, which split=external ignores."""
+    cfg = make_cfg(*tiny_cohort_as_ukbb, "task=pipeline", "split=external_cohorts", "+split.test.metadata=other.csv")
+    with pytest.raises(ConfigError, match="every training set would be the same whole cohort"):
+        pipeline.run(cfg, [])
+    assert not Path(cfg.paths.output_dir).exists()
+
+
 def test_an_interrupted_controlnet_continues_only_under_the_config_it_started_with(
     make_cfg, fairaug_home, tmp_path, monkeypatch
 ):

@@ -151,3 +151,21 @@ def test_a_record_named_by_the_whole_config_is_reused_and_renamed_by_its_inputs(
     monkeypatch.setattr(RUN_TASK, lambda cfg: {"steps": 50})
     (folder / DONE).write_text(json.dumps(older))
     assert stages.run(folder, ["task=controlnet_train", "diffusion.steps=50"]) == {"steps": 50}  # another config
+
+
+def test_an_older_record_is_not_reused_once_a_stage_it_reads_was_redone(tmp_path, fairaug_home, monkeypatch):
+    stages, ran = Stages([f"paths.home={fairaug_home}"]), []
+    monkeypatch.setattr(RUN_TASK, lambda cfg: ran.append(cfg.task.name) or {})
+    upstream, downstream = tmp_path / "generated", tmp_path / "classifier"
+    for folder, task in ((upstream, "synth_generate"), (downstream, "classify")):
+        folder.mkdir()
+        older = {"config": whole_config_hash(stages.config(folder, [f"task={task}"])), "result": {}}
+        (folder / DONE).write_text(json.dumps(older))
+    stages.run(upstream, ["task=synth_generate"])
+    stages.run(downstream, ["task=classify"], reads=[upstream])
+    assert ran == []  # both as the older experiment left them
+    (upstream / DONE).unlink()
+    stages.run(upstream, ["task=synth_generate"])  # redone since
+    (downstream / DONE).write_text(json.dumps(older))
+    stages.run(downstream, ["task=classify"], reads=[upstream])
+    assert ran == ["synth_generate", "classify"]
