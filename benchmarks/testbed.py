@@ -117,7 +117,8 @@ def main() -> None:
     parser.add_argument("--screen", action="store_true", help="part 3: the gap per hf_odds_ratio.sex.female")
     args = parser.parse_args()
 
-    composition = Composition(**phantom_spec(compose_config([]).data)["composition"])
+    data = compose_config([]).data
+    composition = Composition(**phantom_spec(data)["composition"])
     results = pd.DataFrame([per_sex_accuracy(composition, args.subjects, seed) for seed in range(args.seeds)])
     results["gap"] = results.male - results.female
     print(f"1. True physiology, balanced cohort of {args.subjects} per seed, model per sex, {args.seeds} seeds:")
@@ -140,12 +141,11 @@ def main() -> None:
             f"{args.external_seed}, data.composition.hf_odds_ratio.sex.female=1)",
         )
     if args.screen:
-        screen(composition, seeds=20)
+        screen(composition, n_train=int(data.n_subjects), seeds=20)
 
 
-def screen(composition: Composition, seeds: int, n_external: int = 4000) -> None:
-    """Part 3: the gap per hf_odds_ratio.sex.female, training cohorts of the default size."""
-    n_train = compose_config([]).data.n_subjects
+def screen(composition: Composition, n_train: int, seeds: int, n_external: int = 4000) -> None:
+    """Part 3: the gap per hf_odds_ratio.sex.female, training cohorts of n_train (the default size)."""
     print(
         f"3. A model of the image's sizes, trained on {seeds} cohorts of {n_train} per setting, scored on one "
         f"unbiased cohort of {n_external} (male - female balanced-accuracy gap):"

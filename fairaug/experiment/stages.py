@@ -144,8 +144,8 @@ def _contents(folder: Path) -> dict[str, tuple[int, int]]:
     folder = Path(folder)
     if not folder.is_dir():
         return {}
-    files = [path for path in folder.rglob("*") if path.is_file() and path.name != OWNER_FILE]
-    return {str(path.relative_to(folder)): (path.stat().st_size, path.stat().st_mtime_ns) for path in files}
+    stats = {path: path.stat() for path in folder.rglob("*") if path.is_file() and path.name != OWNER_FILE}
+    return {str(path.relative_to(folder)): (stat.st_size, stat.st_mtime_ns) for path, stat in stats.items()}
 
 
 def _plain(result) -> dict:
