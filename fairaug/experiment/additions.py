@@ -10,6 +10,7 @@ every arm's additions are read, resized and sampled the same way:
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -67,11 +68,15 @@ def _drawn(data_cfg, changes: dict, what: str) -> pd.DataFrame:
 
 
 def draw_real_subjects(
-    folder: Path, data_cfg, view_cfg, cache_dir: Path, seed: int, counts: pd.DataFrame | None = None, n: int = 0
+    folder: Path, data_cfg, view_cfg, seed: int, counts: pd.DataFrame | None = None, n: int = 0
 ) -> Path:
     """New subjects from the built-in cohort's generator at `seed`: exactly the cells and counts
     of a planner table (`counts`, column `generate`: the oracle), or else `n` subjects of the
-    population (the oracle's control), into `folder` unless it is complete."""
+    population (the oracle's control), into `folder` unless it is complete.
+
+    The drawn cohort (its cine NIfTIs, about 5 MB a subject) and its views are built in a scratch
+    folder beside `folder` and deleted once the PNGs are written: kept in the phantom cache, a
+    design's draws filled about 21 GB per training set."""
     if counts is not None:
         cells = cells_from_counts(counts)
         changes = {"seed": seed, "composition": {"cells": cells}}
@@ -81,9 +86,13 @@ def draw_real_subjects(
         prefix, note = "C", "oracle control: new real subjects of the population"
 
     def build() -> None:
-        staging = staging_folder(folder)
-        cohort = _drawn(data_cfg, changes, f"drawing new subjects into {folder}")
-        _write(staging, cohort, view_cfg, cache_dir, prefix, note)
+        staging, scratch = staging_folder(folder), staging_folder(folder)
+        try:
+            drawn = {**changes, "root": str(scratch / "cohort")}
+            cohort = _drawn(data_cfg, drawn, f"drawing new subjects into {folder}")
+            _write(staging, cohort, view_cfg, scratch / "views", prefix, note)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
         publish(staging, folder, COMPLETE)
 
     folder.parent.mkdir(parents=True, exist_ok=True)

@@ -208,7 +208,6 @@ class TrainingSet:
         counts = balance_counts(table, gen.max_samples, gen.fill_empty_cells)
         # every training set's draws (oracle, control, augmentation) on seeds of their own
         seed = int(task.oracle_seed) + 2 * (int(self.cfg.data.get("seed", 0)) + self.index)
-        cache = Path(self.cfg.paths.cache_dir) / "views"
         for name in sorted(needed - diffusion):
             kind, _, dose = name.partition("@")
             # named by what they hold: another design (counts, seed, data, view) builds another folder,
@@ -225,10 +224,10 @@ class TrainingSet:
                 augment_real_subjects(folders[name], training, counts, seed, classical_augment)
             elif kind == "oracle":
                 dosed = scaled_counts(counts, float(dose or 1))
-                draw_real_subjects(folders[name], real.data_cfg, real.view_cfg, cache, seed, counts=dosed)
+                draw_real_subjects(folders[name], real.data_cfg, real.view_cfg, seed, counts=dosed)
             elif kind == "oracle_control":
                 n = int(counts.generate.sum())
-                draw_real_subjects(folders[name], real.data_cfg, real.view_cfg, cache, seed + 1, n=n)
+                draw_real_subjects(folders[name], real.data_cfg, real.view_cfg, seed + 1, n=n)
         return folders
 
     def controlnet(self) -> Path:

@@ -1,6 +1,7 @@
 """The oracle's and the classical control's additions (unit level, tiny phantom)."""
 
 import hashlib
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -42,9 +43,12 @@ def test_the_oracle_draws_exactly_the_planned_cells_and_none_of_the_held_out_sub
     counts = balance_counts(training.table, 30)
     planned = counts[counts.generate > 0].set_index(CELL).generate
     assert planned.sum() == 30
-    folder = draw_real_subjects(
-        tmp_path / "oracle", prepared.data_cfg, prepared.view_cfg, tmp_path / "views", seed=777, counts=counts
-    )
+    phantom_root = Path(prepared.data_cfg.root)
+    cohorts_before = set(phantom_root.iterdir())
+    folder = draw_real_subjects(tmp_path / "oracle", prepared.data_cfg, prepared.view_cfg, seed=777, counts=counts)
+    # the drawn cohort and its views were temporary: only the PNG dataset stays on disk
+    assert set(phantom_root.iterdir()) == cohorts_before
+    assert [p.name for p in tmp_path.iterdir() if p.suffix != ".lock"] == ["oracle"]
     added, problems = read_synthetic(folder, None, 0, "raise")
     assert not problems
     drawn = cell_counts(added)
@@ -78,9 +82,7 @@ def prepared_cfg_with(prepared, folder):
 
 
 def test_the_oracle_control_draws_as_many_from_the_population(prepared, tmp_path):
-    folder = draw_real_subjects(
-        tmp_path / "control", prepared.data_cfg, prepared.view_cfg, tmp_path / "views", seed=778, n=12
-    )
+    folder = draw_real_subjects(tmp_path / "control", prepared.data_cfg, prepared.view_cfg, seed=778, n=12)
     added, _ = read_synthetic(folder, None, 0, "raise")
     assert len(added) == 12 and added.sex.nunique() == 2
 
