@@ -218,7 +218,7 @@ def _scenario(folder, scenario, table, extra, runs, names, n_boot) -> tuple[list
     lines += section
     lines += _dose_response(folder, scenario, table, runs, names)
     lines += _quality(runs)
-    lines += ["### Diagnosis", "", *diagnosis(table, recovered, names), ""]
+    lines += ["### Diagnosis", "", *diagnosis(table, recovered, differences, names), ""]
     return lines, {"differences": differences, "recovered": recovered}
 
 
@@ -506,11 +506,12 @@ def _quality(runs) -> list[str]:
     ]
 
 
-def diagnosis(table, recovered: list[dict], names) -> list[str]:
-    """Sentences that follow from the numbers: is there an oracle gain, and if the synthetic arms
-    recover little of it, is it image quality, quantity or the planner."""
+def diagnosis(table, recovered: list[dict], differences: list[dict], names) -> list[str]:
+    """Sentences that follow from the numbers: is there an oracle gain (at the threshold, or in
+    discrimination), and if the synthetic arms recover little of it, is it image quality,
+    quantity or the planner."""
     lines = []
-    means = {metric: per_run(table, metric).groupby("arm").value.mean() for metric in (WORST, SCARCE_BA)}
+    means = {metric: per_run(table, metric).groupby("arm").value.mean() for metric in (WORST, SCARCE_BA, OTHER_BA)}
 
     def mean(arm, metric):
         return means[metric].get(arm, np.nan)
@@ -533,15 +534,21 @@ def diagnosis(table, recovered: list[dict], names) -> list[str]:
             f"{_signed(gain['oracle_gain_ci'][1])}; this design finds a gain of "
             f"{_fmt(gain['oracle_gain_detectable'])} with {POWER_TEXT} power, smaller ones less often): in this "
             "scenario, at this size, under-representation is not what limits the scarce group, or the runs are too "
-            "few to show a smaller gain. No augmentation can be expected to help here, so the synthetic arms' "
-            "results say nothing about the generator."
+            "few to show a smaller gain."
         )
-        return lines
+        discrimination = _discrimination(differences, names)
+        if not discrimination:
+            lines.append(
+                "- No augmentation can be expected to help here, so the synthetic arms' results say nothing about "
+                "the generator."
+            )
+        return lines + discrimination + _gap_sources(mean, names)
     share = gain["fraction"]
     lines.append(
         f"- The oracle gains {_signed(gain['oracle_gain'])}; `{gain['arm']}` recovers "
         f"{_fmt(share, 2)} of it (95 % CI {_fmt(gain['ci_low'], 2)} to {_fmt(gain['ci_high'], 2)})."
     )
+    lines += _discrimination(differences, names) + _gap_sources(mean, names)
     if share >= 0.5:
         lines.append("- Augmentation recovers most of what perfect extra data gives.")
         return lines
@@ -576,3 +583,48 @@ def diagnosis(table, recovered: list[dict], names) -> list[str]:
         classical = mean("classical", WORST) - mean("balance", WORST)
         lines.append(f"- Classical augmentation of the same cells minus balance: {classical:+.3f}.")
     return lines
+
+
+def _discrimination(differences: list[dict], names) -> list[str]:
+    """Where the oracle clearly raises the scarce group's AUROC (a gain in ranking that balanced
+    accuracy at the selected threshold can hide), how much of it each synthetic arm shows."""
+    auroc = {r["arm"]: r for r in differences if r["endpoint"].startswith("AUROC")}
+    oracle = auroc.get(ORACLE)
+    if oracle is None or not oracle["ci_low"] > 0:
+        return []
+    arms = [arm for arm in names if arm.split("@")[0] in SYNTHETIC and arm in auroc]
+    shown = "; ".join(
+        f"{arm} {_signed(auroc[arm]['difference'])} [{_signed(auroc[arm]['ci_low'])}, "
+        f"{_signed(auroc[arm]['ci_high'])}], {auroc[arm]['difference'] / oracle['difference']:.0%} of it"
+        for arm in arms
+    )
+    lines = [
+        f"- Discrimination: the oracle's new real subjects raise women's AUROC by {_signed(oracle['difference'])} "
+        f"[{_signed(oracle['ci_low'])}, {_signed(oracle['ci_high'])}] (Holm p {_p(oracle['p_holm'])}): the "
+        "scarce group is ranked better, a gain the balanced accuracy at the selected threshold shows less clearly."
+    ]
+    if shown:
+        lines.append(
+            f"- Against it (women's AUROC minus real_only, share of the oracle's gain as a point estimate): {shown}."
+        )
+    return lines
+
+
+def _gap_sources(mean, names) -> list[str]:
+    """Whether an arm narrows the sex gap by raising the scarce group or by lowering the other."""
+    arms = [arm for arm in names if arm != BASELINE and arm.split("@")[0] in (*SYNTHETIC, ORACLE)]
+    if not arms:
+        return []
+
+    def change(arm, metric):
+        return mean(arm, metric) - mean(BASELINE, metric)
+
+    shown = "; ".join(
+        f"{arm} {_signed(change(arm, OTHER_BA) - change(arm, SCARCE_BA))} "
+        f"(women {_signed(change(arm, SCARCE_BA))}, men {_signed(change(arm, OTHER_BA))})"
+        for arm in arms
+    )
+    return [
+        "- Where the sex gap's change comes from (men's minus women's balanced accuracy, arm minus real_only, "
+        f"with each sex's change): {shown}."
+    ]

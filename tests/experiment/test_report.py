@@ -1,5 +1,7 @@
 """report.md from hand-made predictions whose effects are known."""
 
+import re
+
 import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
@@ -11,7 +13,9 @@ from fairaug.experiment.report import write_experiment_report
 CORRECT = {"real_only": (0.6, 0.9), "oracle": (0.8, 0.9), "balance": (0.7, 0.9), "synth_only": (0.5, 0.7)}
 
 
-def predictions(rng, correct=CORRECT, training_sets=3) -> tuple[pd.DataFrame, pd.DataFrame]:
+def predictions(rng, correct=CORRECT, training_sets=3, ranked=()) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Calls right at the given rates; probabilities follow the calls, or for the `ranked` arms the
+    true labels (a better ranking at the same calls)."""
     n = 200
     subjects = pd.DataFrame(
         {
@@ -28,9 +32,10 @@ def predictions(rng, correct=CORRECT, training_sets=3) -> tuple[pd.DataFrame, pd
             for seed in range(3):
                 right = rng.uniform(size=n) < np.where(subjects.sex == "female", women, men)
                 call = np.where(right, subjects.label, 1 - subjects.label)
+                ranking = subjects.label if arm in ranked else call
                 tables.append(
                     subjects.assign(arm=arm, training_set=training_set, seed=seed, scenario="default",
-                                    prediction=call, probability=np.clip(call * 0.6 + rng.uniform(0, 0.4, n), 0, 1))
+                                    prediction=call, probability=np.clip(ranking * 0.6 + rng.uniform(0, 0.4, n), 0, 1))
                 )  # fmt: skip
                 runs.append({"scenario": "default", "arm": arm, "training_set": training_set, "seed": seed,
                              "run": f"/nowhere/default/train{training_set}/arms/{arm}/seed{seed}",
@@ -65,6 +70,10 @@ def test_the_report_measures_the_known_effects_and_writes_the_diagnosis_from_the
     assert "| synth_only |" in report and "Holm" in report
     assert "`diffusion.steps` 1500, sampled with ddim in 25 steps at guidance 2" in report
     assert "| detectable (80 % power) |" in report
+    # balance narrows the gap by raising women (+0.1), not by lowering men
+    change = re.search(r"balance ([+-][\d.]+) \(women ([+-][\d.]+), men ([+-][\d.]+)\)", report)
+    gap, women_change, men_change = (float(v) for v in change.groups())
+    assert abs(gap + 0.1) < 0.04 and abs(women_change - 0.1) < 0.03 and abs(men_change) < 0.03
     # 9 pairs, 9 comparisons (3 arms x 3 endpoints): 2 / 2**9 = 0.0039 <= 0.05 / 9
     assert (
         "With 9 differing pairs the smallest signed-rank p is 0.0039; Holm over 9 comparisons needs 0.0056 for "
@@ -86,3 +95,19 @@ def test_a_null_oracle_reports_what_the_design_could_have_detected(tmp_path):
     # 6 pairs: 2 / 2**6 = 0.031 > 0.05 / 9, so nothing can pass Holm; 9 pairs could
     assert "With 6 differing pairs the smallest signed-rank p is 0.031; Holm over 9 comparisons needs 0.0056" in report
     assert "no difference can pass Holm's correction, however large; that needs at least 9 differing pairs" in report
+    assert "No augmentation can be expected to help here" in report and "Discrimination" not in report
+
+
+def test_an_oracle_that_ranks_the_scarce_group_better_at_the_same_calls_is_a_gain_in_discrimination(tmp_path):
+    same_calls = {**CORRECT, "oracle": CORRECT["real_only"]}
+    runs, table = predictions(np.random.default_rng(2), same_calls, ranked=("oracle",))
+    arms = [ARMS[name] for name in same_calls]
+    results = write_experiment_report(tmp_path, runs, table, arms, [], report_config())["default"]
+    assert not results["recovered"][0]["oracle_gain_significant"]
+    auroc = {d["arm"]: d for d in results["differences"] if d["endpoint"].startswith("AUROC")}
+    assert auroc["oracle"]["ci_low"] > 0.1
+    report = (tmp_path / "report.md").read_text()
+    assert "No augmentation can be expected to help here" not in report
+    assert f"raise women's AUROC by {auroc['oracle']['difference']:+.3f}" in report
+    share = auroc["balance"]["difference"] / auroc["oracle"]["difference"]
+    assert f"balance {auroc['balance']['difference']:+.3f} [" in report and f"{share:.0%} of it" in report
