@@ -91,8 +91,13 @@ def draw_real_subjects(
             drawn = {**changes, "root": str(scratch / "cohort")}
             cohort = _drawn(data_cfg, drawn, f"drawing new subjects into {folder}")
             _write(staging, cohort, view_cfg, scratch / "views", prefix, note)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
+            if scratch.exists():
+                log.warning("Could not delete the drawn cohort in %s; it is not read again", scratch)
         publish(staging, folder, COMPLETE)
 
     folder.parent.mkdir(parents=True, exist_ok=True)

@@ -526,32 +526,40 @@ def diagnosis(table, recovered: list[dict], differences: list[dict], names) -> l
     gain = next((r for r in recovered if r["arm"] == "balance"), recovered[0] if recovered else None)
     if gain is None:
         lines.append("- Without an oracle arm the experiment cannot say how much any augmentation could gain.")
-        return lines
+        return lines + _gap_sources(mean, names)
     if not gain["oracle_gain_significant"]:
         lines.append(
             f"- Even new real subjects of exactly the planned cells did not clearly raise worst-group balanced "
             f"accuracy ({_signed(gain['oracle_gain'])}, 95 % CI {_signed(gain['oracle_gain_ci'][0])} to "
             f"{_signed(gain['oracle_gain_ci'][1])}; this design finds a gain of "
-            f"{_fmt(gain['oracle_gain_detectable'])} with {POWER_TEXT} power, smaller ones less often): in this "
-            "scenario, at this size, under-representation is not what limits the scarce group, or the runs are too "
-            "few to show a smaller gain."
+            f"{_fmt(gain['oracle_gain_detectable'])} with {POWER_TEXT} power, smaller ones less often)."
         )
-        discrimination = _discrimination(differences, names)
+        discrimination = _discrimination(differences, names, threshold_gain=False)
         if not discrimination:
             lines.append(
-                "- No augmentation can be expected to help here, so the synthetic arms' results say nothing about "
-                "the generator."
+                "- In this scenario, at this size, under-representation is not what limits the scarce group, or the "
+                "runs are too few to show a smaller gain. No augmentation can be expected to help here, so the "
+                "synthetic arms' results say nothing about the generator."
             )
-        return lines + discrimination + _gap_sources(mean, names)
-    share = gain["fraction"]
-    lines.append(
-        f"- The oracle gains {_signed(gain['oracle_gain'])}; `{gain['arm']}` recovers "
-        f"{_fmt(share, 2)} of it (95 % CI {_fmt(gain['ci_low'], 2)} to {_fmt(gain['ci_high'], 2)})."
-    )
-    lines += _discrimination(differences, names) + _gap_sources(mean, names)
-    if share >= 0.5:
-        lines.append("- Augmentation recovers most of what perfect extra data gives.")
-        return lines
+            return lines + _gap_sources(mean, names)
+        lines += discrimination + _gap_sources(mean, names)
+    else:
+        share = gain["fraction"]
+        lines.append(
+            f"- The oracle gains {_signed(gain['oracle_gain'])}; `{gain['arm']}` recovers "
+            f"{_fmt(share, 2)} of it (95 % CI {_fmt(gain['ci_low'], 2)} to {_fmt(gain['ci_high'], 2)})."
+        )
+        lines += _discrimination(differences, names, threshold_gain=True) + _gap_sources(mean, names)
+        if share >= 0.5:
+            lines.append("- Augmentation recovers most of what perfect extra data gives.")
+            return lines
+    return lines + _causes(mean, names)
+
+
+def _causes(mean, names) -> list[str]:
+    """Why the synthetic arms recover little: image quality, quantity, the prompts' attributes,
+    and classical augmentation of the same cells for comparison (point estimates)."""
+    lines = []
     synth_only, real_only = mean("synth_only", SCARCE_BA), mean(BASELINE, SCARCE_BA)
     if np.isfinite(synth_only):
         verdict = "far less" if synth_only < real_only - 0.05 else "about as much"
@@ -585,14 +593,17 @@ def diagnosis(table, recovered: list[dict], differences: list[dict], names) -> l
     return lines
 
 
-def _discrimination(differences: list[dict], names) -> list[str]:
-    """Where the oracle clearly raises the scarce group's AUROC (a gain in ranking that balanced
-    accuracy at the selected threshold can hide), how much of it each synthetic arm shows."""
+def _discrimination(differences: list[dict], names, threshold_gain: bool) -> list[str]:
+    """Where the oracle clearly raises the scarce group's AUROC (interval above 0 and Holm's p at
+    most ALPHA: a better ranking that balanced accuracy at the selected threshold can hide), how
+    much of it each synthetic arm shows."""
     auroc = {r["arm"]: r for r in differences if r["endpoint"].startswith("AUROC")}
     oracle = auroc.get(ORACLE)
-    if oracle is None or not oracle["ci_low"] > 0:
+    if oracle is None or not (oracle["ci_low"] > 0 and oracle["p_holm"] <= ALPHA):
         return []
-    arms = [arm for arm in names if arm.split("@")[0] in SYNTHETIC and arm in auroc]
+    arms = [
+        a for a in names if a.split("@")[0] in SYNTHETIC and np.isfinite(auroc.get(a, {}).get("difference", np.nan))
+    ]
     shown = "; ".join(
         f"{arm} {_signed(auroc[arm]['difference'])} [{_signed(auroc[arm]['ci_low'])}, "
         f"{_signed(auroc[arm]['ci_high'])}], {auroc[arm]['difference'] / oracle['difference']:.0%} of it"
@@ -601,7 +612,8 @@ def _discrimination(differences: list[dict], names) -> list[str]:
     lines = [
         f"- Discrimination: the oracle's new real subjects raise women's AUROC by {_signed(oracle['difference'])} "
         f"[{_signed(oracle['ci_low'])}, {_signed(oracle['ci_high'])}] (Holm p {_p(oracle['p_holm'])}): the "
-        "scarce group is ranked better, a gain the balanced accuracy at the selected threshold shows less clearly."
+        "scarce group is ranked better"
+        + ("." if threshold_gain else ", a gain the balanced accuracy at the selected threshold does not clearly show.")
     ]
     if shown:
         lines.append(
@@ -612,8 +624,8 @@ def _discrimination(differences: list[dict], names) -> list[str]:
 
 def _gap_sources(mean, names) -> list[str]:
     """Whether an arm narrows the sex gap by raising the scarce group or by lowering the other."""
-    arms = [arm for arm in names if arm != BASELINE and arm.split("@")[0] in (*SYNTHETIC, ORACLE)]
-    if not arms:
+    arms = [arm for arm in names if arm != BASELINE]
+    if BASELINE not in names or not arms:
         return []
 
     def change(arm, metric):

@@ -11,6 +11,7 @@ import torch
 from fairaug.data.datamodule import CohortDataModule
 from fairaug.data.sources.synthetic import read_synthetic
 from fairaug.diffusion.planning import CELL, balance_counts, scaled_counts
+from fairaug.experiment import additions
 from fairaug.experiment.additions import augment_real_subjects, draw_real_subjects
 
 EXTERNAL = ["input=edes", "split=external", "split.val={seed:101,n_subjects:24}", "split.test={seed:102,n_subjects:30}"]
@@ -79,6 +80,16 @@ def prepared_cfg_with(prepared, folder):
     )
     cfg.data.synthetic.path = str(folder)
     return cfg
+
+
+def test_a_failed_draw_leaves_neither_its_cohort_nor_a_half_written_dataset(prepared, tmp_path, monkeypatch):
+    def fail(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(additions, "_write", fail)
+    with pytest.raises(OSError, match="disk full"):
+        draw_real_subjects(tmp_path / "control", prepared.data_cfg, prepared.view_cfg, seed=779, n=4)
+    assert [p.name for p in tmp_path.iterdir() if p.suffix != ".lock"] == []
 
 
 def test_the_oracle_control_draws_as_many_from_the_population(prepared, tmp_path):

@@ -96,6 +96,20 @@ def test_a_null_oracle_reports_what_the_design_could_have_detected(tmp_path):
     assert "With 6 differing pairs the smallest signed-rank p is 0.031; Holm over 9 comparisons needs 0.0056" in report
     assert "no difference can pass Holm's correction, however large; that needs at least 9 differing pairs" in report
     assert "No augmentation can be expected to help here" in report and "Discrimination" not in report
+    assert "Image quality" not in report  # nothing to explain without a gain
+
+
+def test_without_an_oracle_the_diagnosis_still_says_where_the_gap_change_comes_from(tmp_path):
+    no_oracle = {arm: rates for arm, rates in CORRECT.items() if arm != "oracle"}
+    runs, table = predictions(np.random.default_rng(3), no_oracle, training_sets=2)
+    write_experiment_report(tmp_path, runs, table, [ARMS[n] for n in no_oracle], [], report_config(training_sets=2))
+    report = (tmp_path / "report.md").read_text()
+    assert "Without an oracle arm" in report
+    change = re.search(r"balance ([+-][\d.]+) \(women ([+-][\d.]+), men ([+-][\d.]+)\)", report)
+    gap, women_change, men_change = (float(v) for v in change.groups())
+    assert (
+        gap < -0.03 and women_change > 0.03 and abs(men_change) < 0.03 and abs(gap + women_change - men_change) < 0.002
+    )
 
 
 def test_an_oracle_that_ranks_the_scarce_group_better_at_the_same_calls_is_a_gain_in_discrimination(tmp_path):
@@ -111,3 +125,4 @@ def test_an_oracle_that_ranks_the_scarce_group_better_at_the_same_calls_is_a_gai
     assert f"raise women's AUROC by {auroc['oracle']['difference']:+.3f}" in report
     share = auroc["balance"]["difference"] / auroc["oracle"]["difference"]
     assert f"balance {auroc['balance']['difference']:+.3f} [" in report and f"{share:.0%} of it" in report
+    assert "Image quality" in report  # a gain to explain: the causes follow
