@@ -524,9 +524,10 @@ def diagnosis(table, recovered: list[dict], differences: list[dict], names) -> l
             f"{base:.3f} to {reweight:.3f}."
         )
     gain = next((r for r in recovered if r["arm"] == "balance"), recovered[0] if recovered else None)
+    gap_sources = _gap_sources(mean, names)
     if gain is None:
         lines.append("- Without an oracle arm the experiment cannot say how much any augmentation could gain.")
-        return lines + _gap_sources(mean, names)
+        return lines + gap_sources
     if not gain["oracle_gain_significant"]:
         lines.append(
             f"- Even new real subjects of exactly the planned cells did not clearly raise worst-group balanced "
@@ -541,18 +542,16 @@ def diagnosis(table, recovered: list[dict], differences: list[dict], names) -> l
                 "runs are too few to show a smaller gain. No augmentation can be expected to help here, so the "
                 "synthetic arms' results say nothing about the generator."
             )
-            return lines + _gap_sources(mean, names)
-        lines += discrimination + _gap_sources(mean, names)
-    else:
-        share = gain["fraction"]
-        lines.append(
-            f"- The oracle gains {_signed(gain['oracle_gain'])}; `{gain['arm']}` recovers "
-            f"{_fmt(share, 2)} of it (95 % CI {_fmt(gain['ci_low'], 2)} to {_fmt(gain['ci_high'], 2)})."
-        )
-        lines += _discrimination(differences, names, threshold_gain=True) + _gap_sources(mean, names)
-        if share >= 0.5:
-            lines.append("- Augmentation recovers most of what perfect extra data gives.")
-            return lines
+            return lines + gap_sources
+        return lines + discrimination + gap_sources + _causes(mean, names)
+    share = gain["fraction"]
+    lines.append(
+        f"- The oracle gains {_signed(gain['oracle_gain'])}; `{gain['arm']}` recovers "
+        f"{_fmt(share, 2)} of it (95 % CI {_fmt(gain['ci_low'], 2)} to {_fmt(gain['ci_high'], 2)})."
+    )
+    lines += _discrimination(differences, names, threshold_gain=True) + gap_sources
+    if share >= 0.5:
+        return lines + ["- Augmentation recovers most of what perfect extra data gives."]
     return lines + _causes(mean, names)
 
 
@@ -601,9 +600,7 @@ def _discrimination(differences: list[dict], names, threshold_gain: bool) -> lis
     oracle = auroc.get(ORACLE)
     if oracle is None or not (oracle["ci_low"] > 0 and oracle["p_holm"] <= ALPHA):
         return []
-    arms = [
-        a for a in names if a.split("@")[0] in SYNTHETIC and np.isfinite(auroc.get(a, {}).get("difference", np.nan))
-    ]
+    arms = [a for a in names if a.split("@")[0] in SYNTHETIC and a in auroc and np.isfinite(auroc[a]["difference"])]
     shown = "; ".join(
         f"{arm} {_signed(auroc[arm]['difference'])} [{_signed(auroc[arm]['ci_low'])}, "
         f"{_signed(auroc[arm]['ci_high'])}], {auroc[arm]['difference'] / oracle['difference']:.0%} of it"
