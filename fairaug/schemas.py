@@ -136,12 +136,13 @@ class CompositionConfig:
 class AppearanceConfig:
     """bSSFP signal and acquisition of the phantom images; tissue signals relative to blood = 1."""
 
-    myocardium: float = at_least(0.31, 0)
+    myocardium: float = at_least(0.33, 0)
     fat: float = at_least(0.85, 0)
     soft_tissue: float = at_least(0.28, 0)
     liver: float = at_least(0.38, 0)
     lung: float = at_least(0.04, 0)
     breast: float = at_least(0.55, 0)  # glandular tissue in women's anterior chest (fat around it is brighter)
+    fat_opposed_phase: bool = True  # bSSFP at TE = TR/2: a pixel holding fat and water cancels (dark edges)
     noise: float = at_least(0.015, 0)  # Gaussian sigma of each Rician channel, relative to blood, at BMI 22
     noise_per_bmi: float = at_least(0.04, 0)  # relative noise increase per BMI unit above 22 (body habitus)
     blur_px: float = at_least(0.35, 0)  # in-plane point-spread sigma at BMI 22, pixels

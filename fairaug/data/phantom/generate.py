@@ -29,7 +29,7 @@ from fairaug.schemas import AppearanceConfig
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 4  # bump when the rendered content changes
+GENERATOR_VERSION = 5  # bump when the rendered content changes
 METADATA_COLUMNS = ["subject_id", "sex", "age", "bmi", "diagnosis", "ed_frame", "es_frame"]
 
 

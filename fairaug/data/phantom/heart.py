@@ -164,13 +164,15 @@ def crescent_profile(offset: np.ndarray) -> np.ndarray:
 class RightVentricle:
     depth: np.ndarray  # (Z, T) cavity depth at the middle of the crescent, mm
     section: np.ndarray  # (T,) mm²: the cross-section at end-diastolic depth d is section·rv_taper(d, ...)
+    through_plane: np.ndarray  # (Z, T) spread of the crescent's depth over the slice thickness, mm
 
     def signed(self, r: np.ndarray, offset: np.ndarray, septum: np.ndarray, z: int) -> np.ndarray:
         """Signed distance (mm, positive inside) to the RV cavity of slice z; `offset` is the
         angle from the RV direction and `septum` the LV epicardial radius, per frame."""
         inner = septum + SEPTAL_GAP_MM
         outer = inner + self.depth[z] * crescent_profile(offset)
-        return np.where(septum > 0, np.minimum(r - inner, outer - r), OUTSIDE)
+        # Beyond the crescent's tips there is no RV (nor its wall) around the LV.
+        return np.where((septum > 0) & (outer > inner), np.minimum(r - inner, outer - r), OUTSIDE)
 
 
 def rv_taper(ed_depth, ed_length: float):
@@ -204,7 +206,20 @@ def right_ventricle(subject: dict, curve: np.ndarray, lv: LeftVentricle, slice_m
     """Crescent depth per slice and frame so that the slices hold the RV volume of each frame."""
     volume = (subject["rvesv_ml"] + (subject["rvedv_ml"] - subject["rvesv_ml"]) * curve) * 1e3  # mm³, (T,)
     septum = mean_epicardium(lv)
-    taper = rv_taper(lv.depth[:, :1], lv.length[0]) * (septum > 0)
+    inside = septum > 0
+    ed_depth, ed_length = lv.depth[:, :1], lv.length[0]
+    taper = rv_taper(ed_depth, ed_length) * inside
     section = volume / (taper.sum(axis=0) * slice_mm)
-    depth = crescent_depth(section[None, :] * taper, septum + SEPTAL_GAP_MM)
-    return RightVentricle(np.where(septum > 0, depth, 0.0).astype(np.float32), section)
+    inner = septum + SEPTAL_GAP_MM
+    depth = crescent_depth(section[None, :] * taper, inner)
+    # Where the RV narrows towards its end, the crescent's edge smears over the slice thickness.
+    half = SLICE_THICKNESS * slice_mm / 2.0
+    spanned = np.abs(
+        crescent_depth(section[None, :] * rv_taper(ed_depth - half, ed_length), inner)
+        - crescent_depth(section[None, :] * rv_taper(ed_depth + half, ed_length), inner)
+    )
+    return RightVentricle(
+        np.where(inside, depth, 0.0).astype(np.float32),
+        section,
+        np.where(inside & (depth > 0), np.minimum(spanned, MAX_PARTIAL_VOLUME_MM), 0.0).astype(np.float32),
+    )

@@ -23,6 +23,7 @@ from fairaug.data.phantom.heart import (
     ANGLES,
     RV_WALL_MM,
     SEPTAL_GAP_MM,
+    SLICE_THICKNESS,
     left_ventricle,
     mean_epicardium,
     right_ventricle,
@@ -111,7 +112,15 @@ class SubjectRenderer:
         patches = sum(rng.uniform(0.5, 1.0) * np.cos(k * ANGLES + rng.uniform(0, 2 * np.pi)) for k in range(1, 5))
         self.fat_patches = np.clip(0.6 + 0.6 * patches / np.abs(patches).max(), 0.1, None).astype(np.float32)
         self.papillary_angles = self.rv_angle + np.pi + np.array([-0.9, 0.9]) + rng.normal(0.0, 0.1, 2)
-        self.chest = Chest(subject, self.x, self.y, self.centre, appearance, geometry.pixel_mm, chest)
+        # Each papillary muscle has two or three heads: (radial, tangential) offsets of the extra
+        # heads from the main one and their radii, in units of the muscle's radius.
+        self.papillary_heads = []
+        for n in rng.integers(1, 3, endpoint=True, size=2):
+            direction = rng.uniform(0.0, 2.0 * np.pi, n)
+            offsets = rng.uniform(0.8, 1.1, n)[:, None] * np.stack([np.cos(direction), np.sin(direction)], axis=1)
+            self.papillary_heads.append((offsets, rng.uniform(0.5, 0.75, n)))
+        half_thickness = SLICE_THICKNESS * geometry.slice_mm / 2.0
+        self.chest = Chest(subject, self.x, self.y, self.centre, appearance, geometry.pixel_mm, half_thickness, chest)
 
     # -- views ---------------------------------------------------------------------------
     def short_axis(self):
@@ -123,7 +132,7 @@ class SubjectRenderer:
         segs = np.zeros((g.matrix, g.matrix, g.n_slices, 2), np.uint8)
         for z in range(g.n_slices):
             centre = self.centre + self.misregistration[z]
-            image[..., z, :] = self.chest.plane(z, g.n_slices)[..., None]
+            image[..., z, :] = self.chest.plane((z - g.n_slices // 2 + 0.5) * g.slice_mm)[..., None]
             # Everything below happens inside the heart's bounding square (outside it nothing changes).
             extent = (
                 septa[z].max()
@@ -154,9 +163,9 @@ class SubjectRenderer:
             plane = image[window + (z,)]
             fat_mm = self.fat_mm * self.fat_patches[angular_index(texture_theta)]
             ramp = np.maximum(lv.through_plane[z], px)  # (T,) partial volume across the slice thickness
-            plane = blend(plane, soft_inside(heart + fat_mm, ramp), a.fat)
+            plane = blend(plane, soft_inside(heart + fat_mm, ramp), self.chest.fat)
             plane = blend(plane, soft_inside(heart, ramp), a.myocardium)
-            plane = blend(plane, soft_inside(rv, px), RV_BLOOD * gain * flow)
+            plane = blend(plane, soft_inside(rv, np.maximum(self.rv.through_plane[z], px)), RV_BLOOD * gain * flow)
             plane = blend(plane, soft_inside(np.maximum(atrium, lvot), px), BLOOD * gain * flow)
             lv_blood = soft_inside(endo - r, ramp)
             plane = blend(plane, lv_blood, BLOOD * gain * flow)
@@ -220,11 +229,16 @@ class SubjectRenderer:
         plane = blend(plane, soft_inside(r - endo + fringe, px) * lv_blood, a.myocardium * 1.1)
         if not 0.2 < towards_apex < 0.85:
             return plane
-        radius = min(6.0, 0.24 * c0)  # mm; keeps its size through the cycle, so fills more of the ES cavity
-        for angle in self.papillary_angles:
+        radius = min(6.0, 0.24 * c0)  # mm, the main head; keeps its size through the cycle (fills more of ES)
+        for angle, (offsets, radii) in zip(self.papillary_angles, self.papillary_heads):
             reach = np.maximum(lv.cavity[z] - radius - 0.5, 0.0)  # (T,), attached to the wall
-            distance = norm(dx - np.cos(angle) * reach, dy - np.sin(angle) * reach)
-            plane = blend(plane, soft_inside(radius - distance, px) * lv_blood, a.myocardium)
+            outward, along = np.array([np.cos(angle), np.sin(angle)]), np.array([-np.sin(angle), np.cos(angle)])
+            mx, my = dx - outward[0] * reach, dy - outward[1] * reach  # from the main head's centre
+            inside = radius - norm(mx, my)
+            for (radial, tangential), head in zip(offsets * radius, radii * radius):
+                hx, hy = radial * outward + tangential * along
+                inside = np.maximum(inside, head - norm(mx - np.float32(hx), my - np.float32(hy)))
+            plane = blend(plane, soft_inside(inside, px) * lv_blood, a.myocardium)
         return plane
 
     def _acquire(self, image: np.ndarray) -> np.ndarray:
@@ -235,7 +249,7 @@ class SubjectRenderer:
         image *= coil.astype(np.float32)[..., None, None]
         sigma = (self.blur_px, self.blur_px) + (0.0,) * (image.ndim - 2)
         image = ndimage.gaussian_filter(image, sigma)
-        magnitude = rician(image, self.noise, self.noise_rng)
+        magnitude = rician(np.abs(image, out=image), self.noise, self.noise_rng)  # fat's opposed phase cancels
         magnitude *= INTENSITY_SCALE
         return np.clip(np.rint(magnitude, out=magnitude), 0, np.iinfo(np.int16).max).astype(np.int16)
 
@@ -264,8 +278,8 @@ class SubjectRenderer:
         flow = self._in_flow(self.x.shape)
         atria = (c.left_atrium + ATRIAL_WALL_MM, c.right_atrium + ATRIAL_WALL_MM)
         heart = np.maximum.reduce([c.lv_wall, c.rv_wall, *atria])
-        plane = self.chest.plane(0, 1)[..., None]
-        plane = blend(plane, soft_inside(heart + self.fat_mm, px), a.fat)
+        plane = self.chest.plane(np.inf)[..., None]  # the liver whole, below the heart
+        plane = blend(plane, soft_inside(heart + self.fat_mm, px), self.chest.fat)
         plane = blend(plane, soft_inside(heart, px), a.myocardium)
         blood = ((c.lv_cavity, BLOOD), (c.rv_cavity, RV_BLOOD), (c.left_atrium, BLOOD), (c.right_atrium, RV_BLOOD))
         for region, level in blood:

@@ -380,7 +380,7 @@ def test_women_have_breast_tissue_in_front_of_the_chest_wall(subjects):
     subject = subjects.iloc[0].to_dict()
     geometry = Geometry(**{**asdict(GEOMETRY), "matrix": 160})  # a field of view wide enough to see the chest
     images = {
-        sex: SubjectRenderer(dict(subject, sex=sex), geometry, APPEARANCE, seed=1).chest.plane(0, 1)
+        sex: np.abs(SubjectRenderer(dict(subject, sex=sex), geometry, APPEARANCE, seed=1).chest.plane(np.inf))
         for sex in ("female", "male")
     }
     anterior = slice(0, 40)  # rows of y: the anterior chest
@@ -466,3 +466,127 @@ def test_under_representation_opens_a_gap_that_a_model_of_the_image_sizes_shows(
         gaps[ratio] = biased_gap(replace(composition, hf_odds_ratio=odds), n_train=400, n_external=4000, seeds=8)
     assert abs(gaps[1.0].gap.mean()) < 0.03 and gaps[0.1].gap.mean() > gaps[1.0].gap.mean() + 0.05, gaps
     assert gaps[0.1].hf_women_in_training.mean() < gaps[1.0].hf_women_in_training.mean() / 3
+
+
+def _noiseless(**changes) -> AppearanceConfig:
+    return AppearanceConfig(noise=0.0, misregistration_mm=0.0, **changes)
+
+
+def _outer_wall(seg_slice: np.ndarray) -> np.ndarray:
+    """Myocardium pixels next to a pixel outside the heart's masks (the epicardial edge)."""
+    from scipy import ndimage
+
+    return (seg_slice == 2) & ndimage.binary_dilation(seg_slice == 0)
+
+
+def test_fat_water_boundaries_are_dark_as_in_bssfp(subjects):
+    """bSSFP at TE = TR/2 images fat and water in opposed phase: a pixel holding both cancels,
+    so the epicardial edge against its fat is darker than either tissue; the blood pool is not."""
+    subject = subjects[subjects.phenotype == "healthy"].iloc[0].to_dict()
+    z = GEOMETRY.n_slices // 2
+    images = {}
+    for opposed in (True, False):
+        cine, seg, _ = render(subject, appearance=_noiseless(fat_opposed_phase=opposed))
+        images[opposed] = cine[..., z, 0].astype(float)
+    edge, blood = _outer_wall(seg[..., z]), seg[..., z] == 1
+    assert images[True][edge].mean() < 0.8 * images[False][edge].mean()
+    assert images[True][blood].mean() == pytest.approx(images[False][blood].mean(), rel=0.01)
+    chest = SubjectRenderer(dict(subject, bmi=32.0), GEOMETRY, _noiseless(), seed=1).chest.plane(-50.0)
+    fat = np.abs(chest) > 0.7 * APPEARANCE.fat
+    assert (chest[fat] < 0).mean() > 0.9  # fat's signal is the opposite phase of water's
+
+
+def test_partial_volume_softens_the_rv_where_it_ends(subjects):
+    renderer = SubjectRenderer(subjects.iloc[0].to_dict(), GEOMETRY, APPEARANCE, seed=0)
+    rv = renderer.rv
+    filled = np.flatnonzero(rv.depth[:, 0] > 0)
+    middle, end = filled[len(filled) // 3], filled[-1]
+    assert rv.through_plane[middle, 0] < 2.0 * GEOMETRY.pixel_mm < rv.through_plane[end, 0]
+    assert (rv.through_plane[rv.depth == 0] == 0).all()
+
+
+def test_the_liver_dome_rises_gradually_into_the_apical_planes(subjects):
+    """The liver's cross-section grows from its dome downwards, with partial volume where the
+    dome runs oblique to the slice, instead of appearing whole in one plane."""
+    subject = subjects.iloc[0].to_dict()
+    bright = _noiseless(liver=3.0)  # no other tissue comes near
+    chest = SubjectRenderer(subject, GEOMETRY, bright, seed=1).chest
+    planes = [chest.plane((z - GEOMETRY.n_slices // 2 + 0.5) * GEOMETRY.slice_mm) for z in range(GEOMETRY.n_slices)]
+    area = np.array([(plane > 1.5).sum() for plane in planes])
+    partial = np.array([((plane > 1.0) & (plane < 2.0)).sum() for plane in planes])
+    liver = np.flatnonzero(area > 0)
+    assert liver[-1] == GEOMETRY.n_slices - 1 and len(liver) >= 2
+    assert np.all(np.diff(area[liver]) > 0)
+    assert area[liver[0]] < 0.6 * area[-1]
+    assert partial[liver[0]] / area[liver[0]] > 2.0 * partial[-1] / area[-1]
+
+
+def test_papillary_muscles_are_irregular_not_round(subjects):
+    """Seen at 0.6 mm pixels (no blur, no trabeculae), each muscle is lobed or elongated, as real
+    papillary muscles with their several heads are, not a disc."""
+    from skimage.measure import label, regionprops
+
+    subject = dict(subjects[subjects.phenotype == "healthy"].iloc[0].to_dict(), es_frame=1)
+    fine = Geometry(**{**asdict(GEOMETRY), "matrix": 288, "pixel_mm": 0.6, "n_frames": 2})
+    renderer = SubjectRenderer(subject, fine, _noiseless(trabeculation_mm=0.0, blur_px=0.0), seed=0)
+    cine, seg, _ = renderer.short_axis()
+    z = int(np.argmax(renderer.lv.depth[:, 0] / renderer.lv.length[0] > 0.5))
+    cavity = seg[..., z] == 1
+    muscle = cavity & (cine[..., z, 0] < 0.6 * np.median(cine[..., z, 0][cavity]))
+    regions = [region for region in regionprops(label(muscle)) if region.area >= 30]
+    assert len(regions) == 2
+    assert min(r.solidity for r in regions) < 0.9 or max(r.eccentricity for r in regions) > 0.6, [
+        (r.solidity, r.eccentricity) for r in regions
+    ]
+
+
+def test_nothing_but_fat_surrounds_the_free_wall(subjects):
+    """Beyond the LV's free wall (away from the RV crescent) the image holds no RV blood or wall:
+    with every tissue outside the heart dark, the pixels just outside the mask are dark."""
+    from scipy import ndimage
+
+    subject = subjects[subjects.phenotype == "healthy"].iloc[0].to_dict()
+    dark = _noiseless(soft_tissue=0.0, fat=0.0, liver=0.0, lung=0.0, breast=0.0, blur_px=0.0, blur_per_bmi=0.0)
+    renderer = SubjectRenderer(subject, GEOMETRY, dark, seed=0)
+    cine, seg, _ = renderer.short_axis()
+    z = GEOMETRY.n_slices // 2
+    wall = seg[..., z] == 2
+    xs, ys = np.nonzero(seg[..., z] == 1)
+    gx, gy = np.meshgrid(*map(np.arange, wall.shape), indexing="ij")
+    free_wall = np.abs(wrapped(np.arctan2(gy - ys.mean(), gx - xs.mean()) - renderer.rv_angle - np.pi)) < 0.8
+    beyond = free_wall & (seg[..., z] == 0) & ndimage.binary_dilation(wall, iterations=2)
+    assert beyond.sum() > 20
+    assert cine[..., z, 0][beyond].mean() < 0.2 * cine[..., z, 0][wall].mean()
+
+
+def _wide(subject: dict, appearance: AppearanceConfig = None, seed: int = 1):
+    """The chest of a subject in a field of view wide enough to hold all of it."""
+    geometry = Geometry(**{**asdict(GEOMETRY), "matrix": 200})
+    return SubjectRenderer(subject, geometry, appearance or _noiseless(), seed=seed).chest
+
+
+def test_ribs_cross_the_chest_wall_and_lungs_lie_inside_it(subjects):
+    from skimage.measure import label
+
+    from fairaug.data.phantom.body import ellipse_distance
+
+    chest = _wide(dict(subjects.iloc[0].to_dict(), sex="male", bmi=25.0))
+    plane = np.abs(chest.plane(-50.0))
+    depth = ellipse_distance(chest.x, chest.y, *chest.midline, chest.half_width, chest.half_depth)
+    wall = (depth > chest.subcutaneous + 2.0) & (depth < chest.subcutaneous + 9.0) & (chest.y < chest.midline[1])
+    dark = wall & (plane < 0.15)
+    assert 0.05 < dark.sum() / wall.sum() < 0.5
+    assert label(dark).max() >= 3  # several ribs, not one band
+
+
+def test_vessels_run_through_the_liver(subjects):
+    from skimage.measure import label
+
+    subject = subjects.iloc[0].to_dict()
+    plane = np.abs(_wide(subject, _noiseless(liver=0.2)).plane(100.0))
+    from scipy import ndimage
+
+    liver = np.abs(_wide(subject, _noiseless(liver=3.0)).plane(100.0)) - plane > 1.0  # where liver signal shows
+    liver = ndimage.binary_fill_holes(liver)  # with the vessels inside it
+    vessels = liver & (plane > 0.6)
+    assert label(vessels).max() >= 2 and vessels.sum() < 0.2 * liver.sum()
