@@ -112,7 +112,7 @@ class SubjectRenderer:
         patches = sum(rng.uniform(0.5, 1.0) * np.cos(k * ANGLES + rng.uniform(0, 2 * np.pi)) for k in range(1, 5))
         self.fat_patches = np.clip(0.6 + 0.6 * patches / np.abs(patches).max(), 0.1, None).astype(np.float32)
         self.papillary_angles = self.rv_angle + np.pi + np.array([-0.9, 0.9]) + rng.normal(0.0, 0.1, 2)
-        # Each papillary muscle has two or three heads: (radial, tangential) offsets of the extra
+        # Each papillary muscle has two to four heads: (radial, tangential) offsets of the extra
         # heads from the main one and their radii, in units of the muscle's radius.
         self.papillary_heads = []
         for n in rng.integers(1, 3, endpoint=True, size=2):
@@ -132,6 +132,7 @@ class SubjectRenderer:
         segs = np.zeros((g.matrix, g.matrix, g.n_slices, 2), np.uint8)
         for z in range(g.n_slices):
             centre = self.centre + self.misregistration[z]
+            # The top of the liver's dome lies half a slice spacing above the middle slice.
             image[..., z, :] = self.chest.plane((z - g.n_slices // 2 + 0.5) * g.slice_mm)[..., None]
             # Everything below happens inside the heart's bounding square (outside it nothing changes).
             extent = (
