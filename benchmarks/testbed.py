@@ -61,12 +61,24 @@ def sweep_gaps(sweep: Path) -> pd.DataFrame:
     return gaps.rename_axis(columns=None).reset_index().assign(gap=lambda t: t.male - t.female)
 
 
+IMAGE_SETTINGS = ("data.appearance.", "data.geometry.")
+
+
+def external_cohort(job_overrides: list[str], n_subjects: int, seed: int) -> list[str]:
+    """Overrides of the external cohort a job's classifier is scored on: another seed of the
+    population without the sex bias, its images rendered as the job's training images were
+    (the job's data.appearance and data.geometry overrides)."""
+    images = [override for override in job_overrides if override.lstrip("+~").startswith(IMAGE_SETTINGS)]
+    unbiased = "data.composition.hf_odds_ratio.sex.female=1"
+    return [f"data.seed={seed}", f"data.n_subjects={n_subjects}", unbiased, *images]
+
+
 def external_gaps(sweep: Path, n_subjects: int, seed: int) -> pd.DataFrame:
     """Per completed job of a finished sweep: its classifier's balanced accuracy by sex on one
     large external phantom cohort without the sex bias (scored by task=predict, once per job)."""
-    cohort = [f"data.seed={seed}", f"data.n_subjects={n_subjects}", "data.composition.hf_odds_ratio.sex.female=1"]
     rows = []
     for job in _completed_jobs(sweep):
+        cohort = external_cohort(job.overrides, n_subjects, seed)
         out = RunDir(sweep / "external" / job.name)
         if not out.by_group.exists():
             subprocess.run(
