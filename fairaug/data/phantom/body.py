@@ -135,9 +135,9 @@ class Chest:
             image = blend(image, liver, a.liver * (1.0 + 0.08 * texture))
             for _ in range(LIVER_VESSELS):  # hepatic veins and portal branches, bright as blood
                 u, v = rng.uniform(-0.7, 0.7, 2) * (semi_a * middle, semi_b * middle)
-                vx = centre[0] + u * np.cos(tilt) - v * np.sin(tilt)
-                vy = centre[1] + u * np.sin(tilt) + v * np.cos(tilt)
-                vessel = soft_inside(rng.uniform(1.5, 4.0) - norm(x - vx, y - vy), px) * liver
+                vx = np.float32(centre[0] + u * np.cos(tilt) - v * np.sin(tilt))
+                vy = np.float32(centre[1] + u * np.sin(tilt) + v * np.cos(tilt))
+                vessel = soft_inside(np.float32(rng.uniform(1.5, 4.0)) - norm(x - vx, y - vy), px) * liver
                 image = blend(image, vessel, 0.8)
         aorta = soft_inside(11.0 - norm(x - (cx + 20.0), y - (cy + 55.0)), px)
         image = blend(image, aorta, 0.9)
@@ -163,8 +163,8 @@ class Chest:
         (mx, my), width, depth = self.midline, self.half_width, self.half_depth
         inward = self.subcutaneous + 0.5 * CHEST_WALL_MM
         for phi in np.arange(np.pi - 0.3 + self.rng.uniform(0.0, RIB_SPACING), 2.0 * np.pi + 0.3, RIB_SPACING):
-            centre = (mx + (width - inward) * np.cos(phi), my + (depth - inward) * np.sin(phi))
-            along = np.arctan2(depth * np.cos(phi), -width * np.sin(phi))  # the outline's tangent
+            centre = np.float32([mx + (width - inward) * np.cos(phi), my + (depth - inward) * np.sin(phi)])
+            along = np.float32(np.arctan2(depth * np.cos(phi), -width * np.sin(phi)))  # the outline's tangent
             rib = ellipse_distance(x, y, *centre, *RIB_AXES_MM, along)
             image = blend(image, soft_inside(rib, px), 0.08)
             image = blend(image, soft_inside(rib - 1.5, px), self.fat * 0.5)

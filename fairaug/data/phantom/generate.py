@@ -29,7 +29,7 @@ from fairaug.schemas import AppearanceConfig
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 5  # bump when the rendered content changes
+GENERATOR_VERSION = 6  # bump when the rendered content changes
 METADATA_COLUMNS = ["subject_id", "sex", "age", "bmi", "diagnosis", "ed_frame", "es_frame"]
 
 
@@ -63,7 +63,7 @@ def phantom_spec(cfg) -> dict:
         "seed": int(cfg.seed),
         "geometry": {k: cfg.geometry[k] for k in ("matrix", "pixel_mm", "n_slices", "slice_mm", "n_frames")},
         "composition": composition,
-        "appearance": {k: float(v) for k, v in cfg.appearance.items()},
+        "appearance": {k: v if isinstance(v, bool) else float(v) for k, v in cfg.appearance.items()},
     }
 
 

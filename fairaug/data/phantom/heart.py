@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fairaug.data.measurements import MYOCARDIUM_G_PER_ML
-from fairaug.data.phantom.body import OUTSIDE
+from fairaug.data.phantom.body import OUTSIDE, soft_inside
 
 LV_ASPECT = 3.5  # long axis / basal radius of the LV cavity
 LONGITUDINAL_SHORTENING = 0.25  # fraction of the ejected volume fraction lost in length
@@ -173,6 +173,18 @@ class RightVentricle:
         outer = inner + self.depth[z] * crescent_profile(offset)
         # Beyond the crescent's tips there is no RV (nor its wall) around the LV.
         return np.where((septum > 0) & (outer > inner), np.minimum(r - inner, outer - r), OUTSIDE)
+
+    def blood_fraction(self, r: np.ndarray, offset: np.ndarray, septum: np.ndarray, z: int, px: float) -> np.ndarray:
+        """Partial-volume fraction of RV blood in the image of slice z: the septal edge as sharp
+        as a pixel (it moves with the LV), the free wall smeared by how far the crescent's depth
+        changes over the slice thickness. The overlap of the two edges' ramps: a crescent
+        thinner than a pixel holds its share of it, nothing where it ends."""
+        inner = septum + SEPTAL_GAP_MM
+        profile = crescent_profile(offset)
+        outer = inner + self.depth[z] * profile
+        free_wall = soft_inside(outer - r, np.maximum(self.through_plane[z] * profile, px))
+        fraction = np.clip(soft_inside(r - inner, px) + free_wall - 1.0, 0.0, 1.0)
+        return np.where(septum > 0, fraction, 0.0)
 
 
 def rv_taper(ed_depth, ed_length: float):

@@ -132,8 +132,7 @@ class SubjectRenderer:
         segs = np.zeros((g.matrix, g.matrix, g.n_slices, 2), np.uint8)
         for z in range(g.n_slices):
             centre = self.centre + self.misregistration[z]
-            # The top of the liver's dome lies half a slice spacing above the middle slice.
-            image[..., z, :] = self.chest.plane((z - g.n_slices // 2 + 0.5) * g.slice_mm)[..., None]
+            image[..., z, :] = self.chest.plane(self.below_liver_dome(z))[..., None]
             # Everything below happens inside the heart's bounding square (outside it nothing changes).
             extent = (
                 septa[z].max()
@@ -155,7 +154,9 @@ class SubjectRenderer:
             lvot = self._outflow_tract(z, r, theta, endo, septum, dx, dy)
             # The RV wraps the epicardium, also where an akinetic infarct keeps it outside the mean;
             # the aortic root in front of the septum is not RV.
-            rv = np.minimum(self.rv.signed(r, wrapped(theta - self.rv_angle), np.maximum(septum, epi), z), -lvot)
+            rv_offset, rv_septum = wrapped(theta - self.rv_angle), np.maximum(septum, epi)
+            rv = np.minimum(self.rv.signed(r, rv_offset, rv_septum, z), -lvot)
+            rv_blood = self.rv.blood_fraction(r, rv_offset, rv_septum, z, px) * soft_inside(-lvot, px)
             atrium = np.where((lv.depth[z] < 0) & (lv.depth[z] > -25.0), 0.9 * lv.cavity[0, 0] - r, OUTSIDE)
             walls = (atrium + ATRIAL_WALL_MM, lvot + 2.0)
             heart = np.maximum.reduce([np.where(epi > 0, epi - r, OUTSIDE), rv + RV_WALL_MM, *walls])
@@ -166,7 +167,7 @@ class SubjectRenderer:
             ramp = np.maximum(lv.through_plane[z], px)  # (T,) partial volume across the slice thickness
             plane = blend(plane, soft_inside(heart + fat_mm, ramp), self.chest.fat)
             plane = blend(plane, soft_inside(heart, ramp), a.myocardium)
-            plane = blend(plane, soft_inside(rv, np.maximum(self.rv.through_plane[z], px)), RV_BLOOD * gain * flow)
+            plane = blend(plane, rv_blood, RV_BLOOD * gain * flow)
             plane = blend(plane, soft_inside(np.maximum(atrium, lvot), px), BLOOD * gain * flow)
             lv_blood = soft_inside(endo - r, ramp)
             plane = blend(plane, lv_blood, BLOOD * gain * flow)
@@ -183,6 +184,11 @@ class SubjectRenderer:
                 seg[r[..., t] < endo[..., t]] = BLOOD_POOL
                 seg[rv[..., t] > 0] = RIGHT_VENTRICLE
         return self._acquire(image), segs[..., 0], segs[..., 1]
+
+    def below_liver_dome(self, z: int) -> float:
+        """How far short-axis slice z lies below the top of the liver's dome (mm): the dome's top
+        half a slice spacing above the middle slice, so the liver fills the apical half."""
+        return (z - self.g.n_slices // 2 + 0.5) * self.g.slice_mm
 
     def _in_flow(self, shape: tuple[int, int]) -> np.ndarray:
         """(*shape, T) relative blood signal: in-flow varies smoothly in space and over the cycle."""
@@ -233,12 +239,13 @@ class SubjectRenderer:
         radius = min(6.0, 0.24 * c0)  # mm, the main head; keeps its size through the cycle (fills more of ES)
         for angle, (offsets, radii) in zip(self.papillary_angles, self.papillary_heads):
             reach = np.maximum(lv.cavity[z] - radius - 0.5, 0.0)  # (T,), attached to the wall
-            outward, along = np.array([np.cos(angle), np.sin(angle)]), np.array([-np.sin(angle), np.cos(angle)])
+            outward = np.array([np.cos(angle), np.sin(angle)], np.float32)
+            along = np.array([-np.sin(angle), np.cos(angle)], np.float32)
             mx, my = dx - outward[0] * reach, dy - outward[1] * reach  # from the main head's centre
             inside = radius - norm(mx, my)
             for (radial, tangential), head in zip(offsets * radius, radii * radius):
-                hx, hy = radial * outward + tangential * along
-                inside = np.maximum(inside, head - norm(mx - np.float32(hx), my - np.float32(hy)))
+                hx, hy = np.float32(radial) * outward + np.float32(tangential) * along
+                inside = np.maximum(inside, np.float32(head) - norm(mx - hx, my - hy))
             plane = blend(plane, soft_inside(inside, px) * lv_blood, a.myocardium)
         return plane
 
@@ -250,7 +257,7 @@ class SubjectRenderer:
         image *= coil.astype(np.float32)[..., None, None]
         sigma = (self.blur_px, self.blur_px) + (0.0,) * (image.ndim - 2)
         image = ndimage.gaussian_filter(image, sigma)
-        magnitude = rician(np.abs(image, out=image), self.noise, self.noise_rng)  # fat's opposed phase cancels
+        magnitude = rician(image, self.noise, self.noise_rng)  # the magnitude of the signed (fat: opposed) signal
         magnitude *= INTENSITY_SCALE
         return np.clip(np.rint(magnitude, out=magnitude), 0, np.iinfo(np.int16).max).astype(np.int16)
 

@@ -496,13 +496,29 @@ def test_fat_water_boundaries_are_dark_as_in_bssfp(subjects):
     assert (chest[fat] < 0).mean() > 0.9  # fat's signal is the opposite phase of water's
 
 
-def test_partial_volume_softens_the_rv_where_it_ends(subjects):
-    renderer = SubjectRenderer(subjects.iloc[0].to_dict(), GEOMETRY, APPEARANCE, seed=0)
-    rv = renderer.rv
-    filled = np.flatnonzero(rv.depth[:, 0] > 0)
+def test_partial_volume_softens_the_rv_free_wall_where_it_ends(subjects):
+    """In the RV's last slice its free wall smears over the slice thickness (RV blood spills out
+    of the mask), while the septum beside it stays muscle: only the free wall moves between the
+    slice's top and bottom."""
+    from scipy import ndimage
+
+    dark = _noiseless(myocardium=0.0, fat=0.0, soft_tissue=0.0, liver=0.0, lung=0.0, breast=0.0, blur_px=0.0)
+    renderer = SubjectRenderer(subjects.iloc[0].to_dict(), GEOMETRY, dark, seed=0)
+    cine, seg, _ = renderer.short_axis()
+    filled = np.flatnonzero(renderer.rv.depth[:, 0] > 0)
     middle, end = filled[len(filled) // 3], filled[-1]
-    assert rv.through_plane[middle, 0] < 2.0 * GEOMETRY.pixel_mm < rv.through_plane[end, 0]
-    assert (rv.through_plane[rv.depth == 0] == 0).all()
+    assert renderer.rv.through_plane[middle, 0] < 2.0 * GEOMETRY.pixel_mm < renderer.rv.through_plane[end, 0]
+
+    def spill(z):
+        image, labels = cine[..., z, 0].astype(float), seg[..., z]
+        rv = labels == 3
+        near = ndimage.binary_dilation(rv, iterations=3) & ~rv
+        outside, septum = near & (labels == 0), near & (labels == 2)
+        return image[outside].sum() / image[rv].sum(), image[septum].mean() / image[rv].mean()
+
+    (middle_out, _), (end_out, end_septum) = spill(middle), spill(end)
+    assert end_out > 2.0 * middle_out
+    assert end_septum < 0.1
 
 
 def test_the_liver_dome_rises_gradually_into_the_apical_planes(subjects):
@@ -510,8 +526,8 @@ def test_the_liver_dome_rises_gradually_into_the_apical_planes(subjects):
     dome runs oblique to the slice, instead of appearing whole in one plane."""
     subject = subjects.iloc[0].to_dict()
     bright = _noiseless(liver=3.0)  # no other tissue comes near
-    chest = SubjectRenderer(subject, GEOMETRY, bright, seed=1).chest
-    planes = [chest.plane((z - GEOMETRY.n_slices // 2 + 0.5) * GEOMETRY.slice_mm) for z in range(GEOMETRY.n_slices)]
+    renderer = SubjectRenderer(subject, GEOMETRY, bright, seed=1)
+    planes = [renderer.chest.plane(renderer.below_liver_dome(z)) for z in range(GEOMETRY.n_slices)]
     area = np.array([(plane > 1.5).sum() for plane in planes])
     partial = np.array([((plane > 1.0) & (plane < 2.0)).sum() for plane in planes])
     liver = np.flatnonzero(area > 0)
