@@ -166,25 +166,25 @@ class RightVentricle:
     section: np.ndarray  # (T,) mm²: the cross-section at end-diastolic depth d is section·rv_taper(d, ...)
     through_plane: np.ndarray  # (Z, T) spread of the crescent's depth over the slice thickness, mm
 
-    def signed(self, r: np.ndarray, offset: np.ndarray, septum: np.ndarray, z: int) -> np.ndarray:
-        """Signed distance (mm, positive inside) to the RV cavity of slice z; `offset` is the
-        angle from the RV direction and `septum` the LV epicardial radius, per frame."""
-        inner = septum + SEPTAL_GAP_MM
-        outer = inner + self.depth[z] * crescent_profile(offset)
-        # Beyond the crescent's tips there is no RV (nor its wall) around the LV.
-        return np.where((septum > 0) & (outer > inner), np.minimum(r - inner, outer - r), OUTSIDE)
+    def cavity(
+        self, r: np.ndarray, offset: np.ndarray, septum: np.ndarray, z: int, px: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The RV cavity of slice z: its signed distance (mm, positive inside; the masks) and the
+        partial-volume fraction of RV blood (the image). `offset` is the angle from the RV
+        direction and `septum` the LV epicardial radius, per frame.
 
-    def blood_fraction(self, r: np.ndarray, offset: np.ndarray, septum: np.ndarray, z: int, px: float) -> np.ndarray:
-        """Partial-volume fraction of RV blood in the image of slice z: the septal edge as sharp
-        as a pixel (it moves with the LV), the free wall smeared by how far the crescent's depth
-        changes over the slice thickness. The overlap of the two edges' ramps: a crescent
-        thinner than a pixel holds its share of it, nothing where it ends."""
+        In the image the septal edge is as sharp as a pixel (it moves with the LV) and the free
+        wall smeared by how far the crescent's depth changes over the slice thickness; the
+        fraction is the overlap of the two edges' ramps, so a crescent thinner than a pixel
+        holds its share of it and nothing is drawn where it ends."""
         inner = septum + SEPTAL_GAP_MM
         profile = crescent_profile(offset)
         outer = inner + self.depth[z] * profile
+        # Beyond the crescent's tips there is no RV (nor its wall) around the LV.
+        signed = np.where((septum > 0) & (outer > inner), np.minimum(r - inner, outer - r), OUTSIDE)
         free_wall = soft_inside(outer - r, np.maximum(self.through_plane[z] * profile, px))
         fraction = np.clip(soft_inside(r - inner, px) + free_wall - 1.0, 0.0, 1.0)
-        return np.where(septum > 0, fraction, 0.0)
+        return signed, np.where(septum > 0, fraction, 0.0)
 
 
 def rv_taper(ed_depth, ed_length: float):

@@ -154,9 +154,8 @@ class SubjectRenderer:
             lvot = self._outflow_tract(z, r, theta, endo, septum, dx, dy)
             # The RV wraps the epicardium, also where an akinetic infarct keeps it outside the mean;
             # the aortic root in front of the septum is not RV.
-            rv_offset, rv_septum = wrapped(theta - self.rv_angle), np.maximum(septum, epi)
-            rv = np.minimum(self.rv.signed(r, rv_offset, rv_septum, z), -lvot)
-            rv_blood = self.rv.blood_fraction(r, rv_offset, rv_septum, z, px) * soft_inside(-lvot, px)
+            rv, rv_blood = self.rv.cavity(r, wrapped(theta - self.rv_angle), np.maximum(septum, epi), z, px)
+            rv, rv_blood = np.minimum(rv, -lvot), rv_blood * soft_inside(-lvot, px)
             atrium = np.where((lv.depth[z] < 0) & (lv.depth[z] > -25.0), 0.9 * lv.cavity[0, 0] - r, OUTSIDE)
             walls = (atrium + ATRIAL_WALL_MM, lvot + 2.0)
             heart = np.maximum.reduce([np.where(epi > 0, epi - r, OUTSIDE), rv + RV_WALL_MM, *walls])
